@@ -1,0 +1,110 @@
+//! `vipd check`: what a node will do with a cluster file, without touching the network.
+
+use crate::config::duration::format;
+use crate::config::Config;
+use crate::plan;
+use std::fmt::Write;
+
+/// The report for one node.
+pub fn node_report(config: &Config, node: usize) -> String {
+    let mut out = String::new();
+    let me = &config.nodes[node];
+    let _ = writeln!(
+        out,
+        "node {} on {} ({}{}){}",
+        me.name,
+        me.interface,
+        me.address,
+        me.link_local.map(|l| format!(", {l}")).unwrap_or_default(),
+        if me.foreign { ", foreign VRRP speaker: vipd does not run here" } else { "" }
+    );
+    let plans = plan::for_node(config, node);
+    if plans.is_empty() {
+        let _ = writeln!(out, "  member of no group: serves DNS only");
+    }
+    for group_plan in plans {
+        let group = &config.groups[group_plan.group];
+        let addresses: Vec<String> = group.addresses.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  group {} (vrid {}, VRRPv{}): {}{}",
+            group.name,
+            group.vrid,
+            match group.version {
+                crate::wire::vrrp::Version::V2 => 2,
+                crate::wire::vrrp::Version::V3 => 3,
+            },
+            addresses.join(" "),
+            if group.names.is_empty() { String::new() } else { format!(" as {}", group.names.join(" ")) }
+        );
+        let members: Vec<String> = group
+            .priorities
+            .iter()
+            .map(|(n, p)| format!("{} {p}", config.nodes[*n].name))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    members {}; preempt {}{}, accept {}, {}",
+            members.join(", "),
+            if group.preempt { "on" } else { "off" },
+            if group.preempt_delay.is_zero() { String::new() } else { format!(" after {}", format(group.preempt_delay)) },
+            if group.accept_mode { "on" } else { "off" },
+            if group.unicast { "unicast" } else { "multicast" },
+        );
+        for instance in &group_plan.instances {
+            let interval = instance.advert_interval;
+            let skew = instance.skew_time(interval);
+            let rfc_down = 3 * interval + skew;
+            // The master this node normally backs up: the best-ranked other member.
+            let preferred = (0..instance.peers.len()).max_by_key(|i| instance.peers[*i].priority);
+            let is_preferred = preferred.is_none_or(|i| instance.peers[i].priority < instance.priority);
+            let _ = writeln!(
+                out,
+                "    {}: priority {}{}, advert every {}, skew {}",
+                instance.family,
+                instance.priority,
+                match instance.priority {
+                    255 => " (address owner: starts as master)",
+                    _ if is_preferred => " (preferred master)",
+                    _ => "",
+                },
+                format(interval),
+                format(skew),
+            );
+            let Some(master) = preferred else { continue };
+            let down = instance.master_down_interval(interval, Some(master));
+            let graceful = if instance.fast_takeover && instance.rank_without(Some(master)) == 0 {
+                "at once".to_string()
+            } else {
+                format!("after skew {}", format(skew))
+            };
+            let _ = writeln!(
+                out,
+                "      while {} is master: takes over {} after it crashes (master-down interval{}), {} when it stops",
+                instance.peers[master].name,
+                format(down),
+                if down != rfc_down { format!("; RFC timers: {}", format(rfc_down)) } else { String::new() },
+                graceful,
+            );
+            if !instance.fast_takeover {
+                let _ = writeln!(out, "      a foreign VRRP speaker is a member: RFC timers");
+            }
+        }
+    }
+    out
+}
+
+/// The report for the whole file: the cluster, then each node asked for.
+pub fn report(config: &Config, nodes: &[usize]) -> String {
+    let mut out = format!(
+        "cluster {}, zone {}, {} node(s), {} group(s): OK\n",
+        config.cluster.name,
+        config.cluster.zone,
+        config.nodes.len(),
+        config.groups.len()
+    );
+    for node in nodes {
+        out.push_str(&node_report(config, *node));
+    }
+    out
+}

@@ -1,0 +1,404 @@
+//! From the file as written to a [`Config`]: every rule that keeps a cluster from breaking,
+//! each error pointing at the offending value.
+
+use super::*;
+use crate::wire::vrrp::MAX_V3_INTERVAL_CS;
+use std::collections::HashMap;
+
+const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_ANNOUNCE_COUNT: u32 = 5;
+const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_millis(50);
+/// keepalived's ceiling for preempt_delay.
+const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
+/// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
+const MAX_INTERFACE_NAME: usize = 15;
+
+pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigError> {
+    let cluster = cluster(source, raw.cluster)?;
+    let nodes = nodes(source, raw.node)?;
+    let mut groups = Vec::with_capacity(raw.group.len());
+    for raw_group in raw.group {
+        groups.push(group(source, &cluster, &nodes, raw_group)?);
+    }
+    check_across_groups(source, &nodes, &groups)?;
+    Ok(Config {
+        cluster,
+        nodes,
+        groups: groups.into_iter().map(|(g, _)| g).collect(),
+    })
+}
+
+fn cluster(source: &Source, raw: RawCluster) -> Result<Cluster, ConfigError> {
+    let field = |key: &str| format!("[cluster], field `{key}`");
+    if raw.name.get_ref().trim().is_empty() {
+        return Err(source.error(raw.name.span(), field("name"), "the cluster needs a name"));
+    }
+    let zone = dns_name(raw.zone.get_ref())
+        .map_err(|why| source.error(raw.zone.span(), field("zone"), why))?;
+    Ok(Cluster {
+        name: raw.name.into_inner(),
+        zone,
+        ipv4_checksum: match raw.ipv4_checksum {
+            None | Some(RawChecksum::PseudoHeader) => Ipv4ChecksumForm::PseudoHeader,
+            Some(RawChecksum::MessageOnly) => Ipv4ChecksumForm::MessageOnly,
+        },
+        allow_unknown_peers: raw.allow_unknown_peers,
+    })
+}
+
+fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, ConfigError> {
+    if raw.is_empty() {
+        return Err(source.error(0..0, "", "the file lists no [[node]]: add one per cluster node"));
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut addresses: HashMap<IpAddr, String> = HashMap::new();
+    let mut nodes = Vec::with_capacity(raw.len());
+    for (index, spanned) in raw.into_iter().enumerate() {
+        let raw = spanned.into_inner();
+        let name = raw.name.get_ref().clone();
+        let at = |key: &str| format!("[[node]] #{} \"{}\", field `{key}`", index + 1, name);
+        label(&name).map_err(|why| source.error(raw.name.span(), at("name"), why))?;
+        if let Some(first) = names.insert(name.to_ascii_lowercase(), index) {
+            return Err(source.error(
+                raw.name.span(),
+                at("name"),
+                format!("node name \"{name}\" is already used by node #{}", first + 1),
+            ));
+        }
+        let interface = raw.interface.get_ref();
+        if interface.is_empty() || interface.len() > MAX_INTERFACE_NAME || interface.contains(['/', ' ']) {
+            return Err(source.error(
+                raw.interface.span(),
+                at("interface"),
+                format!("`{interface}` is not a Linux interface name (1 to 15 characters, no '/' or space)"),
+            ));
+        }
+        let address = *raw.address.get_ref();
+        if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
+            return Err(source.error(raw.address.span(), at("address"), format!("{address} cannot be a node address")));
+        }
+        if let Some(other) = addresses.insert(address, name.clone()) {
+            return Err(source.error(
+                raw.address.span(),
+                at("address"),
+                format!("address {address} is already the address of node \"{other}\""),
+            ));
+        }
+        if let Some(link_local) = &raw.link_local
+            && !link_local.get_ref().is_unicast_link_local()
+        {
+            return Err(source.error(
+                link_local.span(),
+                at("link_local"),
+                format!("{} is not an IPv6 link-local address (fe80::/10)", link_local.get_ref()),
+            ));
+        }
+        nodes.push(Node {
+            name,
+            interface: interface.clone(),
+            address,
+            link_local: raw.link_local.map(|l| l.into_inner()),
+            foreign: raw.foreign,
+        });
+    }
+    Ok(nodes)
+}
+
+/// The group and, for the checks across groups, the span of its vrid.
+fn group(
+    source: &Source,
+    cluster: &Cluster,
+    nodes: &[Node],
+    spanned: Spanned<RawGroup>,
+) -> Result<(Group, std::ops::Range<usize>), ConfigError> {
+    let raw = spanned.into_inner();
+    let name = raw.name.get_ref().clone();
+    let at = |key: &str| format!("[[group]] \"{name}\", field `{key}`");
+    if name.trim().is_empty() {
+        return Err(source.error(raw.name.span(), "[[group]], field `name`", "the group needs a name"));
+    }
+
+    let vrid = u8::try_from(*raw.vrid.get_ref())
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| source.error(raw.vrid.span(), at("vrid"), format!("vrid {} is not 1..=255", raw.vrid.get_ref())))?;
+
+    let version = match raw.version.as_ref().map(|v| *v.get_ref()) {
+        None | Some(3) => Version::V3,
+        Some(2) => Version::V2,
+        Some(other) => {
+            let span = raw.version.as_ref().map(|v| v.span()).unwrap_or_default();
+            return Err(source.error(span, at("version"), format!("VRRP version {other} does not exist: use 3 (or 2 for IPv4)")));
+        }
+    };
+
+    if raw.addresses.get_ref().is_empty() {
+        return Err(source.error(
+            raw.addresses.span(),
+            at("addresses"),
+            "the group has no virtual address: list at least one, e.g. [\"192.0.2.100/24\"]",
+        ));
+    }
+    let mut addresses: Vec<VirtualAddress> = Vec::new();
+    for address in raw.addresses.get_ref() {
+        if addresses.iter().any(|a| a.address == address.get_ref().address) {
+            return Err(source.error(address.span(), at("addresses"), format!("{} is listed twice", address.get_ref().address)));
+        }
+        if version == Version::V2 && address.get_ref().address.is_ipv6() {
+            return Err(source.error(address.span(), at("addresses"), "VRRP version 2 carries IPv4 only: use version 3 for IPv6"));
+        }
+        addresses.push(*address.get_ref());
+    }
+
+    let mut names = Vec::with_capacity(raw.names.len());
+    for written in &raw.names {
+        let fqdn = name_in_zone(written.get_ref(), &cluster.zone)
+            .map_err(|why| source.error(written.span(), at("names"), why))?;
+        if names.contains(&fqdn) {
+            return Err(source.error(written.span(), at("names"), format!("{fqdn} is listed twice")));
+        }
+        names.push(fqdn);
+    }
+
+    if raw.priority.get_ref().is_empty() {
+        return Err(source.error(raw.priority.span(), at("priority"), "no node is a member: give each member a priority, e.g. { alpha = 150, beta = 100 }"));
+    }
+    let mut priorities = Vec::new();
+    for (node_name, priority) in raw.priority.get_ref() {
+        let node = nodes.iter().position(|n| n.name == *node_name.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            source.error(
+                node_name.span(),
+                at("priority"),
+                format!("\"{}\" is not a node of this cluster (nodes: {})", node_name.get_ref(), known.join(", ")),
+            )
+        })?;
+        let value = u8::try_from(*priority.get_ref())
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| {
+                source.error(priority.span(), at(&format!("priority.{}", node_name.get_ref())), format!("priority {} is not 1..=255", priority.get_ref()))
+            })?;
+        let owns = addresses.iter().any(|a| a.address == nodes[node].address);
+        if value == 255 && !owns {
+            return Err(source.error(
+                priority.span(),
+                at(&format!("priority.{}", node_name.get_ref())),
+                format!(
+                    "priority 255 is reserved for the owner of the virtual address, and none of this group's addresses is node \"{}\"'s own address {}: use 1..=254",
+                    node_name.get_ref(),
+                    nodes[node].address
+                ),
+            ));
+        }
+        if value != 255 && owns {
+            return Err(source.error(
+                priority.span(),
+                at(&format!("priority.{}", node_name.get_ref())),
+                format!(
+                    "{} is node \"{}\"'s own address, so that node owns it and must have priority 255",
+                    nodes[node].address,
+                    node_name.get_ref()
+                ),
+            ));
+        }
+        priorities.push((node, value));
+    }
+    priorities.sort();
+    // A virtual address that is some other, non-member node's own address would be stolen.
+    for address in &addresses {
+        if let Some(node) = nodes.iter().position(|n| n.address == address.address)
+            && !priorities.iter().any(|(n, _)| *n == node)
+        {
+            return Err(source.error(
+                raw.addresses.span(),
+                at("addresses"),
+                format!("{} is node \"{}\"'s own address, and that node is not a member", address.address, nodes[node].name),
+            ));
+        }
+    }
+
+    let advert_interval = match &raw.advert_interval {
+        None => DEFAULT_ADVERT_INTERVAL,
+        Some(spanned) => {
+            let interval = spanned.get_ref().0;
+            advert_interval_fits(interval, version)
+                .map_err(|why| source.error(spanned.span(), at("advert_interval"), why))?;
+            interval
+        }
+    };
+
+    let preempt_delay = match &raw.preempt_delay {
+        None => Duration::ZERO,
+        Some(spanned) if spanned.get_ref().0 > MAX_PREEMPT_DELAY => {
+            return Err(source.error(spanned.span(), at("preempt_delay"), "preempt_delay is at most 1000s"));
+        }
+        Some(spanned) => spanned.get_ref().0,
+    };
+
+    let unicast = raw.unicast.unwrap_or(false);
+    if unicast {
+        for family in families_of(&addresses) {
+            if let Some((node, _)) = priorities.iter().find(|(n, _)| Family::of(&nodes[*n].address) != family) {
+                return Err(source.error(
+                    raw.name.span(),
+                    at("unicast"),
+                    format!(
+                        "unicast adverts for the {family} addresses go to each member's address, and node \"{}\" has no {family} address",
+                        nodes[*node].name
+                    ),
+                ));
+            }
+        }
+    }
+
+    let count = match &raw.announce_count {
+        None => DEFAULT_ANNOUNCE_COUNT,
+        Some(spanned) => u32::try_from(*spanned.get_ref())
+            .ok()
+            .filter(|c| *c <= 100)
+            .ok_or_else(|| source.error(spanned.span(), at("announce_count"), "announce_count is 0..=100"))?,
+    };
+    let announce = Announce {
+        count,
+        interval: raw.announce_interval.as_ref().map_or(DEFAULT_ANNOUNCE_INTERVAL, |d| d.get_ref().0),
+        refresh: raw.announce_refresh.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0),
+    };
+
+    let vrid_span = raw.vrid.span();
+    Ok((
+        Group {
+            name,
+            vrid,
+            addresses,
+            names,
+            priorities,
+            advert_interval,
+            preempt: raw.preempt.unwrap_or(true),
+            preempt_delay,
+            // keepalived accepts traffic to the virtual addresses unless vrrp_strict; so do we.
+            accept_mode: raw.accept_mode.unwrap_or(true),
+            version,
+            unicast,
+            announce,
+        },
+        vrid_span,
+    ))
+}
+
+fn families_of(addresses: &[VirtualAddress]) -> Vec<Family> {
+    let mut families: Vec<Family> = addresses.iter().map(|a| Family::of(&a.address)).collect();
+    families.sort();
+    families.dedup();
+    families
+}
+
+/// The advert interval must be representable on the wire.
+pub fn advert_interval_fits(interval: Duration, version: Version) -> Result<(), String> {
+    let written = duration::format(interval);
+    match version {
+        Version::V3 => {
+            if interval.as_nanos() % 10_000_000 != 0 {
+                return Err(format!("{written} is not a multiple of 10ms (VRRPv3 counts in centiseconds)"));
+            }
+            let centis = interval.as_millis() / 10;
+            if centis == 0 || centis > u128::from(MAX_V3_INTERVAL_CS) {
+                return Err(format!("{written} is outside 10ms..=40.95s"));
+            }
+        }
+        Version::V2 => {
+            if interval.subsec_nanos() != 0 || interval.as_secs() == 0 || interval.as_secs() > 255 {
+                return Err(format!("{written} is not a whole number of seconds 1s..=255s (VRRPv2)"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_across_groups(
+    source: &Source,
+    nodes: &[Node],
+    groups: &[(Group, std::ops::Range<usize>)],
+) -> Result<(), ConfigError> {
+    for (later, (group, vrid_span)) in groups.iter().enumerate() {
+        for (earlier, _) in &groups[..later] {
+            if earlier.name == group.name {
+                return Err(source.error(vrid_span.clone(), format!("[[group]] \"{}\"", group.name), "another group has the same name"));
+            }
+            for address in &group.addresses {
+                if earlier.addresses.iter().any(|a| a.address == address.address) {
+                    return Err(source.error(
+                        vrid_span.clone(),
+                        format!("[[group]] \"{}\", field `addresses`", group.name),
+                        format!("{} is already a virtual address of group \"{}\"", address.address, earlier.name),
+                    ));
+                }
+            }
+            if earlier.vrid != group.vrid {
+                continue;
+            }
+            let shared_family = group.families().into_iter().find(|f| earlier.families().contains(f));
+            let shared_link = group.priorities.iter().find_map(|(n, _)| {
+                earlier
+                    .priorities
+                    .iter()
+                    .find(|(m, _)| nodes[*m].interface == nodes[*n].interface && m == n)
+                    .map(|_| &nodes[*n])
+            });
+            if let (Some(family), Some(node)) = (shared_family, shared_link) {
+                return Err(source.error(
+                    vrid_span.clone(),
+                    format!("[[group]] \"{}\", field `vrid`", group.name),
+                    format!(
+                        "vrid {} is already used by group \"{}\" for {family} on node \"{}\" interface {}: a VRID must be unique per interface",
+                        group.vrid, earlier.name, node.name, node.interface
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks one DNS label (a node name becomes `name.zone.`).
+fn label(text: &str) -> Result<(), String> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("\"{text}\" is not a valid DNS label (letters, digits and '-', at most 63)"))
+    }
+}
+
+/// An absolute DNS name, lower case with the trailing dot.
+fn dns_name(text: &str) -> Result<String, String> {
+    let trimmed = text.trim().trim_end_matches('.');
+    if trimmed.is_empty() {
+        return Err("the zone needs a name, e.g. \"cluster.example.\"".to_string());
+    }
+    for part in trimmed.split('.') {
+        label(part).map_err(|why| format!("\"{text}\": {why}"))?;
+    }
+    if trimmed.len() > 253 {
+        return Err(format!("\"{text}\" is longer than 253 characters"));
+    }
+    Ok(format!("{}.", trimmed.to_ascii_lowercase()))
+}
+
+/// A group's virtual name: relative names are taken inside the zone; absolute ones (with
+/// the trailing dot) must lie inside it.
+fn name_in_zone(written: &str, zone: &str) -> Result<String, String> {
+    let fqdn = if written.ends_with('.') {
+        dns_name(written)?
+    } else {
+        dns_name(&format!("{written}.{zone}"))?
+    };
+    if fqdn == zone || !fqdn.ends_with(&format!(".{zone}")) {
+        return Err(format!("{fqdn} is outside the cluster zone {zone}: use a name under it, such as \"{}\"", written.trim_end_matches('.').split('.').next().unwrap_or("name")));
+    }
+    Ok(fqdn)
+}

@@ -1,0 +1,107 @@
+//! A failover group: one [`Instance`] per address family, kept on the same owner the way a
+//! keepalived sync group does. When one family's instance becomes master, the others follow;
+//! when one steps down, the others step down too.
+
+use super::{Action, Advert, Instance, InstanceConfig, State};
+use crate::wire::Family;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    instances: Vec<Instance>,
+    actions: VecDeque<(Family, Action)>,
+}
+
+impl Group {
+    /// One instance configuration per family (at most one each).
+    pub fn new(configs: Vec<InstanceConfig>) -> Group {
+        Group {
+            instances: configs.into_iter().map(Instance::new).collect(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    pub fn instance(&self, family: Family) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.config().family == family)
+    }
+
+    /// The group's state: the state its instances agree on, else that of the first.
+    pub fn state(&self) -> State {
+        self.instances.first().map_or(State::Initialize, Instance::state)
+    }
+
+    pub fn start(&mut self, now: Instant) {
+        self.each(now, |i, now| i.start(now));
+    }
+
+    pub fn shutdown(&mut self, now: Instant) {
+        self.each(now, |i, now| i.shutdown(now));
+    }
+
+    pub fn set_link(&mut self, now: Instant, up: bool) {
+        self.each(now, |i, now| i.set_link(now, up));
+    }
+
+    pub fn handle_advert(&mut self, now: Instant, family: Family, advert: &Advert) {
+        if let Some(index) = self.instances.iter().position(|i| i.config().family == family) {
+            self.on_one(now, index, |i, now| i.handle_advert(now, advert));
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for index in 0..self.instances.len() {
+            if self.instances[index].poll_timeout().is_some_and(|t| t <= now) {
+                self.on_one(now, index, |i, now| i.handle_timeout(now));
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.instances.iter().filter_map(Instance::poll_timeout).min()
+    }
+
+    pub fn poll_action(&mut self) -> Option<(Family, Action)> {
+        self.actions.pop_front()
+    }
+
+    fn each(&mut self, now: Instant, mut input: impl FnMut(&mut Instance, Instant)) {
+        for instance in &mut self.instances {
+            input(instance, now);
+        }
+        self.collect();
+    }
+
+    /// Feeds one instance, then brings the others along if its mastership changed.
+    fn on_one(&mut self, now: Instant, index: usize, input: impl FnOnce(&mut Instance, Instant)) {
+        let before = self.instances[index].state();
+        input(&mut self.instances[index], now);
+        let after = self.instances[index].state();
+        if before != after {
+            for (other, instance) in self.instances.iter_mut().enumerate() {
+                if other == index {
+                    continue;
+                }
+                match after {
+                    State::Master => instance.force_master(now),
+                    State::Backup if before == State::Master => instance.force_backup(now),
+                    _ => {}
+                }
+            }
+        }
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        for instance in &mut self.instances {
+            let family = instance.config().family;
+            while let Some(action) = instance.poll_action() {
+                self.actions.push_back((family, action));
+            }
+        }
+    }
+}

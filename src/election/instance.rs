@@ -1,0 +1,441 @@
+//! One virtual router: the RFC 9568 state machine for one group and one address family.
+
+use super::InstanceConfig;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// RFC 9568 states, plus Fault (the interface is down: keepalived's FAULT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    Fault,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "initialize",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        })
+    }
+}
+
+/// Why a state changed: one log line per transition names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Started as backup, waiting for a master.
+    Startup,
+    /// Priority 255: the address owner starts as master.
+    AddressOwner,
+    /// No advert for Master_Down_Interval.
+    MasterDown,
+    /// The master sent priority 0 (it is leaving) and this node was next in line.
+    MasterLeft,
+    /// A lower-priority master was heard and preemption is on.
+    Preempt,
+    /// A higher-priority advert was heard while master.
+    HigherPriority,
+    /// An equal-priority advert from a higher address was heard while master.
+    HigherAddress,
+    /// The other family's instance of the same group changed state (sync group).
+    SyncGroup,
+    Shutdown,
+    LinkDown,
+    LinkUp,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reason::Startup => "startup",
+            Reason::AddressOwner => "address owner (priority 255)",
+            Reason::MasterDown => "no advert for master-down interval",
+            Reason::MasterLeft => "master left (priority 0)",
+            Reason::Preempt => "preempting a lower-priority master",
+            Reason::HigherPriority => "higher-priority advert",
+            Reason::HigherAddress => "equal priority, higher address",
+            Reason::SyncGroup => "other address family of the group",
+            Reason::Shutdown => "shutdown",
+            Reason::LinkDown => "link down",
+            Reason::LinkUp => "link up",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advert with this priority (0: leaving) and the configured interval.
+    SendAdvert { priority: u8 },
+    /// Add the virtual addresses; `accept`: let traffic to them in (Accept_Mode or owner).
+    Claim { accept: bool },
+    /// Announce the addresses: gratuitous ARP / unsolicited neighbour advertisement.
+    Announce,
+    /// Remove the virtual addresses.
+    Release,
+    /// The state changed (for logs, status and resources).
+    Transition(Transition),
+}
+
+/// An advert as the state machine sees it, after the wire checks passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advert {
+    pub src: IpAddr,
+    pub priority: u8,
+    /// Max Advertise Interval as received.
+    pub interval: Duration,
+}
+
+/// Received adverts the state machine did not act on, and other things worth a metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub adverts_received: u64,
+    pub dropped_not_member: u64,
+    pub dropped_own: u64,
+    pub dropped_lower_priority: u64,
+    pub interval_mismatch: u64,
+    pub second_master_seen: u64,
+    pub became_master: u64,
+}
+
+/// One VRRP virtual router. Drive it with [`Instance::start`], [`Instance::handle_advert`],
+/// [`Instance::handle_timeout`] at [`Instance::poll_timeout`], and drain
+/// [`Instance::poll_action`] after each call.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    config: InstanceConfig,
+    state: State,
+    link_up: bool,
+    /// Learned from the master's adverts, never above the configured interval.
+    master_adver_interval: Duration,
+    /// The current master (index into `config.peers`) as last heard, when known.
+    master: Option<usize>,
+    /// IPv6 link-local sources matched to peers whose address the file does not give.
+    learned_sources: Vec<(IpAddr, usize)>,
+    master_down_at: Option<Instant>,
+    advert_at: Option<Instant>,
+    announce_at: Option<Instant>,
+    announces_left: u32,
+    /// While set and in the future, lower-priority masters are tolerated (preempt_delay).
+    preempt_after: Option<Instant>,
+    last_heal: Option<Instant>,
+    actions: VecDeque<Action>,
+    counters: Counters,
+}
+
+impl Instance {
+    pub fn new(config: InstanceConfig) -> Instance {
+        let master_adver_interval = config.advert_interval;
+        Instance {
+            config,
+            state: State::Initialize,
+            link_up: true,
+            master_adver_interval,
+            master: None,
+            learned_sources: Vec::new(),
+            master_down_at: None,
+            advert_at: None,
+            announce_at: None,
+            announces_left: 0,
+            preempt_after: None,
+            last_heal: None,
+            actions: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &InstanceConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn master_adver_interval(&self) -> Duration {
+        self.master_adver_interval
+    }
+
+    /// The peer currently heard as master, if any.
+    pub fn master_peer(&self) -> Option<&str> {
+        self.master.map(|i| self.config.peers[i].name.as_str())
+    }
+
+    /// Master_Down_Interval as this node applies it now.
+    pub fn master_down_interval(&self) -> Duration {
+        self.config.master_down_interval(self.master_adver_interval, self.master)
+    }
+
+    /// The Startup event.
+    pub fn start(&mut self, now: Instant) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if !self.link_up {
+            self.transition(State::Fault, Reason::LinkDown);
+        } else if self.config.priority == 255 {
+            self.become_master(now, Reason::AddressOwner);
+        } else {
+            self.become_backup(now, Reason::Startup, self.config.advert_interval);
+        }
+    }
+
+    /// The Shutdown event: a master says priority 0 and lets go of its addresses.
+    pub fn shutdown(&mut self, _now: Instant) {
+        if self.state == State::Master {
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
+            self.actions.push_back(Action::Release);
+        }
+        self.cancel_timers();
+        if self.state != State::Initialize {
+            self.transition(State::Initialize, Reason::Shutdown);
+        }
+    }
+
+    /// The interface went down or came up.
+    pub fn set_link(&mut self, now: Instant, up: bool) {
+        if up == self.link_up {
+            return;
+        }
+        self.link_up = up;
+        if !up {
+            if self.state == State::Master {
+                self.actions.push_back(Action::Release);
+            }
+            self.cancel_timers();
+            if self.state != State::Initialize {
+                self.transition(State::Fault, Reason::LinkDown);
+            }
+        } else if self.state == State::Fault {
+            self.master = None;
+            if self.config.priority == 255 {
+                self.become_master(now, Reason::LinkUp);
+            } else {
+                self.become_backup(now, Reason::LinkUp, self.config.advert_interval);
+            }
+        }
+    }
+
+    /// An advert for this virtual router passed the wire checks.
+    pub fn handle_advert(&mut self, now: Instant, advert: &Advert) {
+        self.counters.adverts_received += 1;
+        if advert.src == self.config.primary {
+            self.counters.dropped_own += 1;
+            return;
+        }
+        let sender = self.identify(advert);
+        if sender.is_none() && !self.config.allow_unknown_peers {
+            self.counters.dropped_not_member += 1;
+            return;
+        }
+        if advert.interval != self.config.advert_interval {
+            self.counters.interval_mismatch += 1;
+        }
+        // Learn a shorter interval, never a longer one: a forged advert must not stretch the
+        // timers beyond what the cluster file says.
+        let learned = advert.interval.min(self.config.advert_interval);
+        match self.state {
+            State::Initialize | State::Fault => {}
+            State::Backup => self.backup_hears(now, advert, sender, learned),
+            State::Master => self.master_hears(now, advert, sender, learned),
+        }
+    }
+
+    fn backup_hears(&mut self, now: Instant, advert: &Advert, sender: Option<usize>, learned: Duration) {
+        if advert.priority == 0 {
+            self.master = sender;
+            if self.config.fast_takeover && self.config.rank_without(sender) == 0 {
+                self.become_master(now, Reason::MasterLeft);
+            } else {
+                self.master_down_at = Some(now + self.config.skew_time(self.master_adver_interval));
+            }
+            return;
+        }
+        let tolerated = !self.config.preempt || advert.priority >= self.config.priority || {
+            let deadline = *self.preempt_after.get_or_insert(now + self.config.preempt_delay);
+            now < deadline
+        };
+        if tolerated {
+            if advert.priority >= self.config.priority {
+                self.preempt_after = None;
+            }
+            self.master = sender;
+            self.master_adver_interval = learned;
+            self.master_down_at = Some(now + self.master_down_interval());
+        } else if self.config.fast_takeover {
+            // Every member knows the priorities: no need to wait out Master_Down_Interval,
+            // the lower master yields as soon as it hears this node's advert.
+            self.counters.dropped_lower_priority += 1;
+            self.become_master(now, Reason::Preempt);
+        } else {
+            // RFC 9568: discard, and the Master_Down_Timer takes this node to master.
+            self.counters.dropped_lower_priority += 1;
+        }
+    }
+
+    fn master_hears(&mut self, now: Instant, advert: &Advert, sender: Option<usize>, learned: Duration) {
+        if advert.priority == 0 {
+            // Another master is leaving: assert ourselves at once.
+            self.send_advert(now);
+            return;
+        }
+        let mine = self.config.priority;
+        let yields = advert.priority > mine || (advert.priority == mine && advert.src > self.config.primary);
+        if yields {
+            let reason = if advert.priority > mine { Reason::HigherPriority } else { Reason::HigherAddress };
+            self.master = sender;
+            self.become_backup(now, reason, learned);
+            return;
+        }
+        // A second master of lower rank: split brain healing. Make it yield now and take the
+        // neighbour caches back, at most once per advert interval.
+        self.counters.second_master_seen += 1;
+        let due = self.last_heal.is_none_or(|t| now >= t + self.config.advert_interval);
+        if due {
+            self.last_heal = Some(now);
+            self.send_advert(now);
+            self.actions.push_back(Action::Announce);
+        }
+    }
+
+    /// The earliest instant at which [`Instance::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.master_down_at, self.advert_at, self.announce_at].into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.master_down_at.is_some_and(|t| t <= now) {
+            self.master_down_at = None;
+            if self.state == State::Backup {
+                self.master = None;
+                self.become_master(now, Reason::MasterDown);
+            }
+        }
+        if self.advert_at.is_some_and(|t| t <= now) {
+            self.send_advert(now);
+        }
+        if self.announce_at.is_some_and(|t| t <= now) {
+            self.actions.push_back(Action::Announce);
+            self.schedule_next_announce(now);
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Sync group: the other family became master; follow unless this link is down.
+    pub(super) fn force_master(&mut self, now: Instant) {
+        if self.state == State::Backup {
+            self.become_master(now, Reason::SyncGroup);
+        }
+    }
+
+    /// Sync group: the other family stepped down; follow.
+    pub(super) fn force_backup(&mut self, now: Instant) {
+        if self.state == State::Master {
+            self.become_backup(now, Reason::SyncGroup, self.master_adver_interval);
+        }
+    }
+
+    fn identify(&mut self, advert: &Advert) -> Option<usize> {
+        let peers = &self.config.peers;
+        if let Some(i) = peers.iter().position(|p| p.address == Some(advert.src)) {
+            return Some(i);
+        }
+        if let Some((_, i)) = self.learned_sources.iter().find(|(src, _)| *src == advert.src) {
+            return Some(*i);
+        }
+        // A peer whose source address the file does not give (IPv6 link-local): recognise
+        // it by its priority when that is unambiguous, and remember its address.
+        if advert.priority == 0 {
+            return None;
+        }
+        let mut candidates = peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.address.is_none() && p.priority == advert.priority);
+        match (candidates.next(), candidates.next()) {
+            (Some((i, _)), None) => {
+                self.learned_sources.push((advert.src, i));
+                Some(i)
+            }
+            _ => None,
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.cancel_timers();
+        self.master = None;
+        self.preempt_after = None;
+        self.counters.became_master += 1;
+        self.transition(State::Master, reason);
+        let accept = self.config.accept_mode || self.config.priority == 255;
+        self.actions.push_back(Action::SendAdvert { priority: self.config.priority });
+        self.actions.push_back(Action::Claim { accept });
+        self.advert_at = Some(now + self.config.advert_interval);
+        if self.config.announce.count > 0 {
+            self.actions.push_back(Action::Announce);
+            self.announces_left = self.config.announce.count - 1;
+            self.schedule_next_announce(now);
+        }
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason, master_adver_interval: Duration) {
+        let was_master = self.state == State::Master;
+        self.cancel_timers();
+        self.transition(State::Backup, reason);
+        if was_master {
+            self.actions.push_back(Action::Release);
+        }
+        self.master_adver_interval = master_adver_interval;
+        self.master_down_at = Some(now + self.master_down_interval());
+    }
+
+    fn send_advert(&mut self, now: Instant) {
+        self.actions.push_back(Action::SendAdvert { priority: self.config.priority });
+        self.advert_at = Some(now + self.config.advert_interval);
+    }
+
+    /// After an announcement: the next of the initial burst, else the periodic refresh.
+    fn schedule_next_announce(&mut self, now: Instant) {
+        let announce = self.config.announce;
+        self.announce_at = if self.announces_left > 0 {
+            self.announces_left -= 1;
+            Some(now + announce.interval)
+        } else if announce.refresh > Duration::ZERO {
+            Some(now + announce.refresh)
+        } else {
+            None
+        };
+    }
+
+    fn cancel_timers(&mut self) {
+        self.master_down_at = None;
+        self.advert_at = None;
+        self.announce_at = None;
+        self.announces_left = 0;
+    }
+
+    fn transition(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        self.actions.push_back(Action::Transition(Transition { from, to, reason }));
+    }
+}

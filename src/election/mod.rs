@@ -1,0 +1,95 @@
+//! The VRRPv3 election (RFC 9568 section 6), pure: time goes in as an argument, adverts go in
+//! as values, and what the world must do comes out of `poll_action` as values, in the style
+//! of quinn-proto's `Connection`. No sockets, no clock, no threads.
+//!
+//! [`Instance`] is one virtual router (one group, one address family); [`Group`] keeps the
+//! instances of a dual-stack group on the same owner, like a keepalived sync group.
+
+mod group;
+mod instance;
+
+pub use group::Group;
+pub use instance::{Action, Advert, Counters, Instance, Reason, State, Transition};
+
+use crate::wire::Family;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Another member of the group, as the cluster file describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub priority: u8,
+    /// The address its adverts of this family come from, when known in advance (IPv6 adverts
+    /// come from link-local addresses that the file may not list).
+    pub address: Option<IpAddr>,
+}
+
+/// How the node that becomes master announces its addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnounceConfig {
+    pub count: u32,
+    pub interval: Duration,
+    /// Zero: no periodic refresh.
+    pub refresh: Duration,
+}
+
+/// Everything one instance needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceConfig {
+    pub vrid: u8,
+    pub family: Family,
+    /// This node's priority: 255 for the address owner.
+    pub priority: u8,
+    /// The address this node sends adverts from: compared on equal priority.
+    pub primary: IpAddr,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub accept_mode: bool,
+    pub announce: AnnounceConfig,
+    /// The other members.
+    pub peers: Vec<Peer>,
+    /// All members are vipd and know each other's priorities: the next node in line skips
+    /// Skew_Time. Off when a foreign VRRP speaker is a member.
+    pub fast_takeover: bool,
+    /// Accept adverts from sources that are not members.
+    pub allow_unknown_peers: bool,
+}
+
+impl InstanceConfig {
+    /// Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, computed in nanoseconds.
+    pub fn skew_time(&self, master_adver_interval: Duration) -> Duration {
+        let nanos = (256 - u128::from(self.priority)) * master_adver_interval.as_nanos() / 256;
+        Duration::from_nanos(nanos as u64)
+    }
+
+    /// How many live-able members would take over before this node if the master named by
+    /// `master` (an index into `peers`) went away: higher priority, or equal priority and a
+    /// higher address. A peer whose address is unknown counts as ahead on a tie, to be safe.
+    pub fn rank_without(&self, master: Option<usize>) -> usize {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != master)
+            .filter(|(_, p)| {
+                p.priority > self.priority
+                    || (p.priority == self.priority && p.address.is_none_or(|a| a > self.primary))
+            })
+            .count()
+    }
+
+    /// Skew this node applies: none when it is first in line and every member is vipd.
+    pub fn effective_skew(&self, master_adver_interval: Duration, master: Option<usize>) -> Duration {
+        if self.fast_takeover && self.rank_without(master) == 0 {
+            Duration::ZERO
+        } else {
+            self.skew_time(master_adver_interval)
+        }
+    }
+
+    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self, master_adver_interval: Duration, master: Option<usize>) -> Duration {
+        3 * master_adver_interval + self.effective_skew(master_adver_interval, master)
+    }
+}

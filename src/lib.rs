@@ -1,0 +1,11 @@
+//! vipd: one stable endpoint (virtual addresses and names) for an active/passive cluster,
+//! elected over VRRP version 3.
+//!
+//! The core is pure ([`wire`], [`election`], [`config`]); the shell that touches the kernel
+//! is kept thin around it.
+
+pub mod config;
+pub mod election;
+pub mod wire;
+pub mod check;
+pub mod plan;
