@@ -259,8 +259,18 @@ impl Instance {
 
     fn backup_hears(&mut self, now: Instant, advert: &Advert, sender: Option<usize>, learned: Duration) {
         if advert.priority == 0 {
+            if !self.config.fast_takeover {
+                // RFC 9568: the master is leaving; wait Skew_Time for a better backup.
+                self.master_down_at = Some(now + self.config.skew_time(self.master_adver_interval));
+                return;
+            }
+            // A node that is not the master we follow stepping down (a split brain healing)
+            // says nothing about our master.
+            if self.master.is_some() && sender != self.master {
+                return;
+            }
             self.master = sender;
-            if self.config.fast_takeover && self.config.rank_without(sender) == 0 {
+            if self.config.rank_without(sender) == 0 {
                 self.become_master(now, Reason::MasterLeft);
             } else {
                 self.master_down_at = Some(now + self.config.skew_time(self.master_adver_interval));
@@ -290,11 +300,6 @@ impl Instance {
     }
 
     fn master_hears(&mut self, now: Instant, advert: &Advert, sender: Option<usize>, learned: Duration) {
-        if advert.priority == 0 {
-            // Another master is leaving: assert ourselves at once.
-            self.send_advert(now);
-            return;
-        }
         let mine = self.config.priority;
         let yields = advert.priority > mine || (advert.priority == mine && advert.src > self.config.primary);
         if yields {
@@ -303,13 +308,16 @@ impl Instance {
             self.become_backup(now, reason, learned);
             return;
         }
-        // A second master of lower rank: split brain healing. Make it yield now and take the
-        // neighbour caches back, at most once per advert interval.
+        // A second master: one of lower rank, or one that just stepped down (priority 0).
+        // Either way the LAN's neighbour caches may point at it: assert ourselves at once
+        // (RFC 9568 for priority 0) and announce again, at most once per advert interval.
         self.counters.second_master_seen += 1;
         let due = self.last_heal.is_none_or(|t| now >= t + self.config.advert_interval);
+        if advert.priority == 0 || due {
+            self.send_advert(now);
+        }
         if due {
             self.last_heal = Some(now);
-            self.send_advert(now);
             self.actions.push_back(Action::Announce);
         }
     }
@@ -385,6 +393,7 @@ impl Instance {
         self.master = None;
         self.preempt_after = None;
         self.counters.became_master += 1;
+        self.last_heal = Some(now);
         self.transition(State::Master, reason);
         let accept = self.config.accept_mode || self.config.priority == 255;
         self.actions.push_back(Action::SendAdvert { priority: self.config.priority });
@@ -402,6 +411,9 @@ impl Instance {
         self.cancel_timers();
         self.transition(State::Backup, reason);
         if was_master {
+            // Say priority 0 as we leave: the new master hears that a second master existed
+            // (split brain) and re-announces, so caches that followed us move back at once.
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
             self.actions.push_back(Action::Release);
         }
         self.master_adver_interval = master_adver_interval;
