@@ -1,7 +1,7 @@
 //! `vipd check`: what a node will do with a cluster file, without touching the network.
 
-use crate::config::duration::format;
 use crate::config::Config;
+use crate::config::duration::format;
 use crate::plan;
 use std::fmt::Write;
 
@@ -16,7 +16,11 @@ pub fn node_report(config: &Config, node: usize) -> String {
         me.interface,
         me.address,
         me.link_local.map(|l| format!(", {l}")).unwrap_or_default(),
-        if me.foreign { ", foreign VRRP speaker: vipd does not run here" } else { "" }
+        if me.foreign {
+            ", foreign VRRP speaker: vipd does not run here"
+        } else {
+            ""
+        }
     );
     let plans = plan::for_node(config, node);
     if plans.is_empty() {
@@ -35,7 +39,11 @@ pub fn node_report(config: &Config, node: usize) -> String {
                 crate::wire::vrrp::Version::V3 => 3,
             },
             addresses.join(" "),
-            if group.names.is_empty() { String::new() } else { format!(" as {}", group.names.join(" ")) }
+            if group.names.is_empty() {
+                String::new()
+            } else {
+                format!(" as {}", group.names.join(" "))
+            }
         );
         let members: Vec<String> = group
             .priorities
@@ -47,9 +55,17 @@ pub fn node_report(config: &Config, node: usize) -> String {
             "    members {}; preempt {}{}, accept {}, {}",
             members.join(", "),
             if group.preempt { "on" } else { "off" },
-            if group.preempt_delay.is_zero() { String::new() } else { format!(" after {}", format(group.preempt_delay)) },
+            if group.preempt_delay.is_zero() {
+                String::new()
+            } else {
+                format!(" after {}", format(group.preempt_delay))
+            },
             if group.accept_mode { "on" } else { "off" },
-            if group.unicast { "unicast" } else { "multicast" },
+            if group.unicast {
+                "unicast"
+            } else {
+                "multicast"
+            },
         );
         for instance in &group_plan.instances {
             let interval = instance.advert_interval;
@@ -57,7 +73,8 @@ pub fn node_report(config: &Config, node: usize) -> String {
             let rfc_down = 3 * interval + skew;
             // The master this node normally backs up: the best-ranked other member.
             let preferred = (0..instance.peers.len()).max_by_key(|i| instance.peers[*i].priority);
-            let is_preferred = preferred.is_none_or(|i| instance.peers[i].priority < instance.priority);
+            let is_preferred =
+                preferred.is_none_or(|i| instance.peers[i].priority < instance.priority);
             let _ = writeln!(
                 out,
                 "    {}: priority {}{}, advert every {}, skew {}",
@@ -83,7 +100,11 @@ pub fn node_report(config: &Config, node: usize) -> String {
                 "      while {} is master: takes over {} after it crashes (master-down interval{}), {} when it stops",
                 instance.peers[master].name,
                 format(down),
-                if down != rfc_down { format!("; RFC timers: {}", format(rfc_down)) } else { String::new() },
+                if down != rfc_down {
+                    format!("; RFC timers: {}", format(rfc_down))
+                } else {
+                    String::new()
+                },
                 graceful,
             );
             if !instance.fast_takeover {

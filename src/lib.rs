@@ -4,8 +4,8 @@
 //! The core is pure ([`wire`], [`election`], [`config`]); the shell that touches the kernel
 //! is kept thin around it.
 
+pub mod check;
 pub mod config;
 pub mod election;
-pub mod wire;
-pub mod check;
 pub mod plan;
+pub mod wire;

@@ -87,9 +87,17 @@ fn skew(priority: u64) -> Duration {
 fn assert_master_exactly_at(sim: &mut Sim, node: usize, at: Duration) {
     let g = 0;
     sim.run_until(sim.at(at - US));
-    assert_ne!(sim.state(node, g, V4), Some(State::Master), "master before {at:?}");
+    assert_ne!(
+        sim.state(node, g, V4),
+        Some(State::Master),
+        "master before {at:?}"
+    );
     sim.run_until(sim.at(at));
-    assert_eq!(sim.state(node, g, V4), Some(State::Master), "not master at {at:?}");
+    assert_eq!(
+        sim.state(node, g, V4),
+        Some(State::Master),
+        "not master at {at:?}"
+    );
     assert_eq!(sim.became_master_at(node, g, V4), Some(at));
 }
 
@@ -141,7 +149,11 @@ advert_interval = "100ms"
     let alpha = sim.node("alpha");
     sim.start_all();
     assert_eq!(sim.state(alpha, 0, V4), Some(State::Master));
-    assert!(sim.events(alpha, 0, V4).iter().any(|l| l.what == What::Claimed { accept: true }));
+    assert!(
+        sim.events(alpha, 0, V4)
+            .iter()
+            .any(|l| l.what == What::Claimed { accept: true })
+    );
     sim.run_for(Duration::from_secs(2));
     assert_eq!(sim.masters(0, V4), vec![alpha]);
 }
@@ -179,13 +191,21 @@ fn graceful_stop_is_taken_over_within_the_network_delay() {
     sim.start_all();
     sim.run_until(sim.at(Duration::from_millis(1234)));
     sim.stop(alpha);
-    assert!(sim.events(alpha, 0, V4).iter().any(|l| l.what == What::Sent { priority: 0 }));
+    assert!(
+        sim.events(alpha, 0, V4)
+            .iter()
+            .any(|l| l.what == What::Sent { priority: 0 })
+    );
     assert!(sim.holders(0, V4).is_empty());
     assert_master_exactly_at(&mut sim, beta, Duration::from_millis(1234) + 200 * US);
-    let became = sim.events(beta, 0, V4).into_iter().rev().find_map(|l| match l.what {
-        What::Transition(t) if t.to == State::Master => Some(t.reason),
-        _ => None,
-    });
+    let became = sim
+        .events(beta, 0, V4)
+        .into_iter()
+        .rev()
+        .find_map(|l| match l.what {
+            What::Transition(t) if t.to == State::Master => Some(t.reason),
+            _ => None,
+        });
     assert_eq!(became, Some(Reason::MasterLeft));
 }
 
@@ -223,8 +243,15 @@ fn graceful_stop_among_three_hands_over_to_the_next_in_line_only() {
     sim.stop(alpha);
     sim.run_for(Duration::from_secs(3));
     assert_eq!(sim.masters(0, V4), vec![beta]);
-    assert_eq!(sim.became_master_at(beta, 0, V4), Some(Duration::from_secs(1) + 100 * US));
-    assert_eq!(sim.became_master_at(gamma, 0, V4), None, "gamma never collided");
+    assert_eq!(
+        sim.became_master_at(beta, 0, V4),
+        Some(Duration::from_secs(1) + 100 * US)
+    );
+    assert_eq!(
+        sim.became_master_at(gamma, 0, V4),
+        None,
+        "gamma never collided"
+    );
 }
 
 #[test]
@@ -241,7 +268,11 @@ fn the_preferred_node_takes_the_group_back_with_preempt() {
     let beta_advert = sim.last_advert_at(beta, 0, V4).unwrap() + 100 * MS;
     assert_master_exactly_at(&mut sim, alpha, beta_advert + 100 * US);
     sim.run_until(sim.at(beta_advert + 200 * US));
-    assert_eq!(sim.masters(0, V4), vec![alpha], "beta yields on alpha's first advert");
+    assert_eq!(
+        sim.masters(0, V4),
+        vec![alpha],
+        "beta yields on alpha's first advert"
+    );
     assert_eq!(sim.holders(0, V4), vec![alpha]);
 }
 
@@ -252,7 +283,11 @@ fn preempt_with_rfc_timers_waits_master_down_interval() {
     sim.start_node(beta);
     sim.run_until(sim.at(Duration::from_millis(1050)));
     sim.start_node(alpha);
-    assert_master_exactly_at(&mut sim, alpha, Duration::from_millis(1050) + 300 * MS + skew(150));
+    assert_master_exactly_at(
+        &mut sim,
+        alpha,
+        Duration::from_millis(1050) + 300 * MS + skew(150),
+    );
     sim.run_for(10 * MS);
     assert_eq!(sim.masters(0, V4), vec![alpha]);
 }
@@ -344,7 +379,11 @@ advert_interval = "100ms"
     sim.run_until(sim.at(Duration::from_secs(1)));
     sim.start_node(high);
     sim.run_for(Duration::from_secs(5));
-    assert_eq!(sim.masters(0, V4), vec![low], "the backup took the equal advert as valid");
+    assert_eq!(
+        sim.masters(0, V4),
+        vec![low],
+        "the backup took the equal advert as valid"
+    );
 }
 
 #[test]
@@ -375,7 +414,11 @@ advert_interval = "100ms"
     sim.run_until(sim.at(Duration::from_secs(1)));
     sim.partition(&[low]);
     sim.run_until(sim.at(Duration::from_secs(2)));
-    assert_eq!(sim.masters(0, V4), vec![low, high], "split brain while partitioned");
+    assert_eq!(
+        sim.masters(0, V4),
+        vec![low, high],
+        "split brain while partitioned"
+    );
     sim.heal();
     sim.run_for(100 * MS);
     assert_eq!(sim.masters(0, V4), vec![high]);
@@ -392,7 +435,11 @@ fn split_brain_heals_within_one_advert_interval_and_is_announced_again() {
     sim.run_until(sim.at(Duration::from_secs(2)));
     assert_eq!(sim.masters(0, V4), vec![alpha, beta]);
     let heal_at = sim.elapsed();
-    let announces_before = sim.events(alpha, 0, V4).iter().filter(|l| l.what == What::Announced).count();
+    let announces_before = sim
+        .events(alpha, 0, V4)
+        .iter()
+        .filter(|l| l.what == What::Announced)
+        .count();
     sim.heal();
     sim.run_for(100 * MS);
     assert_eq!(sim.masters(0, V4), vec![alpha]);
@@ -402,7 +449,10 @@ fn split_brain_heals_within_one_advert_interval_and_is_announced_again() {
         .iter()
         .filter(|l| l.what == What::Announced && l.at >= heal_at)
         .count();
-    assert!(announced_again >= 1, "alpha re-announces after seeing a second master");
+    assert!(
+        announced_again >= 1,
+        "alpha re-announces after seeing a second master"
+    );
     assert!(announces_before >= 1);
 }
 
@@ -420,12 +470,17 @@ fn link_down_gives_up_the_group_and_link_up_comes_back_through_backup() {
     sim.set_link(alpha, true);
     assert_eq!(sim.state(alpha, 0, V4), Some(State::Backup));
     sim.run_for(200 * MS);
-    assert_eq!(sim.masters(0, V4), vec![alpha], "preempts back after the link returns");
+    assert_eq!(
+        sim.masters(0, V4),
+        vec![alpha],
+        "preempts back after the link returns"
+    );
 }
 
 #[test]
 fn announcements_follow_count_spacing_and_refresh() {
-    let mut sim = pair("announce_count = 3\nannounce_interval = \"50ms\"\nannounce_refresh = \"1s\"");
+    let mut sim =
+        pair("announce_count = 3\nannounce_interval = \"50ms\"\nannounce_refresh = \"1s\"");
     let alpha = sim.node("alpha");
     sim.start_all();
     sim.run_until(sim.at(Duration::from_millis(2400)));
@@ -445,7 +500,11 @@ fn accept_mode_goes_with_the_claim() {
     let alpha = sim.node("alpha");
     sim.start_all();
     sim.run_for(Duration::from_secs(1));
-    assert!(sim.events(alpha, 0, V4).iter().any(|l| l.what == What::Claimed { accept: false }));
+    assert!(
+        sim.events(alpha, 0, V4)
+            .iter()
+            .any(|l| l.what == What::Claimed { accept: false })
+    );
 }
 
 #[test]
@@ -474,10 +533,18 @@ fn when_one_family_sees_a_better_master_the_other_follows() {
     sim.start_node(alpha);
     sim.run_for(Duration::from_millis(500));
     assert_eq!(sim.masters(0, V6), vec![alpha]);
-    assert_eq!(sim.state(beta, 0, V4), Some(State::Backup), "beta's IPv4 instance followed its IPv6 one");
-    let reason = sim.events(beta, 0, V4).into_iter().rev().find_map(|l| match l.what {
-        What::Transition(t) => Some(t.reason),
-        _ => None,
-    });
+    assert_eq!(
+        sim.state(beta, 0, V4),
+        Some(State::Backup),
+        "beta's IPv4 instance followed its IPv6 one"
+    );
+    let reason = sim
+        .events(beta, 0, V4)
+        .into_iter()
+        .rev()
+        .find_map(|l| match l.what {
+            What::Transition(t) => Some(t.reason),
+            _ => None,
+        });
     assert_eq!(reason, Some(Reason::SyncGroup));
 }

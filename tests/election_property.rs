@@ -20,7 +20,11 @@ fn random_cluster(rng: &mut Rng) -> String {
     let foreign = rng.chance(200);
     let mut text = String::from("[cluster]\nname = \"prop\"\nzone = \"cluster.example.\"\n");
     for i in 0..nodes {
-        let _ = write!(text, "[[node]]\nname = \"n{i}\"\ninterface = \"eth0\"\naddress = \"192.0.2.{}\"\n", 10 + i);
+        let _ = write!(
+            text,
+            "[[node]]\nname = \"n{i}\"\ninterface = \"eth0\"\naddress = \"192.0.2.{}\"\n",
+            10 + i
+        );
         if link_locals {
             let _ = writeln!(text, "link_local = \"fe80::{}\"", i + 1);
         }
@@ -36,7 +40,11 @@ fn random_cluster(rng: &mut Rng) -> String {
         let mut priorities = Vec::new();
         for i in 0..members {
             // Ties need a way to tell the members apart: IPv4 addresses, or link-locals.
-            let priority = if !dual || link_locals { 50 + 50 * rng.below(4) } else { 60 + 40 * i as u64 };
+            let priority = if !dual || link_locals {
+                50 + 50 * rng.below(4)
+            } else {
+                60 + 40 * i as u64
+            };
             priorities.push(format!("n{i} = {priority}"));
         }
         let addresses = if dual {
@@ -102,7 +110,11 @@ fn run(seed: u64, verbose: bool) -> Result<(), String> {
                 let _ = writeln!(schedule, "delay {:?}", sim.delay);
             }
             8 => {
-                sim.block_family = Some(if rng.chance(500) { Family::V4 } else { Family::V6 });
+                sim.block_family = Some(if rng.chance(500) {
+                    Family::V4
+                } else {
+                    Family::V6
+                });
                 let _ = writeln!(schedule, "block {:?}", sim.block_family);
             }
             _ => {
@@ -132,9 +144,18 @@ fn run(seed: u64, verbose: bool) -> Result<(), String> {
         eprintln!("cluster:\n{cluster}\nschedule:\n{schedule}");
     }
 
-    let fail = |why: String| Err(format!("seed {seed}: {why}\ncluster:\n{cluster}\nschedule:\n{schedule}"));
+    let fail = |why: String| {
+        Err(format!(
+            "seed {seed}: {why}\ncluster:\n{cluster}\nschedule:\n{schedule}"
+        ))
+    };
     for (g, group) in sim.config.groups.iter().enumerate() {
-        let live: Vec<usize> = group.priorities.iter().map(|(n, _)| *n).filter(|n| sim.nodes[*n].running).collect();
+        let live: Vec<usize> = group
+            .priorities
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| sim.nodes[*n].running)
+            .collect();
         if live.is_empty() {
             continue;
         }
@@ -142,23 +163,39 @@ fn run(seed: u64, verbose: bool) -> Result<(), String> {
         for family in group.families() {
             let masters = sim.masters(g, family);
             if masters.len() != 1 {
-                return fail(format!("group {} {family}: masters {masters:?}", group.name));
+                return fail(format!(
+                    "group {} {family}: masters {masters:?}",
+                    group.name
+                ));
             }
             let holders = sim.holders(g, family);
             if holders != masters {
-                return fail(format!("group {} {family}: holders {holders:?}, masters {masters:?}", group.name));
+                return fail(format!(
+                    "group {} {family}: holders {holders:?}, masters {masters:?}",
+                    group.name
+                ));
             }
             // On a tie a backup accepts its equal as master (RFC 9568: only a master compares
             // addresses), so any live member of the highest priority will do.
-            let best = live.iter().map(|n| group.priority_of(*n).unwrap()).max().unwrap();
+            let best = live
+                .iter()
+                .map(|n| group.priority_of(*n).unwrap())
+                .max()
+                .unwrap();
             if group.preempt && group.priority_of(masters[0]) != Some(best) {
-                return fail(format!("group {} {family}: master n{} is not of the best live priority {best}", group.name, masters[0]));
+                return fail(format!(
+                    "group {} {family}: master n{} is not of the best live priority {best}",
+                    group.name, masters[0]
+                ));
             }
             owners.push(masters[0]);
         }
         owners.dedup();
         if owners.len() != 1 {
-            return fail(format!("group {}: families on different nodes {owners:?}", group.name));
+            return fail(format!(
+                "group {}: families on different nodes {owners:?}",
+                group.name
+            ));
         }
     }
     Ok(())
@@ -173,9 +210,18 @@ fn after_any_fault_schedule_each_group_has_exactly_one_master() {
         }
         return;
     }
-    let seeds: u64 = std::env::var("VIPD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let failures: Vec<String> = (0..seeds).filter_map(|seed| run(seed, false).err()).collect();
+    let seeds: u64 = std::env::var("VIPD_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let failures: Vec<String> = (0..seeds)
+        .filter_map(|seed| run(seed, false).err())
+        .collect();
     if !failures.is_empty() {
-        panic!("{} of {seeds} schedules failed; the first:\n{}", failures.len(), failures[0]);
+        panic!(
+            "{} of {seeds} schedules failed; the first:\n{}",
+            failures.len(),
+            failures[0]
+        );
     }
 }

@@ -35,12 +35,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     };
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return Err(format!("`{text}` is not a duration: write for example \"100ms\""));
+        return Err(format!(
+            "`{text}` is not a duration: write for example \"100ms\""
+        ));
     }
     let whole: u128 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| format!("`{text}` is too large"))?
+        whole
+            .parse()
+            .map_err(|_| format!("`{text}` is too large"))?
     };
     let mut nanos = whole
         .checked_mul(nanos_per_unit)
@@ -60,9 +64,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way the cluster file writes it.
 pub fn format(duration: Duration) -> String {
     let micros = duration.as_micros();
-    if micros % 1_000_000 == 0 {
+    if micros.is_multiple_of(1_000_000) {
         format!("{}s", micros / 1_000_000)
-    } else if micros % 1_000 == 0 {
+    } else if micros.is_multiple_of(1_000) {
         format!("{}ms", micros / 1_000)
     } else if micros >= 1_000 {
         format!("{:.3}ms", micros as f64 / 1_000.0)

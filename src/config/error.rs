@@ -47,7 +47,12 @@ impl Source<'_> {
     }
 
     /// An error at `span` about `field`.
-    pub fn error(&self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_string(),
             position: Some(self.position(span.start)),
@@ -64,10 +69,15 @@ impl Source<'_> {
         let mut key = String::new();
         let mut counts: Vec<(String, usize)> = Vec::new();
         // Up to the end of the offset's line: an error may point at the key itself.
-        let end = self.text[offset..].find('\n').map_or(self.text.len(), |i| offset + i);
+        let end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
         for line in self.text[..end].lines() {
             let trimmed = line.trim();
-            if let Some(name) = trimmed.strip_prefix("[[").and_then(|t| t.split("]]").next()) {
+            if let Some(name) = trimmed
+                .strip_prefix("[[")
+                .and_then(|t| t.split("]]").next())
+            {
                 let name = name.trim().to_string();
                 let count = match counts.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, c)) => {

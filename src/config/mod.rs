@@ -68,10 +68,9 @@ impl std::str::FromStr for VirtualAddress {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let address: IpAddr = address
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address (write 192.0.2.100/24 or 2001:db8::100/64)"))?;
+        let address: IpAddr = address.trim().parse().map_err(|_| {
+            format!("`{text}` is not an IP address (write 192.0.2.100/24 or 2001:db8::100/64)")
+        })?;
         let max = match address {
             IpAddr::V4(_) => 32,
             IpAddr::V6(_) => 128,
@@ -88,13 +87,18 @@ impl std::str::FromStr for VirtualAddress {
         if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
             return Err(format!("`{text}` cannot be a virtual address"));
         }
-        Ok(VirtualAddress { address, prefix_len })
+        Ok(VirtualAddress {
+            address,
+            prefix_len,
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for VirtualAddress {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(de::Error::custom)
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(de::Error::custom)
     }
 }
 
@@ -131,14 +135,21 @@ pub struct Group {
 impl Group {
     /// The address families this group runs a VRRP instance for.
     pub fn families(&self) -> Vec<Family> {
-        let mut families: Vec<Family> = self.addresses.iter().map(|a| Family::of(&a.address)).collect();
+        let mut families: Vec<Family> = self
+            .addresses
+            .iter()
+            .map(|a| Family::of(&a.address))
+            .collect();
         families.sort();
         families.dedup();
         families
     }
 
     pub fn priority_of(&self, node: usize) -> Option<u8> {
-        self.priorities.iter().find(|(n, _)| *n == node).map(|(_, p)| *p)
+        self.priorities
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, p)| *p)
     }
 }
 
@@ -173,7 +184,10 @@ impl Config {
     /// True when every member of `group` is vipd, so the known priorities allow takeovers
     /// faster than the RFC's Skew_Time.
     pub fn all_members_vipd(&self, group: &Group) -> bool {
-        group.priorities.iter().all(|(n, _)| !self.nodes[*n].foreign)
+        group
+            .priorities
+            .iter()
+            .all(|(n, _)| !self.nodes[*n].foreign)
     }
 }
 

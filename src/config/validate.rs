@@ -48,7 +48,11 @@ fn cluster(source: &Source, raw: RawCluster) -> Result<Cluster, ConfigError> {
 
 fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, ConfigError> {
     if raw.is_empty() {
-        return Err(source.error(0..0, "", "the file lists no [[node]]: add one per cluster node"));
+        return Err(source.error(
+            0..0,
+            "",
+            "the file lists no [[node]]: add one per cluster node",
+        ));
     }
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, String> = HashMap::new();
@@ -62,11 +66,17 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, Confi
             return Err(source.error(
                 raw.name.span(),
                 at("name"),
-                format!("node name \"{name}\" is already used by node #{}", first + 1),
+                format!(
+                    "node name \"{name}\" is already used by node #{}",
+                    first + 1
+                ),
             ));
         }
         let interface = raw.interface.get_ref();
-        if interface.is_empty() || interface.len() > MAX_INTERFACE_NAME || interface.contains(['/', ' ']) {
+        if interface.is_empty()
+            || interface.len() > MAX_INTERFACE_NAME
+            || interface.contains(['/', ' '])
+        {
             return Err(source.error(
                 raw.interface.span(),
                 at("interface"),
@@ -75,7 +85,11 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, Confi
         }
         let address = *raw.address.get_ref();
         if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
-            return Err(source.error(raw.address.span(), at("address"), format!("{address} cannot be a node address")));
+            return Err(source.error(
+                raw.address.span(),
+                at("address"),
+                format!("{address} cannot be a node address"),
+            ));
         }
         if let Some(other) = addresses.insert(address, name.clone()) {
             return Err(source.error(
@@ -90,7 +104,10 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, Confi
             return Err(source.error(
                 link_local.span(),
                 at("link_local"),
-                format!("{} is not an IPv6 link-local address (fe80::/10)", link_local.get_ref()),
+                format!(
+                    "{} is not an IPv6 link-local address (fe80::/10)",
+                    link_local.get_ref()
+                ),
             ));
         }
         nodes.push(Node {
@@ -104,31 +121,50 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, Confi
     Ok(nodes)
 }
 
-/// The group and, for the checks across groups, the span of its vrid.
+/// Where a group's vrid and addresses stand in the file, for the checks across groups.
+struct GroupSpans {
+    vrid: std::ops::Range<usize>,
+    addresses: Vec<std::ops::Range<usize>>,
+}
+
 fn group(
     source: &Source,
     cluster: &Cluster,
     nodes: &[Node],
     spanned: Spanned<RawGroup>,
-) -> Result<(Group, std::ops::Range<usize>), ConfigError> {
+) -> Result<(Group, GroupSpans), ConfigError> {
     let raw = spanned.into_inner();
     let name = raw.name.get_ref().clone();
     let at = |key: &str| format!("[[group]] \"{name}\", field `{key}`");
     if name.trim().is_empty() {
-        return Err(source.error(raw.name.span(), "[[group]], field `name`", "the group needs a name"));
+        return Err(source.error(
+            raw.name.span(),
+            "[[group]], field `name`",
+            "the group needs a name",
+        ));
     }
 
     let vrid = u8::try_from(*raw.vrid.get_ref())
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| source.error(raw.vrid.span(), at("vrid"), format!("vrid {} is not 1..=255", raw.vrid.get_ref())))?;
+        .ok_or_else(|| {
+            source.error(
+                raw.vrid.span(),
+                at("vrid"),
+                format!("vrid {} is not 1..=255", raw.vrid.get_ref()),
+            )
+        })?;
 
     let version = match raw.version.as_ref().map(|v| *v.get_ref()) {
         None | Some(3) => Version::V3,
         Some(2) => Version::V2,
         Some(other) => {
             let span = raw.version.as_ref().map(|v| v.span()).unwrap_or_default();
-            return Err(source.error(span, at("version"), format!("VRRP version {other} does not exist: use 3 (or 2 for IPv4)")));
+            return Err(source.error(
+                span,
+                at("version"),
+                format!("VRRP version {other} does not exist: use 3 (or 2 for IPv4)"),
+            ));
         }
     };
 
@@ -141,11 +177,22 @@ fn group(
     }
     let mut addresses: Vec<VirtualAddress> = Vec::new();
     for address in raw.addresses.get_ref() {
-        if addresses.iter().any(|a| a.address == address.get_ref().address) {
-            return Err(source.error(address.span(), at("addresses"), format!("{} is listed twice", address.get_ref().address)));
+        if addresses
+            .iter()
+            .any(|a| a.address == address.get_ref().address)
+        {
+            return Err(source.error(
+                address.span(),
+                at("addresses"),
+                format!("{} is listed twice", address.get_ref().address),
+            ));
         }
         if version == Version::V2 && address.get_ref().address.is_ipv6() {
-            return Err(source.error(address.span(), at("addresses"), "VRRP version 2 carries IPv4 only: use version 3 for IPv6"));
+            return Err(source.error(
+                address.span(),
+                at("addresses"),
+                "VRRP version 2 carries IPv4 only: use version 3 for IPv6",
+            ));
         }
         addresses.push(*address.get_ref());
     }
@@ -155,29 +202,48 @@ fn group(
         let fqdn = name_in_zone(written.get_ref(), &cluster.zone)
             .map_err(|why| source.error(written.span(), at("names"), why))?;
         if names.contains(&fqdn) {
-            return Err(source.error(written.span(), at("names"), format!("{fqdn} is listed twice")));
+            return Err(source.error(
+                written.span(),
+                at("names"),
+                format!("{fqdn} is listed twice"),
+            ));
         }
         names.push(fqdn);
     }
 
     if raw.priority.get_ref().is_empty() {
-        return Err(source.error(raw.priority.span(), at("priority"), "no node is a member: give each member a priority, e.g. { alpha = 150, beta = 100 }"));
+        return Err(source.error(
+            raw.priority.span(),
+            at("priority"),
+            "no node is a member: give each member a priority, e.g. { alpha = 150, beta = 100 }",
+        ));
     }
     let mut priorities = Vec::new();
     for (node_name, priority) in raw.priority.get_ref() {
-        let node = nodes.iter().position(|n| n.name == *node_name.get_ref()).ok_or_else(|| {
-            let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-            source.error(
-                node_name.span(),
-                at("priority"),
-                format!("\"{}\" is not a node of this cluster (nodes: {})", node_name.get_ref(), known.join(", ")),
-            )
-        })?;
+        let node = nodes
+            .iter()
+            .position(|n| n.name == *node_name.get_ref())
+            .ok_or_else(|| {
+                let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+                source.error(
+                    node_name.span(),
+                    at("priority"),
+                    format!(
+                        "\"{}\" is not a node of this cluster (nodes: {})",
+                        node_name.get_ref(),
+                        known.join(", ")
+                    ),
+                )
+            })?;
         let value = u8::try_from(*priority.get_ref())
             .ok()
             .filter(|p| *p >= 1)
             .ok_or_else(|| {
-                source.error(priority.span(), at(&format!("priority.{}", node_name.get_ref())), format!("priority {} is not 1..=255", priority.get_ref()))
+                source.error(
+                    priority.span(),
+                    at(&format!("priority.{}", node_name.get_ref())),
+                    format!("priority {} is not 1..=255", priority.get_ref()),
+                )
             })?;
         let owns = addresses.iter().any(|a| a.address == nodes[node].address);
         if value == 255 && !owns {
@@ -213,8 +279,33 @@ fn group(
             return Err(source.error(
                 raw.addresses.span(),
                 at("addresses"),
-                format!("{} is node \"{}\"'s own address, and that node is not a member", address.address, nodes[node].name),
+                format!(
+                    "{} is node \"{}\"'s own address, and that node is not a member",
+                    address.address, nodes[node].name
+                ),
             ));
+        }
+    }
+
+    // IPv6 adverts come from link-local addresses: without them in the file, members are
+    // told apart by priority, which a tie makes impossible.
+    if addresses.iter().any(|a| a.address.is_ipv6()) {
+        let unknown_source =
+            |n: usize| !nodes[n].address.is_ipv6() && nodes[n].link_local.is_none();
+        for (i, (a, pa)) in priorities.iter().enumerate() {
+            if let Some((b, _)) = priorities[i + 1..]
+                .iter()
+                .find(|(b, pb)| pb == pa && (unknown_source(*a) || unknown_source(*b)))
+            {
+                return Err(source.error(
+                    raw.priority.span(),
+                    at("priority"),
+                    format!(
+                        "nodes \"{}\" and \"{}\" share priority {pa} in a group with IPv6 addresses: give them different priorities, or give each node its `link_local` address so their IPv6 adverts can be told apart",
+                        nodes[*a].name, nodes[*b].name
+                    ),
+                ));
+            }
         }
     }
 
@@ -231,7 +322,11 @@ fn group(
     let preempt_delay = match &raw.preempt_delay {
         None => Duration::ZERO,
         Some(spanned) if spanned.get_ref().0 > MAX_PREEMPT_DELAY => {
-            return Err(source.error(spanned.span(), at("preempt_delay"), "preempt_delay is at most 1000s"));
+            return Err(source.error(
+                spanned.span(),
+                at("preempt_delay"),
+                "preempt_delay is at most 1000s",
+            ));
         }
         Some(spanned) => spanned.get_ref().0,
     };
@@ -239,7 +334,10 @@ fn group(
     let unicast = raw.unicast.unwrap_or(false);
     if unicast {
         for family in families_of(&addresses) {
-            if let Some((node, _)) = priorities.iter().find(|(n, _)| Family::of(&nodes[*n].address) != family) {
+            if let Some((node, _)) = priorities
+                .iter()
+                .find(|(n, _)| Family::of(&nodes[*n].address) != family)
+            {
                 return Err(source.error(
                     raw.name.span(),
                     at("unicast"),
@@ -257,15 +355,30 @@ fn group(
         Some(spanned) => u32::try_from(*spanned.get_ref())
             .ok()
             .filter(|c| *c <= 100)
-            .ok_or_else(|| source.error(spanned.span(), at("announce_count"), "announce_count is 0..=100"))?,
+            .ok_or_else(|| {
+                source.error(
+                    spanned.span(),
+                    at("announce_count"),
+                    "announce_count is 0..=100",
+                )
+            })?,
     };
     let announce = Announce {
         count,
-        interval: raw.announce_interval.as_ref().map_or(DEFAULT_ANNOUNCE_INTERVAL, |d| d.get_ref().0),
-        refresh: raw.announce_refresh.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0),
+        interval: raw
+            .announce_interval
+            .as_ref()
+            .map_or(DEFAULT_ANNOUNCE_INTERVAL, |d| d.get_ref().0),
+        refresh: raw
+            .announce_refresh
+            .as_ref()
+            .map_or(Duration::ZERO, |d| d.get_ref().0),
     };
 
-    let vrid_span = raw.vrid.span();
+    let spans = GroupSpans {
+        vrid: raw.vrid.span(),
+        addresses: raw.addresses.get_ref().iter().map(|a| a.span()).collect(),
+    };
     Ok((
         Group {
             name,
@@ -282,7 +395,7 @@ fn group(
             unicast,
             announce,
         },
-        vrid_span,
+        spans,
     ))
 }
 
@@ -298,8 +411,10 @@ pub fn advert_interval_fits(interval: Duration, version: Version) -> Result<(), 
     let written = duration::format(interval);
     match version {
         Version::V3 => {
-            if interval.as_nanos() % 10_000_000 != 0 {
-                return Err(format!("{written} is not a multiple of 10ms (VRRPv3 counts in centiseconds)"));
+            if !interval.as_nanos().is_multiple_of(10_000_000) {
+                return Err(format!(
+                    "{written} is not a multiple of 10ms (VRRPv3 counts in centiseconds)"
+                ));
             }
             let centis = interval.as_millis() / 10;
             if centis == 0 || centis > u128::from(MAX_V3_INTERVAL_CS) {
@@ -308,7 +423,9 @@ pub fn advert_interval_fits(interval: Duration, version: Version) -> Result<(), 
         }
         Version::V2 => {
             if interval.subsec_nanos() != 0 || interval.as_secs() == 0 || interval.as_secs() > 255 {
-                return Err(format!("{written} is not a whole number of seconds 1s..=255s (VRRPv2)"));
+                return Err(format!(
+                    "{written} is not a whole number of seconds 1s..=255s (VRRPv2)"
+                ));
             }
         }
     }
@@ -318,26 +435,41 @@ pub fn advert_interval_fits(interval: Duration, version: Version) -> Result<(), 
 fn check_across_groups(
     source: &Source,
     nodes: &[Node],
-    groups: &[(Group, std::ops::Range<usize>)],
+    groups: &[(Group, GroupSpans)],
 ) -> Result<(), ConfigError> {
-    for (later, (group, vrid_span)) in groups.iter().enumerate() {
+    for (later, (group, spans)) in groups.iter().enumerate() {
+        let vrid_span = &spans.vrid;
         for (earlier, _) in &groups[..later] {
             if earlier.name == group.name {
-                return Err(source.error(vrid_span.clone(), format!("[[group]] \"{}\"", group.name), "another group has the same name"));
+                return Err(source.error(
+                    vrid_span.clone(),
+                    format!("[[group]] \"{}\"", group.name),
+                    "another group has the same name",
+                ));
             }
-            for address in &group.addresses {
-                if earlier.addresses.iter().any(|a| a.address == address.address) {
+            for (address, span) in group.addresses.iter().zip(&spans.addresses) {
+                if earlier
+                    .addresses
+                    .iter()
+                    .any(|a| a.address == address.address)
+                {
                     return Err(source.error(
-                        vrid_span.clone(),
+                        span.clone(),
                         format!("[[group]] \"{}\", field `addresses`", group.name),
-                        format!("{} is already a virtual address of group \"{}\"", address.address, earlier.name),
+                        format!(
+                            "{} is already a virtual address of group \"{}\"",
+                            address.address, earlier.name
+                        ),
                     ));
                 }
             }
             if earlier.vrid != group.vrid {
                 continue;
             }
-            let shared_family = group.families().into_iter().find(|f| earlier.families().contains(f));
+            let shared_family = group
+                .families()
+                .into_iter()
+                .find(|f| earlier.families().contains(f));
             let shared_link = group.priorities.iter().find_map(|(n, _)| {
                 earlier
                     .priorities
@@ -370,7 +502,9 @@ fn label(text: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("\"{text}\" is not a valid DNS label (letters, digits and '-', at most 63)"))
+        Err(format!(
+            "\"{text}\" is not a valid DNS label (letters, digits and '-', at most 63)"
+        ))
     }
 }
 
@@ -398,7 +532,14 @@ fn name_in_zone(written: &str, zone: &str) -> Result<String, String> {
         dns_name(&format!("{written}.{zone}"))?
     };
     if fqdn == zone || !fqdn.ends_with(&format!(".{zone}")) {
-        return Err(format!("{fqdn} is outside the cluster zone {zone}: use a name under it, such as \"{}\"", written.trim_end_matches('.').split('.').next().unwrap_or("name")));
+        return Err(format!(
+            "{fqdn} is outside the cluster zone {zone}: use a name under it, such as \"{}\"",
+            written
+                .trim_end_matches('.')
+                .split('.')
+                .next()
+                .unwrap_or("name")
+        ));
     }
     Ok(fqdn)
 }

@@ -32,7 +32,9 @@ impl Group {
 
     /// The group's state: the state its instances agree on, else that of the first.
     pub fn state(&self) -> State {
-        self.instances.first().map_or(State::Initialize, Instance::state)
+        self.instances
+            .first()
+            .map_or(State::Initialize, Instance::state)
     }
 
     pub fn start(&mut self, now: Instant) {
@@ -48,21 +50,31 @@ impl Group {
     }
 
     pub fn handle_advert(&mut self, now: Instant, family: Family, advert: &Advert) {
-        if let Some(index) = self.instances.iter().position(|i| i.config().family == family) {
+        if let Some(index) = self
+            .instances
+            .iter()
+            .position(|i| i.config().family == family)
+        {
             self.on_one(now, index, |i, now| i.handle_advert(now, advert));
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         for index in 0..self.instances.len() {
-            if self.instances[index].poll_timeout().is_some_and(|t| t <= now) {
+            if self.instances[index]
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
                 self.on_one(now, index, |i, now| i.handle_timeout(now));
             }
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.instances.iter().filter_map(Instance::poll_timeout).min()
+        self.instances
+            .iter()
+            .filter_map(Instance::poll_timeout)
+            .min()
     }
 
     pub fn poll_action(&mut self) -> Option<(Family, Action)> {

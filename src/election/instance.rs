@@ -179,7 +179,8 @@ impl Instance {
 
     /// Master_Down_Interval as this node applies it now.
     pub fn master_down_interval(&self) -> Duration {
-        self.config.master_down_interval(self.master_adver_interval, self.master)
+        self.config
+            .master_down_interval(self.master_adver_interval, self.master)
     }
 
     /// The Startup event.
@@ -257,7 +258,13 @@ impl Instance {
         }
     }
 
-    fn backup_hears(&mut self, now: Instant, advert: &Advert, sender: Option<usize>, learned: Duration) {
+    fn backup_hears(
+        &mut self,
+        now: Instant,
+        advert: &Advert,
+        sender: Option<usize>,
+        learned: Duration,
+    ) {
         if advert.priority == 0 {
             if !self.config.fast_takeover {
                 // RFC 9568: the master is leaving; wait Skew_Time for a better backup.
@@ -278,7 +285,9 @@ impl Instance {
             return;
         }
         let tolerated = !self.config.preempt || advert.priority >= self.config.priority || {
-            let deadline = *self.preempt_after.get_or_insert(now + self.config.preempt_delay);
+            let deadline = *self
+                .preempt_after
+                .get_or_insert(now + self.config.preempt_delay);
             now < deadline
         };
         if tolerated {
@@ -299,11 +308,22 @@ impl Instance {
         }
     }
 
-    fn master_hears(&mut self, now: Instant, advert: &Advert, sender: Option<usize>, learned: Duration) {
+    fn master_hears(
+        &mut self,
+        now: Instant,
+        advert: &Advert,
+        sender: Option<usize>,
+        learned: Duration,
+    ) {
         let mine = self.config.priority;
-        let yields = advert.priority > mine || (advert.priority == mine && advert.src > self.config.primary);
+        let yields =
+            advert.priority > mine || (advert.priority == mine && advert.src > self.config.primary);
         if yields {
-            let reason = if advert.priority > mine { Reason::HigherPriority } else { Reason::HigherAddress };
+            let reason = if advert.priority > mine {
+                Reason::HigherPriority
+            } else {
+                Reason::HigherAddress
+            };
             self.master = sender;
             self.become_backup(now, reason, learned);
             return;
@@ -312,7 +332,9 @@ impl Instance {
         // Either way the LAN's neighbour caches may point at it: assert ourselves at once
         // (RFC 9568 for priority 0) and announce again, at most once per advert interval.
         self.counters.second_master_seen += 1;
-        let due = self.last_heal.is_none_or(|t| now >= t + self.config.advert_interval);
+        let due = self
+            .last_heal
+            .is_none_or(|t| now >= t + self.config.advert_interval);
         if advert.priority == 0 || due {
             self.send_advert(now);
         }
@@ -324,7 +346,10 @@ impl Instance {
 
     /// The earliest instant at which [`Instance::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.master_down_at, self.advert_at, self.announce_at].into_iter().flatten().min()
+        [self.master_down_at, self.advert_at, self.announce_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -367,7 +392,11 @@ impl Instance {
         if let Some(i) = peers.iter().position(|p| p.address == Some(advert.src)) {
             return Some(i);
         }
-        if let Some((_, i)) = self.learned_sources.iter().find(|(src, _)| *src == advert.src) {
+        if let Some((_, i)) = self
+            .learned_sources
+            .iter()
+            .find(|(src, _)| *src == advert.src)
+        {
             return Some(*i);
         }
         // A peer whose source address the file does not give (IPv6 link-local): recognise
@@ -396,7 +425,9 @@ impl Instance {
         self.last_heal = Some(now);
         self.transition(State::Master, reason);
         let accept = self.config.accept_mode || self.config.priority == 255;
-        self.actions.push_back(Action::SendAdvert { priority: self.config.priority });
+        self.actions.push_back(Action::SendAdvert {
+            priority: self.config.priority,
+        });
         self.actions.push_back(Action::Claim { accept });
         self.advert_at = Some(now + self.config.advert_interval);
         if self.config.announce.count > 0 {
@@ -421,7 +452,9 @@ impl Instance {
     }
 
     fn send_advert(&mut self, now: Instant) {
-        self.actions.push_back(Action::SendAdvert { priority: self.config.priority });
+        self.actions.push_back(Action::SendAdvert {
+            priority: self.config.priority,
+        });
         self.advert_at = Some(now + self.config.advert_interval);
     }
 
@@ -448,6 +481,7 @@ impl Instance {
     fn transition(&mut self, to: State, reason: Reason) {
         let from = self.state;
         self.state = to;
-        self.actions.push_back(Action::Transition(Transition { from, to, reason }));
+        self.actions
+            .push_back(Action::Transition(Transition { from, to, reason }));
     }
 }

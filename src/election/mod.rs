@@ -80,7 +80,11 @@ impl InstanceConfig {
     }
 
     /// Skew this node applies: none when it is first in line and every member is vipd.
-    pub fn effective_skew(&self, master_adver_interval: Duration, master: Option<usize>) -> Duration {
+    pub fn effective_skew(
+        &self,
+        master_adver_interval: Duration,
+        master: Option<usize>,
+    ) -> Duration {
         if self.fast_takeover && self.rank_without(master) == 0 {
             Duration::ZERO
         } else {
@@ -89,7 +93,11 @@ impl InstanceConfig {
     }
 
     /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
-    pub fn master_down_interval(&self, master_adver_interval: Duration, master: Option<usize>) -> Duration {
+    pub fn master_down_interval(
+        &self,
+        master_adver_interval: Duration,
+        master: Option<usize>,
+    ) -> Duration {
         3 * master_adver_interval + self.effective_skew(master_adver_interval, master)
     }
 }

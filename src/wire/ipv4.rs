@@ -18,7 +18,10 @@ pub struct Header {
 /// total length. Checks version, lengths, protocol 112 and TTL 255.
 pub fn split_vrrp(datagram: &[u8]) -> Result<(Header, &[u8]), WireError> {
     if datagram.len() < 20 {
-        return Err(WireError::Truncated { needed: 20, got: datagram.len() });
+        return Err(WireError::Truncated {
+            needed: 20,
+            got: datagram.len(),
+        });
     }
     if datagram[0] >> 4 != 4 {
         return Err(WireError::BadIpHeader("not IPv4"));
@@ -29,7 +32,10 @@ pub fn split_vrrp(datagram: &[u8]) -> Result<(Header, &[u8]), WireError> {
         return Err(WireError::BadIpHeader("header length"));
     }
     if datagram.len() < total_len {
-        return Err(WireError::Truncated { needed: total_len, got: datagram.len() });
+        return Err(WireError::Truncated {
+            needed: total_len,
+            got: datagram.len(),
+        });
     }
     let header = Header {
         ttl: datagram[8],

@@ -89,7 +89,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn check_len(&self, family: Family) -> Result<(), WireError> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
-            return Err(WireError::Truncated { needed: HEADER_LEN, got: len });
+            return Err(WireError::Truncated {
+                needed: HEADER_LEN,
+                got: len,
+            });
         }
         let needed = self.message_len(family);
         if len < needed {
@@ -100,7 +103,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The length this message declares through its version and address count.
     pub fn message_len(&self, family: Family) -> usize {
-        let trailer = if self.version_number() == 2 { V2_AUTH_LEN } else { 0 };
+        let trailer = if self.version_number() == 2 {
+            V2_AUTH_LEN
+        } else {
+            0
+        };
         HEADER_LEN + usize::from(self.count()) * family.address_len() + trailer
     }
 
@@ -233,7 +240,10 @@ impl Repr {
         let family = ends.family();
         let got = packet.bytes().len();
         if got < HEADER_LEN {
-            return Err(WireError::Truncated { needed: HEADER_LEN, got });
+            return Err(WireError::Truncated {
+                needed: HEADER_LEN,
+                got,
+            });
         }
         let version = match packet.version_number() {
             3 => Version::V3,
@@ -292,7 +302,11 @@ impl Repr {
     /// Bytes needed to emit this message.
     pub fn buffer_len(&self) -> usize {
         let family = self.family();
-        let trailer = if self.version == Version::V2 { V2_AUTH_LEN } else { 0 };
+        let trailer = if self.version == Version::V2 {
+            V2_AUTH_LEN
+        } else {
+            0
+        };
         HEADER_LEN + self.addresses.len() * family.address_len() + trailer
     }
 
@@ -320,7 +334,10 @@ impl Repr {
             return Err(WireError::Unrepresentable("addresses of mixed families"));
         }
         if buffer.len() < len {
-            return Err(WireError::Truncated { needed: len, got: buffer.len() });
+            return Err(WireError::Truncated {
+                needed: len,
+                got: buffer.len(),
+            });
         }
         let buffer = &mut buffer[..len];
         buffer.fill(0);
@@ -332,7 +349,9 @@ impl Repr {
         match self.version {
             Version::V3 => {
                 if self.interval_cs == 0 || self.interval_cs > MAX_V3_INTERVAL_CS {
-                    return Err(WireError::Unrepresentable("v3 interval outside 1..=4095 cs"));
+                    return Err(WireError::Unrepresentable(
+                        "v3 interval outside 1..=4095 cs",
+                    ));
                 }
                 packet.set_max_advert_interval_cs(self.interval_cs);
             }
@@ -341,8 +360,10 @@ impl Repr {
                     return Err(WireError::V2OverIpv6);
                 }
                 let seconds = self.interval_cs / 100;
-                if self.interval_cs % 100 != 0 || seconds == 0 || seconds > 255 {
-                    return Err(WireError::Unrepresentable("v2 interval not 1..=255 whole seconds"));
+                if !self.interval_cs.is_multiple_of(100) || seconds == 0 || seconds > 255 {
+                    return Err(WireError::Unrepresentable(
+                        "v2 interval not 1..=255 whole seconds",
+                    ));
                 }
                 packet.set_auth_type(self.auth.auth_type);
                 packet.set_advert_interval_s(seconds as u8);
@@ -393,7 +414,10 @@ fn verify_checksum(
     let expected = |form| compute_checksum(version, ends, form, &zeroed);
     match (version, ends.src) {
         (Version::V3, IpAddr::V4(_)) => {
-            for form in [Ipv4ChecksumForm::PseudoHeader, Ipv4ChecksumForm::MessageOnly] {
+            for form in [
+                Ipv4ChecksumForm::PseudoHeader,
+                Ipv4ChecksumForm::MessageOnly,
+            ] {
                 if expected(form) == got {
                     return Ok(Some(form));
                 }
@@ -408,7 +432,10 @@ fn verify_checksum(
             if want == got {
                 Ok(None)
             } else {
-                Err(WireError::BadChecksum { got, expected: want })
+                Err(WireError::BadChecksum {
+                    got,
+                    expected: want,
+                })
             }
         }
     }
@@ -438,11 +465,15 @@ mod tests {
 
     #[test]
     fn emits_both_checksum_forms_and_parses_them_back() {
-        for form in [Ipv4ChecksumForm::PseudoHeader, Ipv4ChecksumForm::MessageOnly] {
+        for form in [
+            Ipv4ChecksumForm::PseudoHeader,
+            Ipv4ChecksumForm::MessageOnly,
+        ] {
             let mut buf = [0u8; 64];
             let len = sample().emit(&mut buf, v4_ends(), form).unwrap();
             assert_eq!(len, 12);
-            let (repr, got_form) = Repr::parse(&Packet::new_unchecked(&buf[..len]), v4_ends()).unwrap();
+            let (repr, got_form) =
+                Repr::parse(&Packet::new_unchecked(&buf[..len]), v4_ends()).unwrap();
             assert_eq!(repr, sample());
             assert_eq!(got_form, Some(form));
         }
@@ -451,7 +482,9 @@ mod tests {
     #[test]
     fn reserved_bits_are_ignored_on_receive_and_zero_on_send() {
         let mut buf = [0u8; 12];
-        sample().emit(&mut buf, v4_ends(), Ipv4ChecksumForm::MessageOnly).unwrap();
+        sample()
+            .emit(&mut buf, v4_ends(), Ipv4ChecksumForm::MessageOnly)
+            .unwrap();
         assert_eq!(buf[4] & 0xf0, 0);
         buf[4] |= 0xf0;
         let sum = checksum::plain(&{
@@ -467,7 +500,9 @@ mod tests {
     #[test]
     fn every_discard_rule_is_a_typed_error() {
         let mut good = [0u8; 12];
-        sample().emit(&mut good, v4_ends(), Ipv4ChecksumForm::MessageOnly).unwrap();
+        sample()
+            .emit(&mut good, v4_ends(), Ipv4ChecksumForm::MessageOnly)
+            .unwrap();
         let refill = |mut b: [u8; 12]| {
             b[6..8].fill(0);
             let sum = checksum::plain(&b);
@@ -476,8 +511,17 @@ mod tests {
         };
         let parse = |b: &[u8]| Repr::parse(&Packet::new_unchecked(b), v4_ends()).map(|r| r.0);
 
-        assert_eq!(parse(&good[..7]), Err(WireError::Truncated { needed: 8, got: 7 }));
-        assert_eq!(parse(&good[..11]), Err(WireError::Truncated { needed: 12, got: 11 }));
+        assert_eq!(
+            parse(&good[..7]),
+            Err(WireError::Truncated { needed: 8, got: 7 })
+        );
+        assert_eq!(
+            parse(&good[..11]),
+            Err(WireError::Truncated {
+                needed: 12,
+                got: 11
+            })
+        );
         let mut b = good;
         b[0] = 0x41;
         assert_eq!(parse(&refill(b)), Err(WireError::UnknownVersion(4)));

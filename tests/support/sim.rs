@@ -100,8 +100,16 @@ pub struct Sim {
 /// The source address a simulated node sends `family` adverts from: its address, or for
 /// IPv6 a link-local address the file does not know (as on a real LAN).
 pub fn sim_source(config: &Config, node: usize, family: Family) -> IpAddr {
-    plan::source_address(&config.nodes[node], family)
-        .unwrap_or(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, node as u16 + 1)))
+    plan::source_address(&config.nodes[node], family).unwrap_or(IpAddr::V6(Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        node as u16 + 1,
+    )))
 }
 
 impl Sim {
@@ -138,11 +146,17 @@ impl Sim {
     }
 
     pub fn node(&self, name: &str) -> usize {
-        self.config.node_index(name).unwrap_or_else(|| panic!("no node {name}"))
+        self.config
+            .node_index(name)
+            .unwrap_or_else(|| panic!("no node {name}"))
     }
 
     pub fn group(&self, name: &str) -> usize {
-        self.config.groups.iter().position(|g| g.name == name).unwrap_or_else(|| panic!("no group {name}"))
+        self.config
+            .groups
+            .iter()
+            .position(|g| g.name == name)
+            .unwrap_or_else(|| panic!("no group {name}"))
     }
 
     /// Virtual time since the start.
@@ -294,7 +308,11 @@ impl Sim {
         }
         let now = self.now;
         let to = packet.to;
-        if let Some((_, group)) = self.nodes[to].groups.iter_mut().find(|(g, _)| *g == packet.group) {
+        if let Some((_, group)) = self.nodes[to]
+            .groups
+            .iter_mut()
+            .find(|(g, _)| *g == packet.group)
+        {
             group.handle_advert(now, packet.family, &packet.advert);
         }
         self.drain(to);
@@ -323,7 +341,13 @@ impl Sim {
                     Action::Announce => What::Announced,
                     Action::Transition(t) => What::Transition(t),
                 };
-                self.log.push(Logged { at: elapsed, node, group: group_index, family, what });
+                self.log.push(Logged {
+                    at: elapsed,
+                    node,
+                    group: group_index,
+                    family,
+                    what,
+                });
             }
         }
         for (group, family, priority) in sends {
@@ -341,12 +365,25 @@ impl Sim {
             interval: self.config.groups[group].advert_interval,
         };
         for to in 0..self.nodes.len() {
-            if to == from || self.block_family == Some(family) || self.rng.chance(self.loss_per_mille) {
+            if to == from
+                || self.block_family == Some(family)
+                || self.rng.chance(self.loss_per_mille)
+            {
                 continue;
             }
             self.seq += 1;
-            self.packets.insert(self.seq, InFlight { from, to, group, family, advert });
-            self.in_flight.push(Reverse((self.now + self.delay, self.seq)));
+            self.packets.insert(
+                self.seq,
+                InFlight {
+                    from,
+                    to,
+                    group,
+                    family,
+                    advert,
+                },
+            );
+            self.in_flight
+                .push(Reverse((self.now + self.delay, self.seq)));
         }
     }
 
@@ -397,13 +434,19 @@ impl Sim {
             .iter()
             .rev()
             .find(|l| {
-                l.node == node && l.group == group && l.family == family && matches!(l.what, What::Sent { priority } if priority > 0)
+                l.node == node
+                    && l.group == group
+                    && l.family == family
+                    && matches!(l.what, What::Sent { priority } if priority > 0)
             })
             .map(|l| l.at)
     }
 
     /// Every logged event of one kind for one node and group.
     pub fn events(&self, node: usize, group: usize, family: Family) -> Vec<&Logged> {
-        self.log.iter().filter(|l| l.node == node && l.group == group && l.family == family).collect()
+        self.log
+            .iter()
+            .filter(|l| l.node == node && l.group == group && l.family == family)
+            .collect()
     }
 }
