@@ -1,0 +1,233 @@
+//! One instance driven by hand: the rules about what an advert may change.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use vipd::election::{
+    Action, Advert, AnnounceConfig, Instance, InstanceConfig, Peer, Reason, State, Transition,
+};
+use vipd::wire::Family;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn config(priority: u8, fast: bool) -> InstanceConfig {
+    InstanceConfig {
+        vrid: 51,
+        family: Family::V4,
+        priority,
+        primary: ip("192.0.2.12"),
+        advert_interval: 100 * MS,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        accept_mode: true,
+        announce: AnnounceConfig {
+            count: 1,
+            interval: 10 * MS,
+            refresh: Duration::ZERO,
+        },
+        peers: vec![Peer {
+            name: "alpha".into(),
+            priority: 150,
+            address: Some(ip("192.0.2.11")),
+        }],
+        fast_takeover: fast,
+        allow_unknown_peers: false,
+    }
+}
+
+fn advert(src: &str, priority: u8, interval: Duration) -> Advert {
+    Advert {
+        src: ip(src),
+        priority,
+        interval,
+    }
+}
+
+fn drain(instance: &mut Instance) -> Vec<Action> {
+    std::iter::from_fn(|| instance.poll_action()).collect()
+}
+
+#[test]
+fn a_longer_interval_in_an_advert_never_stretches_the_timers() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, false));
+    beta.start(t0);
+    // A forged or misconfigured advert claims 40.95 s.
+    beta.handle_advert(
+        t0,
+        &advert("192.0.2.11", 150, Duration::from_millis(40_950)),
+    );
+    assert_eq!(beta.counters().interval_mismatch, 1);
+    assert_eq!(beta.master_adver_interval(), 100 * MS);
+    let down = 300 * MS + Duration::from_nanos(156 * 100_000_000 / 256);
+    assert_eq!(beta.poll_timeout(), Some(t0 + down));
+}
+
+#[test]
+fn a_shorter_interval_is_learned_as_rfc_9568_says() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, false));
+    beta.start(t0);
+    beta.handle_advert(t0, &advert("192.0.2.11", 150, 50 * MS));
+    assert_eq!(beta.master_adver_interval(), 50 * MS);
+    let down = 150 * MS + Duration::from_nanos(156 * 50_000_000 / 256);
+    assert_eq!(beta.poll_timeout(), Some(t0 + down));
+}
+
+#[test]
+fn adverts_from_strangers_are_dropped_and_counted() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, true));
+    beta.start(t0);
+    let before = beta.poll_timeout();
+    // One forged priority-254 advert must not take the group down.
+    beta.handle_advert(t0 + MS, &advert("192.0.2.99", 254, 100 * MS));
+    assert_eq!(beta.counters().dropped_not_member, 1);
+    assert_eq!(beta.poll_timeout(), before);
+    let mut master = Instance::new(InstanceConfig {
+        priority: 200,
+        ..config(200, true)
+    });
+    master.start(t0);
+    master.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(master.state(), State::Master);
+    master.handle_advert(
+        t0 + Duration::from_secs(1),
+        &advert("192.0.2.99", 254, 100 * MS),
+    );
+    assert_eq!(
+        master.state(),
+        State::Master,
+        "a stranger cannot make the master yield"
+    );
+}
+
+#[test]
+fn unknown_peers_can_be_allowed() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(InstanceConfig {
+        allow_unknown_peers: true,
+        ..config(100, false)
+    });
+    beta.start(t0);
+    beta.handle_advert(t0 + MS, &advert("192.0.2.99", 254, 100 * MS));
+    assert_eq!(beta.counters().dropped_not_member, 0);
+    assert!(beta.poll_timeout() > Some(t0 + 300 * MS));
+}
+
+#[test]
+fn own_adverts_are_ignored() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, false));
+    beta.start(t0);
+    beta.handle_advert(t0, &advert("192.0.2.12", 100, 100 * MS));
+    assert_eq!(beta.counters().dropped_own, 1);
+}
+
+#[test]
+fn ipv6_peers_are_recognised_by_priority_and_remembered() {
+    let t0 = Instant::now();
+    let mut cfg = config(100, true);
+    cfg.family = Family::V6;
+    cfg.primary = ip("fe80::12");
+    cfg.peers[0].address = None;
+    let mut beta = Instance::new(cfg);
+    beta.start(t0);
+    beta.handle_advert(t0, &advert("fe80::11", 150, 100 * MS));
+    assert_eq!(beta.master_peer(), Some("alpha"));
+    // Its priority-0 advert is then known to come from the master we follow.
+    beta.handle_advert(t0 + MS, &advert("fe80::11", 0, 100 * MS));
+    assert_eq!(beta.state(), State::Master);
+    // A link-local source with a priority no member has is a stranger.
+    let mut gamma = Instance::new(InstanceConfig {
+        family: Family::V6,
+        primary: ip("fe80::13"),
+        ..config(100, true)
+    });
+    gamma.start(t0);
+    gamma.handle_advert(t0, &advert("fe80::99", 222, 100 * MS));
+    assert_eq!(gamma.counters().dropped_not_member, 1);
+}
+
+#[test]
+fn a_master_stepping_down_says_priority_zero_then_releases() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, true));
+    beta.start(t0);
+    beta.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(beta.state(), State::Master);
+    drain(&mut beta);
+    beta.handle_advert(
+        t0 + Duration::from_secs(1),
+        &advert("192.0.2.11", 150, 100 * MS),
+    );
+    assert_eq!(
+        drain(&mut beta),
+        vec![
+            Action::Transition(Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::HigherPriority
+            }),
+            Action::SendAdvert { priority: 0 },
+            Action::Release,
+        ]
+    );
+}
+
+#[test]
+fn shutdown_of_a_master_sends_priority_zero_and_releases() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, true));
+    beta.start(t0);
+    beta.handle_timeout(t0 + Duration::from_secs(1));
+    drain(&mut beta);
+    beta.shutdown(t0 + Duration::from_secs(2));
+    assert_eq!(
+        drain(&mut beta),
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::Release,
+            Action::Transition(Transition {
+                from: State::Master,
+                to: State::Initialize,
+                reason: Reason::Shutdown
+            }),
+        ]
+    );
+    assert_eq!(beta.poll_timeout(), None);
+}
+
+#[test]
+fn a_master_answers_priority_zero_with_an_advert_at_once() {
+    let t0 = Instant::now();
+    let mut alpha = Instance::new(InstanceConfig {
+        priority: 200,
+        primary: ip("192.0.2.11"),
+        peers: vec![Peer {
+            name: "beta".into(),
+            priority: 100,
+            address: Some(ip("192.0.2.12")),
+        }],
+        ..config(200, false)
+    });
+    alpha.start(t0);
+    alpha.handle_timeout(t0 + Duration::from_secs(1));
+    drain(&mut alpha);
+    alpha.handle_advert(
+        t0 + Duration::from_millis(1510),
+        &advert("192.0.2.12", 0, 100 * MS),
+    );
+    assert_eq!(
+        drain(&mut alpha),
+        vec![Action::SendAdvert { priority: 200 }, Action::Announce]
+    );
+    assert_eq!(
+        alpha.poll_timeout(),
+        Some(t0 + Duration::from_millis(1610)),
+        "advert timer reset"
+    );
+}
