@@ -6,6 +6,9 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod election;
+pub mod lab;
+pub mod net;
 pub mod plan;
 pub mod wire;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vipd::config::Config;
 
@@ -21,16 +21,139 @@ enum Command {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Run the daemon for one node of the cluster.
+    Run {
+        /// The cluster file, the same on every node.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// This node's name in the file (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+        /// Control socket (default: /run/vipd/NODE.sock).
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Show the groups, their state, owner, priorities and last transitions.
+    Status {
+        /// Control socket of the daemon (default: /run/vipd/NODE.sock for the host name).
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Node name used to find the default control socket.
+        #[arg(long)]
+        node: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a three-node cluster in network namespaces on this machine, fail its owner over,
+    /// and show what a client saw (root).
+    Lab(vipd::lab::demo::DemoOptions),
+    /// Lab helper: answer UDP probes with this node's name (runs inside a lab namespace).
+    #[command(hide = true)]
+    LabResponder {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = vipd::lab::probe::PORT)]
+        port: u16,
+    },
+    /// Lab helper: probe an address every interval and print who answered when.
+    #[command(hide = true)]
+    LabProbe(vipd::lab::probe::ProbeOptions),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file, node } => check(&file, node.as_deref()),
+        Command::Run {
+            config,
+            node,
+            control,
+        } => run(config, node, control),
+        Command::Status {
+            control,
+            node,
+            json,
+        } => status(control, node, json),
+        Command::Lab(options) => vipd::lab::demo::main(options),
+        Command::LabResponder { name, port } => report(vipd::lab::probe::respond(&name, port)),
+        Command::LabProbe(options) => report(vipd::lab::probe::probe(&options)),
     }
 }
 
-fn check(file: &std::path::Path, node: Option<&str>) -> ExitCode {
+fn report(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_control(node: &str) -> PathBuf {
+    PathBuf::from(format!("/run/vipd/{node}.sock"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn run(config: PathBuf, node: Option<String>, control: Option<PathBuf>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIPD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let Some(node) = node.or_else(hostname) else {
+        eprintln!("error: no --node given and the host name is unknown");
+        return ExitCode::FAILURE;
+    };
+    let control = control.unwrap_or_else(|| default_control(&node));
+    let options = vipd::daemon::Options {
+        config,
+        node,
+        control,
+    };
+    match runtime().block_on(vipd::daemon::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(control: Option<PathBuf>, node: Option<String>, json: bool) -> ExitCode {
+    let Some(control) = control.or_else(|| node.or_else(hostname).map(|n| default_control(&n)))
+    else {
+        eprintln!("error: give --control or --node");
+        return ExitCode::FAILURE;
+    };
+    match runtime().block_on(vipd::daemon::query_status(&control)) {
+        Ok(status) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                );
+            } else {
+                print!("{}", status.table());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(file: &Path, node: Option<&str>) -> ExitCode {
     let config = match Config::load(file) {
         Ok(config) => config,
         Err(e) => {

@@ -1,5 +1,6 @@
 //! Wire formats, pure: parse and emit, no I/O.
 
+pub mod announce;
 pub mod checksum;
 pub mod ipv4;
 pub mod vrrp;

@@ -1,0 +1,610 @@
+//! One node's daemon: the election core of each of its groups, wired to raw VRRP sockets,
+//! netlink and link-layer announcements. The loop only moves bytes and timers; every
+//! decision is the core's.
+
+pub mod status;
+
+use crate::config::{Config, VirtualAddress};
+use crate::election::{Action, Advert, Group, State};
+use crate::net::announce::Announcer;
+use crate::net::netlink::{self, Event, Link};
+use crate::net::vrrp_socket::{self, VrrpSocket};
+use crate::plan;
+use crate::wire::vrrp::{IpEnds, Packet, Repr, V2Auth};
+use crate::wire::{Family, WireError, ipv4};
+use futures::StreamExt;
+use status::{GroupStatus, InstanceStatus, Status, TransitionRecord};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, info, warn};
+
+/// Transitions kept per group for `vipd status`.
+const TRANSITIONS_KEPT: usize = 16;
+
+pub struct Options {
+    pub config: PathBuf,
+    pub node: String,
+    pub control: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("node \"{0}\" is not in the cluster file (use --node)")]
+    UnknownNode(String),
+    #[error("{0}")]
+    Netlink(#[from] netlink::NetlinkError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("interface {0} has no {1} address to send adverts from")]
+    NoSource(String, Family),
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let what = what.into();
+    move |source| DaemonError::Io { what, source }
+}
+
+/// One group as the daemon runs it.
+struct GroupRuntime {
+    index: usize,
+    election: Group,
+    /// Families whose addresses are on the interface now.
+    claimed: Vec<Family>,
+    transitions: VecDeque<TransitionRecord>,
+}
+
+struct Daemon {
+    config: Config,
+    node: usize,
+    netlink: rtnetlink::Handle,
+    link: Link,
+    link_local: Option<Ipv6Addr>,
+    sockets: Vec<VrrpSocket>,
+    announcer: Announcer,
+    groups: Vec<GroupRuntime>,
+    /// (family, vrid) → index into `groups`.
+    by_vrid: HashMap<(Family, u8), usize>,
+    dropped: BTreeMap<&'static str, u64>,
+    adverts_sent: u64,
+    adverts_received: u64,
+    started: Instant,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(options: Options) -> Result<(), DaemonError> {
+    let config = Config::load(&options.config)?;
+    let node = config
+        .node_index(&options.node)
+        .ok_or_else(|| DaemonError::UnknownNode(options.node.clone()))?;
+    let mut daemon = Daemon::start(config, node).await?;
+    let listener = bind_control(&options.control)?;
+    info!(node = %options.node, control = %options.control.display(), "vipd {} running", env!("CARGO_PKG_VERSION"));
+    let result = daemon.run(listener).await;
+    let _ = std::fs::remove_file(&options.control);
+    result
+}
+
+fn bind_control(path: &std::path::Path) -> Result<UnixListener, DaemonError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+    }
+    // A socket file left by a killed daemon would make bind fail.
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).map_err(io_error(format!("control socket {}", path.display())))
+}
+
+async fn readable(socket: Option<&VrrpSocket>) -> Option<Family> {
+    match socket {
+        Some(socket) => {
+            let _ = socket.readable().await;
+            Some(socket.family())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    async fn start(config: Config, node: usize) -> Result<Daemon, DaemonError> {
+        let me = config.nodes[node].clone();
+        let handle = netlink::connect()?;
+        let link = netlink::link_by_name(&handle, &me.interface).await?;
+        let on_interface = netlink::addresses(&handle, link.index).await?;
+        let plans = plan::for_node(&config, node);
+        let families: Vec<Family> = {
+            let mut f: Vec<Family> = plans
+                .iter()
+                .flat_map(|p| p.instances.iter().map(|i| i.family))
+                .collect();
+            f.sort();
+            f.dedup();
+            f
+        };
+
+        // After a crash, our virtual addresses may still be on the interface: remove them
+        // before joining, so that two nodes never hold them at once.
+        for group in &config.groups {
+            if group.priority_of(node).is_none() {
+                continue;
+            }
+            for address in &group.addresses {
+                if on_interface.iter().any(|(a, _)| *a == address.address) {
+                    info!(group = %group.name, %address, "removing a stale virtual address left by an earlier run");
+                    netlink::del_address(&handle, link.index, *address).await?;
+                }
+            }
+        }
+        let virtual_addresses: Vec<IpAddr> = config
+            .groups
+            .iter()
+            .flat_map(|g| g.addresses.iter().map(|a| a.address))
+            .collect();
+        let is_own = |a: &IpAddr| !virtual_addresses.contains(a);
+        let source_v4 = plan::source_address(&me, Family::V4).or_else(|| {
+            on_interface
+                .iter()
+                .map(|(a, _)| *a)
+                .find(|a| a.is_ipv4() && is_own(a))
+        });
+        let link_local = on_interface.iter().find_map(|(a, _)| match a {
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
+            _ => None,
+        });
+        let source_v6 = me.link_local.or(link_local).map(IpAddr::V6);
+
+        let mut sockets = Vec::new();
+        for family in &families {
+            let source = match family {
+                Family::V4 => source_v4,
+                Family::V6 => source_v6,
+            }
+            .ok_or_else(|| DaemonError::NoSource(me.interface.clone(), *family))?;
+            let socket = VrrpSocket::open(*family, &me.interface, link.index, source).map_err(
+                io_error(format!("VRRP {family} socket on {}", me.interface)),
+            )?;
+            sockets.push(socket);
+        }
+        let announcer = Announcer::new(link.index, link.mac)
+            .map_err(io_error("packet socket for announcements"))?;
+
+        let now = Instant::now();
+        let mut groups = Vec::new();
+        let mut by_vrid = HashMap::new();
+        for group_plan in plans {
+            let group = &config.groups[group_plan.group];
+            let instances = group
+                .families()
+                .into_iter()
+                .filter_map(|family| {
+                    let primary = sockets
+                        .iter()
+                        .find(|s| s.family() == family)
+                        .map(|s| s.source());
+                    plan::instance_config(&config, group, node, family, primary)
+                })
+                .collect::<Vec<_>>();
+            for instance in &instances {
+                by_vrid.insert((instance.family, instance.vrid), groups.len());
+            }
+            let mut election = Group::new(instances);
+            if !link.up {
+                election.set_link(now, false);
+            }
+            election.start(now);
+            groups.push(GroupRuntime {
+                index: group_plan.group,
+                election,
+                claimed: Vec::new(),
+                transitions: VecDeque::new(),
+            });
+        }
+        let mut daemon = Daemon {
+            config,
+            node,
+            netlink: handle,
+            link,
+            link_local,
+            sockets,
+            announcer,
+            groups,
+            by_vrid,
+            dropped: BTreeMap::new(),
+            adverts_sent: 0,
+            adverts_received: 0,
+            started: now,
+        };
+        daemon.perform_actions().await;
+        Ok(daemon)
+    }
+
+    async fn run(&mut self, control: UnixListener) -> Result<(), DaemonError> {
+        let mut sigterm = signal(SignalKind::terminate()).map_err(io_error("SIGTERM handler"))?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(io_error("SIGINT handler"))?;
+        let mut events = netlink::watch()?;
+        let mut buffer = vec![0u8; 65536];
+        loop {
+            let next = self
+                .groups
+                .iter()
+                .filter_map(|g| g.election.poll_timeout())
+                .min();
+            let sleep_until = tokio::time::Instant::from_std(
+                next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep_until(sleep_until) => {
+                    let now = Instant::now();
+                    for group in &mut self.groups {
+                        if group.election.poll_timeout().is_some_and(|t| t <= now) {
+                            group.election.handle_timeout(now);
+                        }
+                    }
+                }
+                Some(family) = readable(self.sockets.first()) => self.receive_all(family, &mut buffer),
+                Some(family) = readable(self.sockets.get(1)) => self.receive_all(family, &mut buffer),
+                Some(event) = events.next() => self.handle_event(event).await,
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+                Ok((mut stream, _)) = control.accept() => {
+                    let mut json = serde_json::to_vec(&self.status()).unwrap_or_default();
+                    json.push(b'\n');
+                    tokio::spawn(async move {
+                        let _ = stream.write_all(&json).await;
+                    });
+                }
+            }
+            self.perform_actions().await;
+        }
+        info!("shutting down: priority 0 and releasing the addresses");
+        let now = Instant::now();
+        for group in &mut self.groups {
+            group.election.shutdown(now);
+        }
+        self.perform_actions().await;
+        Ok(())
+    }
+
+    fn count_drop(&mut self, reason: &'static str) {
+        *self.dropped.entry(reason).or_default() += 1;
+    }
+
+    fn receive_all(&mut self, family: Family, buffer: &mut [u8]) {
+        let Some(index) = self.sockets.iter().position(|s| s.family() == family) else {
+            return;
+        };
+        loop {
+            let received = match self.sockets[index].try_recv(buffer) {
+                Ok(received) => received,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("receiving VRRP {family}: {e}");
+                    return;
+                }
+            };
+            let datagram = &buffer[..received.len];
+            if let Err(error) = self.receive(datagram, received) {
+                debug!("dropped a {family} VRRP packet: {error}");
+                self.count_drop(error.counter_name());
+            }
+        }
+    }
+
+    /// Checks one datagram and hands the advert to its group.
+    fn receive(
+        &mut self,
+        datagram: &[u8],
+        received: vrrp_socket::Received,
+    ) -> Result<(), WireError> {
+        let (ends, message) = match received.v6 {
+            None => {
+                let (header, message) = ipv4::split_vrrp(datagram)?;
+                (
+                    IpEnds {
+                        src: header.src.into(),
+                        dst: header.dst.into(),
+                    },
+                    message,
+                )
+            }
+            Some((src, dst, hop_limit)) => {
+                if hop_limit != 255 {
+                    return Err(WireError::BadTtl(hop_limit));
+                }
+                (
+                    IpEnds {
+                        src: src.into(),
+                        dst: dst.into(),
+                    },
+                    datagram,
+                )
+            }
+        };
+        let family = Family::of(&ends.src);
+        let (repr, _form) = Repr::parse(&Packet::new_unchecked(message), ends)?;
+        self.adverts_received += 1;
+        let Some(&slot) = self.by_vrid.get(&(family, repr.vrid)) else {
+            self.count_drop("unknown_vrid");
+            return Ok(());
+        };
+        let group = &self.config.groups[self.groups[slot].index];
+        if repr.version != group.version {
+            self.count_drop("version_mismatch");
+            return Ok(());
+        }
+        let listed: Vec<IpAddr> = group
+            .addresses
+            .iter()
+            .map(|a| a.address)
+            .filter(|a| Family::of(a) == family)
+            .collect();
+        if repr.addresses.len() != listed.len()
+            || !repr.addresses.iter().all(|a| listed.contains(a))
+        {
+            // RFC 9568 leaves this to the receiver: log and count, and go on.
+            *self.dropped.entry("address_list_mismatch").or_default() += 1;
+            debug!(group = %group.name, "advert from {} lists other addresses: {:?}", ends.src, repr.addresses);
+        }
+        let advert = Advert {
+            src: ends.src,
+            priority: repr.priority,
+            interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
+        };
+        self.groups[slot]
+            .election
+            .handle_advert(Instant::now(), family, &advert);
+        Ok(())
+    }
+
+    async fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Link { index, up } if index == self.link.index && up != self.link.up => {
+                self.link.up = up;
+                info!(interface = %self.config.nodes[self.node].interface, "link {}", if up { "up" } else { "down" });
+                let now = Instant::now();
+                for group in &mut self.groups {
+                    group.election.set_link(now, up);
+                }
+            }
+            Event::AddressRemoved { index, address } if index == self.link.index => {
+                for slot in 0..self.groups.len() {
+                    let runtime = &self.groups[slot];
+                    let group = &self.config.groups[runtime.index];
+                    let family = Family::of(&address);
+                    let ours = group
+                        .addresses
+                        .iter()
+                        .find(|a| a.address == address)
+                        .copied();
+                    let master = runtime
+                        .election
+                        .instance(family)
+                        .is_some_and(|i| i.state() == State::Master);
+                    if let Some(virtual_address) = ours
+                        && master
+                        && runtime.claimed.contains(&family)
+                    {
+                        warn!(group = %group.name, %address, "virtual address removed by someone else while master: putting it back");
+                        if let Err(e) =
+                            netlink::add_address(&self.netlink, self.link.index, virtual_address)
+                                .await
+                        {
+                            warn!(group = %group.name, %address, "cannot put the address back: {e}");
+                        }
+                        self.announce(address);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn announce(&self, address: IpAddr) {
+        if let Err(e) = self.announcer.announce(address, self.link_local) {
+            warn!(%address, "announcement failed: {e}");
+        }
+    }
+
+    /// Carries out what the groups asked for, in order.
+    async fn perform_actions(&mut self) {
+        for slot in 0..self.groups.len() {
+            while let Some((family, action)) = self.groups[slot].election.poll_action() {
+                self.perform(slot, family, action).await;
+            }
+        }
+    }
+
+    fn addresses_of(&self, slot: usize, family: Family) -> Vec<VirtualAddress> {
+        self.config.groups[self.groups[slot].index]
+            .addresses
+            .iter()
+            .filter(|a| Family::of(&a.address) == family)
+            .copied()
+            .collect()
+    }
+
+    async fn perform(&mut self, slot: usize, family: Family, action: Action) {
+        let group = &self.config.groups[self.groups[slot].index];
+        match action {
+            Action::SendAdvert { priority } => self.send_advert(slot, family, priority),
+            Action::Claim { accept: _ } => {
+                for address in self.addresses_of(slot, family) {
+                    if let Err(e) =
+                        netlink::add_address(&self.netlink, self.link.index, address).await
+                    {
+                        warn!(group = %group.name, %address, "cannot add the virtual address: {e}");
+                    }
+                }
+                let claimed = &mut self.groups[slot].claimed;
+                if !claimed.contains(&family) {
+                    claimed.push(family);
+                }
+            }
+            Action::Announce => {
+                for address in self.addresses_of(slot, family) {
+                    self.announce(address.address);
+                }
+            }
+            Action::Release => {
+                for address in self.addresses_of(slot, family) {
+                    if let Err(e) =
+                        netlink::del_address(&self.netlink, self.link.index, address).await
+                    {
+                        warn!(group = %group.name, %address, "cannot remove the virtual address: {e}");
+                    }
+                }
+                self.groups[slot].claimed.retain(|f| *f != family);
+            }
+            Action::Transition(t) => {
+                info!(group = %group.name, family = %family, "{} -> {}: {}", t.from, t.to, t.reason);
+                let record = TransitionRecord {
+                    at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+                    unix_us: SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros() as u64),
+                    family: family.to_string(),
+                    from: t.from.to_string(),
+                    to: t.to.to_string(),
+                    reason: t.reason.to_string(),
+                };
+                let transitions = &mut self.groups[slot].transitions;
+                if transitions.len() == TRANSITIONS_KEPT {
+                    transitions.pop_front();
+                }
+                transitions.push_back(record);
+            }
+        }
+    }
+
+    fn send_advert(&mut self, slot: usize, family: Family, priority: u8) {
+        let group = &self.config.groups[self.groups[slot].index];
+        let Some(socket) = self.sockets.iter().find(|s| s.family() == family) else {
+            return;
+        };
+        let repr = Repr {
+            version: group.version,
+            vrid: group.vrid,
+            priority,
+            interval_cs: (group.advert_interval.as_millis() / 10) as u16,
+            addresses: self
+                .addresses_of(slot, family)
+                .iter()
+                .map(|a| a.address)
+                .collect(),
+            auth: V2Auth::default(),
+        };
+        let destinations: Vec<IpAddr> = if group.unicast {
+            group
+                .priorities
+                .iter()
+                .filter(|(n, _)| *n != self.node)
+                .filter_map(|(n, _)| plan::source_address(&self.config.nodes[*n], family))
+                .collect()
+        } else {
+            vec![vrrp_socket::multicast_group(family)]
+        };
+        let mut buffer = [0u8; 1024];
+        for destination in destinations {
+            let ends = IpEnds {
+                src: socket.source(),
+                dst: destination,
+            };
+            match repr.emit(&mut buffer, ends, self.config.cluster.ipv4_checksum) {
+                Ok(len) => match socket.send(destination, &buffer[..len]) {
+                    Ok(()) => self.adverts_sent += 1,
+                    Err(e) => debug!(group = %group.name, "sending advert to {destination}: {e}"),
+                },
+                Err(e) => warn!(group = %group.name, "cannot build advert: {e}"),
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let me = &self.config.nodes[self.node];
+        Status {
+            cluster: self.config.cluster.name.clone(),
+            node: me.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            interface: me.interface.clone(),
+            link_up: self.link.up,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            groups: self
+                .groups
+                .iter()
+                .map(|runtime| {
+                    let group = &self.config.groups[runtime.index];
+                    GroupStatus {
+                        name: group.name.clone(),
+                        vrid: group.vrid,
+                        addresses: group.addresses.iter().map(ToString::to_string).collect(),
+                        instances: runtime
+                            .election
+                            .instances()
+                            .iter()
+                            .map(|instance| {
+                                let counters = instance.counters();
+                                InstanceStatus {
+                                    family: instance.config().family.to_string(),
+                                    state: instance.state().to_string(),
+                                    priority: instance.config().priority,
+                                    master: instance.master_peer().map(str::to_string),
+                                    master_adver_interval_ms: instance
+                                        .master_adver_interval()
+                                        .as_secs_f64()
+                                        * 1000.0,
+                                    master_down_interval_ms: instance
+                                        .master_down_interval()
+                                        .as_secs_f64()
+                                        * 1000.0,
+                                    holds_addresses: runtime
+                                        .claimed
+                                        .contains(&instance.config().family),
+                                    adverts_received: counters.adverts_received,
+                                    dropped_not_member: counters.dropped_not_member,
+                                    interval_mismatch: counters.interval_mismatch,
+                                    second_master_seen: counters.second_master_seen,
+                                    became_master: counters.became_master,
+                                }
+                            })
+                            .collect(),
+                        transitions: runtime.transitions.iter().cloned().collect(),
+                    }
+                })
+                .collect(),
+            dropped: self
+                .dropped
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            adverts_sent: self.adverts_sent,
+            adverts_received: self.adverts_received,
+        }
+    }
+}
+
+/// Reads the status from a running daemon's control socket.
+pub async fn query_status(control: &std::path::Path) -> Result<Status, String> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::UnixStream::connect(control)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach vipd at {}: {e} (is it running? --control)",
+                control.display()
+            )
+        })?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .await
+        .map_err(|e| format!("reading status: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("bad status from vipd: {e}"))
+}

@@ -1,0 +1,506 @@
+//! A lab of real hosts made of network namespaces on this machine: a switch namespace with a
+//! bridge, one namespace per node joined to it by a veth pair, and a client namespace. Used
+//! by `vipd lab` and by the integration tests. Nothing touches the host's own interfaces:
+//! every link lives in a namespace the lab created, and dropping the [`Lab`] ends its
+//! processes (by pid) and deletes its namespaces, also when a test fails.
+
+pub mod demo;
+pub mod probe;
+
+use crate::config::Config;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The client's addresses on the lab LAN.
+pub const CLIENT_V4: &str = "192.0.2.200/24";
+pub const CLIENT_V6: &str = "2001:db8::200/64";
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// True when running as root (the lab needs CAP_NET_ADMIN for namespaces).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs a command, failing with its stderr when it fails.
+pub fn sh(args: &[&str]) -> io::Result<Output> {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "`{}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(output)
+}
+
+pub struct LabNode {
+    pub name: String,
+    pub namespace: String,
+    pub mac: [u8; 6],
+    /// Port on the lab's bridge, in the switch namespace.
+    pub port: String,
+    pub vipd: Option<Child>,
+    responder: Option<Child>,
+}
+
+pub struct Lab {
+    pub prefix: String,
+    pub switch: String,
+    pub client: String,
+    pub nodes: Vec<LabNode>,
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub dir: PathBuf,
+    vipd_binary: PathBuf,
+    namespaces: Vec<String>,
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Lab {
+    /// Builds the lab for a cluster file (every node's interface must be `eth0`) and writes
+    /// the file where the nodes read it. `tag` names the lab's namespaces.
+    pub fn new(tag: &str, cluster_toml: &str, vipd_binary: &Path) -> io::Result<Lab> {
+        if !is_root() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the lab needs root (CAP_NET_ADMIN, CAP_NET_RAW) to create network namespaces: run as root",
+            ));
+        }
+        let config =
+            Config::parse("lab.toml", cluster_toml).map_err(|e| io::Error::other(e.to_string()))?;
+        let id = LABS.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("vipd-{tag}-{}-{id}", std::process::id());
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir)?;
+        let config_path = dir.join("cluster.toml");
+        std::fs::write(&config_path, cluster_toml)?;
+        let mut lab = Lab {
+            switch: format!("{prefix}-sw"),
+            client: format!("{prefix}-client"),
+            prefix,
+            nodes: Vec::new(),
+            config_path,
+            config,
+            dir,
+            vipd_binary: vipd_binary.to_path_buf(),
+            namespaces: Vec::new(),
+        };
+        // From here on, Drop cleans up whatever was made.
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn add_namespace(&mut self, name: &str) -> io::Result<()> {
+        sh(&["ip", "netns", "add", name])?;
+        self.namespaces.push(name.to_string());
+        sh(&["ip", "-n", name, "link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// A host on the bridge: veth `eth0` in `namespace`, its peer `port` on the bridge.
+    fn attach(
+        &self,
+        namespace: &str,
+        port: &str,
+        mac: &[u8; 6],
+        addresses: &[&str],
+    ) -> io::Result<()> {
+        let sw = self.switch.as_str();
+        sh(&[
+            "ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+            namespace,
+        ])?;
+        sh(&["ip", "-n", sw, "link", "set", port, "master", "br0", "up"])?;
+        // Lab links skip duplicate address detection, so link-local addresses are usable at
+        // once; virtual addresses are added with NODAD anyway.
+        for key in ["all", "default"] {
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                namespace,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.accept_dad=0"),
+            ])?;
+        }
+        sh(&[
+            "ip",
+            "-n",
+            namespace,
+            "link",
+            "set",
+            "eth0",
+            "address",
+            &mac_text(mac),
+        ])?;
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.eth0.accept_dad=0",
+        ])?;
+        for address in addresses {
+            sh(&["ip", "-n", namespace, "addr", "add", address, "dev", "eth0"])?;
+        }
+        sh(&["ip", "-n", namespace, "link", "set", "eth0", "up"])?;
+        Ok(())
+    }
+
+    fn build(&mut self) -> io::Result<()> {
+        let switch = self.switch.clone();
+        self.add_namespace(&switch)?;
+        sh(&[
+            "ip",
+            "-n",
+            &switch,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
+        // Multicast snooping would need a querier to forward VRRP reliably: off, as on most LANs.
+        sh(&[
+            "ip",
+            "-n",
+            &switch,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        sh(&["ip", "-n", &switch, "link", "set", "br0", "up"])?;
+        let nodes: Vec<(String, IpAddr)> = self
+            .config
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.address))
+            .collect();
+        for (i, (name, address)) in nodes.iter().enumerate() {
+            let namespace = format!("{}-{name}", self.prefix);
+            self.add_namespace(&namespace)?;
+            let mac = [0x02, 0, 0, 0, 0x01, 0x10 + i as u8];
+            let port = format!("p{i}");
+            let prefix = if address.is_ipv4() { 24 } else { 64 };
+            let own = format!("{address}/{prefix}");
+            let v6 = format!("2001:db8::{:x}/64", 0x10 + i);
+            let mut addresses = vec![own.as_str()];
+            if address.is_ipv4() {
+                addresses.push(&v6);
+            }
+            self.attach(&namespace, &port, &mac, &addresses)?;
+            self.nodes.push(LabNode {
+                name: name.clone(),
+                namespace,
+                mac,
+                port,
+                vipd: None,
+                responder: None,
+            });
+        }
+        let client = self.client.clone();
+        self.add_namespace(&client)?;
+        self.attach(
+            &client,
+            "pc",
+            &[0x02, 0, 0, 0, 0x01, 0xc0],
+            &[CLIENT_V4, CLIENT_V6],
+        )?;
+        Ok(())
+    }
+
+    pub fn node(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no lab node {name}"))
+    }
+
+    pub fn control_path(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("{}.sock", self.nodes[node].name))
+    }
+
+    pub fn log_path(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("{}.log", self.nodes[node].name))
+    }
+
+    /// Starts the real vipd binary in the node's namespace.
+    pub fn start(&mut self, node: usize) -> io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(node))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.nodes[node].namespace])
+            .arg(&self.vipd_binary)
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["--node", &self.nodes[node].name])
+            .arg("--control")
+            .arg(self.control_path(node))
+            .env("VIPD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.nodes[node].vipd = Some(child);
+        Ok(())
+    }
+
+    pub fn start_all(&mut self) -> io::Result<()> {
+        for node in 0..self.nodes.len() {
+            self.start(node)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to the node's vipd (by its pid) and waits for it to exit.
+    pub fn signal(&mut self, node: usize, signal: nix::sys::signal::Signal) -> io::Result<()> {
+        if let Some(mut child) = self.nodes[node].vipd.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, signal).map_err(io::Error::from)?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    pub fn kill(&mut self, node: usize) -> io::Result<()> {
+        self.signal(node, nix::sys::signal::Signal::SIGKILL)
+    }
+
+    pub fn stop(&mut self, node: usize) -> io::Result<()> {
+        self.signal(node, nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Starts a probe responder that answers with the node's name.
+    pub fn start_responder(&mut self, node: usize) -> io::Result<()> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.nodes[node].namespace])
+            .arg(&self.vipd_binary)
+            .args(["lab-responder", "--name", &self.nodes[node].name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.nodes[node].responder = Some(child);
+        Ok(())
+    }
+
+    /// Starts a probe from the client; collect its answers with [`Lab::finish_probe`].
+    pub fn start_probe(&self, target: IpAddr, duration: Duration) -> io::Result<Child> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client])
+            .arg(&self.vipd_binary)
+            .args([
+                "lab-probe",
+                "--target",
+                &target.to_string(),
+                "--duration-ms",
+                &duration.as_millis().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    pub fn finish_probe(&self, probe: Child) -> io::Result<Vec<probe::Answer>> {
+        let output = probe.wait_with_output()?;
+        Ok(probe::parse_answers(&String::from_utf8_lossy(
+            &output.stdout,
+        )))
+    }
+
+    /// Runs a command inside a namespace.
+    pub fn exec(&self, namespace: &str, args: &[&str]) -> io::Result<String> {
+        let mut all = vec!["ip", "netns", "exec", namespace];
+        all.extend_from_slice(args);
+        Ok(String::from_utf8_lossy(&sh(&all)?.stdout).to_string())
+    }
+
+    /// The addresses the kernel has on the node's eth0.
+    pub fn addresses(&self, node: usize) -> io::Result<Vec<IpAddr>> {
+        let out = sh(&[
+            "ip",
+            "-n",
+            &self.nodes[node].namespace,
+            "-j",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ])?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(io::Error::other)?;
+        let mut found = Vec::new();
+        for link in json.as_array().into_iter().flatten() {
+            for info in link["addr_info"].as_array().into_iter().flatten() {
+                if let Some(address) = info["local"].as_str().and_then(|a| a.parse().ok()) {
+                    found.push(address);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which nodes hold `address` now, according to their kernels.
+    pub fn holders(&self, address: IpAddr) -> io::Result<Vec<String>> {
+        let mut holders = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if self.addresses(i)?.contains(&address) {
+                holders.push(node.name.clone());
+            }
+        }
+        Ok(holders)
+    }
+
+    /// Polls until exactly `node` holds `address`, up to `limit`; returns when it did.
+    pub fn wait_for_holder(
+        &self,
+        address: IpAddr,
+        node: &str,
+        limit: Duration,
+    ) -> io::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if self.holders(address)? == [node.to_string()] {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > limit {
+                return Err(io::Error::other(format!(
+                    "{address} is held by {:?}, not by {node} alone, after {limit:?}",
+                    self.holders(address)?
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The MAC the client's neighbour table has for `address`, if any.
+    pub fn client_neighbour(&self, address: IpAddr) -> io::Result<Option<String>> {
+        let out = sh(&[
+            "ip",
+            "-n",
+            &self.client,
+            "-j",
+            "neigh",
+            "show",
+            "to",
+            &address.to_string(),
+            "dev",
+            "eth0",
+        ])?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(io::Error::other)?;
+        Ok(json
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|e| e["lladdr"].as_str())
+            .map(str::to_string))
+    }
+
+    pub fn mac_of(&self, node: usize) -> String {
+        mac_text(&self.nodes[node].mac)
+    }
+
+    /// Takes the node's port on the bridge down or up: its eth0 loses or regains carrier.
+    pub fn set_port(&self, node: usize, up: bool) -> io::Result<()> {
+        sh(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &self.nodes[node].port,
+            if up { "up" } else { "down" },
+        ])?;
+        Ok(())
+    }
+
+    /// The node's log so far (for failure messages).
+    pub fn log(&self, node: usize) -> String {
+        std::fs::read_to_string(self.log_path(node)).unwrap_or_default()
+    }
+
+    /// Every node's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| format!("--- {} ---\n{}", self.nodes[i].name, self.log(i)))
+            .collect()
+    }
+
+    /// The node's status from its control socket.
+    pub fn status(&self, node: usize) -> io::Result<crate::daemon::status::Status> {
+        let out = sh(&[
+            self.vipd_binary.to_str().unwrap_or("vipd"),
+            "status",
+            "--json",
+            "--control",
+            self.control_path(node).to_str().unwrap_or_default(),
+        ])?;
+        serde_json::from_slice(&out.stdout).map_err(io::Error::other)
+    }
+
+    /// Waits until the node's control socket answers.
+    pub fn wait_ready(&self, node: usize, limit: Duration) -> io::Result<()> {
+        let start = Instant::now();
+        while self.status(node).is_err() {
+            if start.elapsed() > limit {
+                return Err(io::Error::other(format!(
+                    "{} did not come up:\n{}",
+                    self.nodes[node].name,
+                    self.log(node)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            for child in [node.vipd.take(), node.responder.take()]
+                .into_iter()
+                .flatten()
+            {
+                let mut child = child;
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for namespace in self.namespaces.iter().rev() {
+            let _ = Command::new("ip")
+                .args(["netns", "del", namespace])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,6 @@
+//! The shell: the only code that touches the kernel. Raw VRRP sockets, netlink addresses and
+//! link-layer announcements.
+
+pub mod announce;
+pub mod netlink;
+pub mod vrrp_socket;

@@ -1,0 +1,201 @@
+//! Addresses and links through rtnetlink: claim and release virtual addresses, read the
+//! interface, and watch for links going down and addresses removed behind our back.
+
+use crate::config::VirtualAddress;
+use futures::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, MulticastGroup};
+use std::net::IpAddr;
+
+/// What the daemon needs to know of its interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub mac: [u8; 6],
+    /// Administratively up and carrier present.
+    pub up: bool,
+}
+
+/// A change on the interfaces, from the kernel's multicast groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Link { index: u32, up: bool },
+    AddressRemoved { index: u32, address: IpAddr },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("netlink socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("interface {0} not found")]
+    NoSuchLink(String),
+    #[error("netlink: {0}")]
+    Netlink(#[from] rtnetlink::Error),
+}
+
+/// errno of a netlink error reply, if it is one.
+fn errno(error: &rtnetlink::Error) -> Option<i32> {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => Some(-message.raw_code()),
+        _ => None,
+    }
+}
+
+/// A request connection: spawn its driver on the current tokio runtime.
+pub fn connect() -> Result<Handle, NetlinkError> {
+    let (connection, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+fn link_from(message: &LinkMessage) -> Link {
+    let mut mac = [0u8; 6];
+    for attribute in &message.attributes {
+        if let LinkAttribute::Address(bytes) = attribute
+            && bytes.len() == 6
+        {
+            mac.copy_from_slice(bytes);
+        }
+    }
+    Link {
+        index: message.header.index,
+        mac,
+        up: link_is_up(message),
+    }
+}
+
+fn link_is_up(message: &LinkMessage) -> bool {
+    let flags = message.header.flags;
+    flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp)
+}
+
+pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Link, NetlinkError> {
+    let mut links = handle.link().get().match_name(name).execute();
+    match links.try_next().await {
+        Ok(Some(message)) => Ok(link_from(&message)),
+        Ok(None) => Err(NetlinkError::NoSuchLink(name.to_string())),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => {
+            Err(NetlinkError::NoSuchLink(name.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn address_of(message: &AddressMessage) -> Option<IpAddr> {
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer on point-to-point links.
+    let local = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        message.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
+}
+
+/// Every address on the interface, with its prefix length.
+pub async fn addresses(handle: &Handle, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
+    let mut stream = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute();
+    let mut found = Vec::new();
+    while let Some(message) = stream.try_next().await? {
+        if message.header.index != index {
+            continue;
+        }
+        if let Some(address) = address_of(&message) {
+            found.push((address, message.header.prefix_len));
+        }
+    }
+    Ok(found)
+}
+
+/// Adds a virtual address, idempotently. IPv6 without duplicate address detection: the
+/// address moves between nodes, and DAD would hold it tentative during a handover.
+pub async fn add_address(
+    handle: &Handle,
+    index: u32,
+    address: VirtualAddress,
+) -> Result<(), NetlinkError> {
+    let mut request = handle
+        .address()
+        .add(index, address.address, address.prefix_len)
+        .replace();
+    if address.address.is_ipv6() {
+        request
+            .message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    request.execute().await?;
+    Ok(())
+}
+
+/// Removes a virtual address; an address that is not there counts as removed.
+pub async fn del_address(
+    handle: &Handle,
+    index: u32,
+    address: VirtualAddress,
+) -> Result<(), NetlinkError> {
+    let mut message = AddressMessage::default();
+    message.header.index = index;
+    message.header.prefix_len = address.prefix_len;
+    message.header.family = match address.address {
+        IpAddr::V4(_) => rtnetlink::packet_route::AddressFamily::Inet,
+        IpAddr::V6(_) => rtnetlink::packet_route::AddressFamily::Inet6,
+    };
+    message
+        .attributes
+        .push(AddressAttribute::Local(address.address));
+    message
+        .attributes
+        .push(AddressAttribute::Address(address.address));
+    match handle.address().del(message).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Watches links and addresses: a stream of [`Event`]s, driven on the current runtime.
+pub fn watch() -> Result<impl futures::Stream<Item = Event> + Unpin, NetlinkError> {
+    let groups = [
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ];
+    let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&groups)?;
+    tokio::spawn(connection);
+    Ok(messages
+        .filter_map(|(message, _)| async move {
+            match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    Some(Event::Link {
+                        index: link.header.index,
+                        up: link_is_up(&link),
+                    })
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                    Some(Event::Link {
+                        index: link.header.index,
+                        up: false,
+                    })
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(address)) => {
+                    address_of(&address).map(|ip| Event::AddressRemoved {
+                        index: address.header.index,
+                        address: ip,
+                    })
+                }
+                _ => None,
+            }
+        })
+        .boxed())
+}
