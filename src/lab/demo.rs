@@ -132,8 +132,7 @@ fn watch(lab: &mut Lab, node: usize, target: IpAddr, fault: Fault) -> std::io::R
     match fault {
         Fault::Crash => {
             println!("\n== {name} crashes: SIGKILL to its vipd and its port on the bridge down");
-            lab.kill(node)?;
-            lab.set_port(node, false)?;
+            lab.crash(node)?;
         }
         Fault::Stop => {
             println!("\n== SIGTERM to {name}: a graceful stop");
@@ -141,7 +140,7 @@ fn watch(lab: &mut Lab, node: usize, target: IpAddr, fault: Fault) -> std::io::R
         }
         Fault::Return => {
             println!("\n== {name} returns: port up and vipd started (preempt is on)");
-            lab.set_port(node, true)?;
+            lab.revive(node)?;
             lab.start(node)?;
         }
     }

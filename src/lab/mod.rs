@@ -50,6 +50,8 @@ pub struct LabNode {
     pub port: String,
     pub vipd: Option<Child>,
     responder: Option<Child>,
+    /// Crashed: off the LAN, and what its kernel still holds does not count.
+    pub crashed: bool,
 }
 
 pub struct Lab {
@@ -220,6 +222,7 @@ impl Lab {
                 port,
                 vipd: None,
                 responder: None,
+                crashed: false,
             });
         }
         let client = self.client.clone();
@@ -291,6 +294,21 @@ impl Lab {
 
     pub fn kill(&mut self, node: usize) -> io::Result<()> {
         self.signal(node, nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// The host dies: its vipd is killed and it drops off the LAN at the same instant.
+    pub fn crash(&mut self, node: usize) -> io::Result<()> {
+        self.kill(node)?;
+        self.set_port(node, false)?;
+        self.nodes[node].crashed = true;
+        Ok(())
+    }
+
+    /// The crashed host is back on the LAN (its daemon not yet started).
+    pub fn revive(&mut self, node: usize) -> io::Result<()> {
+        self.set_port(node, true)?;
+        self.nodes[node].crashed = false;
+        Ok(())
     }
 
     pub fn stop(&mut self, node: usize) -> io::Result<()> {
@@ -368,11 +386,11 @@ impl Lab {
         Ok(found)
     }
 
-    /// Which nodes hold `address` now, according to their kernels.
+    /// Which live nodes hold `address` now, according to their kernels.
     pub fn holders(&self, address: IpAddr) -> io::Result<Vec<String>> {
         let mut holders = Vec::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            if self.addresses(i)?.contains(&address) {
+            if !node.crashed && self.addresses(i)?.contains(&address) {
                 holders.push(node.name.clone());
             }
         }

@@ -1,0 +1,348 @@
+//! The real network: vipd processes in network namespaces joined by a bridge, a client in
+//! its own namespace, and assertions on what the kernels show (`ip addr`, `ip neigh`) and
+//! what the client sees. Needs root; without it every test fails and says why.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use vipd::lab::{Lab, probe};
+
+/// One lab at a time: timing assertions on a 2-core machine need the cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const VIP4: &str = "192.0.2.100";
+const VIP6: &str = "2001:db8::100";
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn cluster(group_extra: &str) -> String {
+    format!(
+        r#"
+[cluster]
+name = "lab"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[node]]
+name = "gamma"
+interface = "eth0"
+address = "192.0.2.13"
+
+[[group]]
+name = "master-server"
+vrid = 51
+addresses = ["192.0.2.100/24", "2001:db8::100/64"]
+priority = {{ alpha = 200, beta = 150, gamma = 100 }}
+advert_interval = "100ms"
+{group_extra}
+"#
+    )
+}
+
+/// A started lab with `alpha` elected; the guard keeps tests apart.
+fn elected(tag: &str, toml: &str) -> (std::sync::MutexGuard<'static, ()>, Lab) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(tag, toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    for node in 0..lab.nodes.len() {
+        lab.start_responder(node).unwrap();
+        lab.start(node).unwrap();
+    }
+    for node in 0..lab.nodes.len() {
+        lab.wait_ready(node, Duration::from_secs(5)).unwrap();
+    }
+    if let Err(e) = lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3)) {
+        panic!("{e}\n{}", lab.logs());
+    }
+    (guard, lab)
+}
+
+/// Makes the client talk to both virtual addresses so it has neighbour entries for them.
+fn touch_from_client(lab: &Lab) {
+    for target in [VIP4, VIP6] {
+        let probe = lab
+            .start_probe(ip(target), Duration::from_millis(50))
+            .unwrap();
+        let answers = lab.finish_probe(probe).unwrap();
+        assert!(!answers.is_empty(), "client reaches {target}");
+    }
+}
+
+#[test]
+fn election_puts_the_addresses_on_the_highest_priority_node_only() {
+    let (_guard, lab) = elected("elect", &cluster(""));
+    lab.wait_for_holder(ip(VIP6), "alpha", Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+    assert_eq!(lab.holders(ip(VIP6)).unwrap(), ["alpha"]);
+    let status = lab.status(lab.node("beta")).unwrap();
+    let instance = &status.groups[0].instances[0];
+    assert_eq!(
+        (instance.state.as_str(), instance.master.as_deref()),
+        ("backup", Some("alpha"))
+    );
+    assert!(
+        status.dropped.values().all(|n| *n == 0),
+        "{:?}",
+        status.dropped
+    );
+    // The IPv6 instance identified alpha's link-local source as a member.
+    assert_eq!(
+        status.groups[0].instances[1].master.as_deref(),
+        Some("alpha")
+    );
+    assert_eq!(status.groups[0].instances[1].dropped_not_member, 0);
+}
+
+#[test]
+fn hard_failure_is_taken_over_within_master_down_interval() {
+    let (_guard, mut lab) = elected("crash", &cluster(""));
+    touch_from_client(&lab);
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    assert_eq!(
+        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
+        Some(lab.mac_of(alpha).as_str())
+    );
+    let probe = lab
+        .start_probe(ip(VIP4), Duration::from_millis(1200))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let crash_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    lab.crash(alpha).unwrap();
+    // beta is next in line and all members are vipd: 3 x 100 ms after alpha's last advert.
+    let took = lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2));
+    let took = took.unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let master_down = Duration::from_millis(300);
+    assert!(
+        took <= master_down + Duration::from_millis(100),
+        "took {took:?}, master-down {master_down:?}"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(190),
+        "not before a master-down interval could pass"
+    );
+    lab.wait_for_holder(ip(VIP6), "beta", Duration::from_millis(100))
+        .unwrap();
+
+    let answers = lab.finish_probe(probe).unwrap();
+    let handover = probe::handover(&answers, crash_us).expect("the client saw beta answer");
+    assert_eq!(
+        (handover.from.as_str(), handover.to.as_str()),
+        ("alpha", "beta")
+    );
+    assert!(
+        handover.outage() <= master_down + Duration::from_millis(100),
+        "outage {:?}",
+        handover.outage()
+    );
+    // The gratuitous ARP moved the client's neighbour entry to beta's MAC.
+    assert_eq!(
+        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
+        Some(lab.mac_of(beta).as_str())
+    );
+    // And the unsolicited neighbour advertisement did the same for IPv6.
+    assert_eq!(
+        lab.client_neighbour(ip(VIP6)).unwrap().as_deref(),
+        Some(lab.mac_of(beta).as_str())
+    );
+}
+
+#[test]
+fn graceful_stop_is_taken_over_at_once() {
+    let (_guard, mut lab) = elected("stop", &cluster(""));
+    touch_from_client(&lab);
+    let alpha = lab.node("alpha");
+    let probe = lab
+        .start_probe(ip(VIP4), Duration::from_millis(800))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let stop_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    lab.stop(alpha).unwrap();
+    // beta is next in line: no Skew_Time (41 ms at priority 150) to wait.
+    let took = lab
+        .wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
+        .unwrap();
+    assert!(took <= Duration::from_millis(41 + 30), "took {took:?}");
+    let answers = lab.finish_probe(probe).unwrap();
+    let handover = probe::handover(&answers, stop_us).expect("the client saw beta answer");
+    assert!(
+        handover.outage() <= Duration::from_millis(20),
+        "outage {:?}",
+        handover.outage()
+    );
+    assert!(
+        lab.log(alpha).contains("shutting down"),
+        "{}",
+        lab.log(alpha)
+    );
+    assert_eq!(lab.holders(ip(VIP6)).unwrap(), ["beta"]);
+}
+
+#[test]
+fn the_preferred_node_takes_its_group_back_with_preempt() {
+    let (_guard, mut lab) = elected("preempt", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.crash(alpha).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap();
+    lab.revive(alpha).unwrap();
+    lab.start(alpha).unwrap();
+    // alpha preempts on the first advert of beta it hears: within about one interval.
+    let took = lab
+        .wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(2))
+        .unwrap();
+    assert!(
+        took <= Duration::from_millis(400),
+        "took {took:?}\n{}",
+        lab.logs()
+    );
+    lab.wait_for_holder(ip(VIP6), "alpha", Duration::from_millis(200))
+        .unwrap();
+}
+
+#[test]
+fn without_preempt_the_returning_node_stays_backup() {
+    let (_guard, mut lab) = elected("nopreempt", &cluster("preempt = false"));
+    let alpha = lab.node("alpha");
+    lab.crash(alpha).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap();
+    lab.revive(alpha).unwrap();
+    lab.start(alpha).unwrap();
+    lab.wait_ready(alpha, Duration::from_secs(3)).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"], "{}", lab.logs());
+    let status = lab.status(alpha).unwrap();
+    assert_eq!(status.groups[0].instances[0].state, "backup");
+}
+
+#[test]
+fn link_down_on_the_owner_is_a_fault_and_link_up_comes_back_through_backup() {
+    let (_guard, lab) = elected("link", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.set_port(alpha, false).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap();
+    let status = lab.status(alpha).unwrap();
+    assert_eq!(status.groups[0].instances[0].state, "fault");
+    assert!(!status.link_up);
+    assert!(
+        !lab.addresses(alpha).unwrap().contains(&ip(VIP4)),
+        "alpha released on link down"
+    );
+    lab.set_port(alpha, true).unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(2))
+        .unwrap();
+    let transitions: Vec<(String, String)> = lab.status(alpha).unwrap().groups[0]
+        .transitions
+        .iter()
+        .filter(|t| t.family == "IPv4")
+        .map(|t| (t.from.clone(), t.to.clone()))
+        .collect();
+    let tail: Vec<(&str, &str)> = transitions
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("master", "fault"),
+            ("fault", "backup"),
+            ("backup", "master")
+        ]
+    );
+}
+
+#[test]
+fn restart_after_sigkill_removes_the_stale_address_first() {
+    let (_guard, mut lab) = elected("stale", &cluster("preempt = false"));
+    let alpha = lab.node("alpha");
+    lab.kill(alpha).unwrap();
+    // alpha's kernel keeps the address when only the daemon dies.
+    assert!(lab.addresses(alpha).unwrap().contains(&ip(VIP4)));
+    let start = Instant::now();
+    while !lab.holders(ip(VIP4)).unwrap().contains(&"beta".to_string()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "beta never took over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lab.start(alpha).unwrap();
+    lab.wait_ready(alpha, Duration::from_secs(3)).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
+        .unwrap();
+    assert!(
+        lab.log(alpha).contains("removing a stale virtual address"),
+        "{}",
+        lab.log(alpha)
+    );
+}
+
+#[test]
+fn an_address_removed_by_hand_is_put_back() {
+    let (_guard, lab) = elected("readd", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.exec(
+        &lab.nodes[alpha].namespace,
+        &["ip", "addr", "del", "192.0.2.100/24", "dev", "eth0"],
+    )
+    .unwrap();
+    let start = Instant::now();
+    while !lab.addresses(alpha).unwrap().contains(&ip(VIP4)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "not put back\n{}",
+            lab.log(alpha)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(lab.log(alpha).contains("putting it back"));
+}
+
+#[test]
+fn two_groups_with_different_owners_on_the_same_nodes() {
+    let toml = cluster("")
+        + r#"
+[[group]]
+name = "media"
+vrid = 52
+addresses = ["192.0.2.101/24"]
+priority = { alpha = 100, beta = 200, gamma = 150 }
+advert_interval = "100ms"
+"#;
+    let (_guard, mut lab) = elected("twogroups", &toml);
+    lab.wait_for_holder(ip("192.0.2.101"), "beta", Duration::from_secs(2))
+        .unwrap();
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+    let beta = lab.node("beta");
+    lab.stop(beta).unwrap();
+    lab.wait_for_holder(ip("192.0.2.101"), "gamma", Duration::from_millis(200))
+        .unwrap();
+    assert_eq!(
+        lab.holders(ip(VIP4)).unwrap(),
+        ["alpha"],
+        "the other group did not move"
+    );
+}
