@@ -346,3 +346,178 @@ advert_interval = "100ms"
         "the other group did not move"
     );
 }
+
+// ---- keepalived in the same group: the real peer nobody on the team wrote ----
+
+/// Two nodes, IPv4 group, `alpha` is keepalived (foreign), `beta` vipd.
+fn mixed_cluster(alpha_priority: u8, beta_priority: u8) -> String {
+    format!(
+        r#"
+[cluster]
+name = "mixed"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+foreign = true
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[group]]
+name = "master-server"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = {{ alpha = {alpha_priority}, beta = {beta_priority} }}
+advert_interval = "100ms"
+"#
+    )
+}
+
+fn keepalived_conf(priority: u8) -> String {
+    format!(
+        "global_defs {{\n    router_id lab\n    vrrp_version 3\n}}\n\
+         vrrp_instance master_server {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+         priority {priority}\n    advert_int 0.1\n    virtual_ipaddress {{\n        192.0.2.100/24\n    }}\n}}\n"
+    )
+}
+
+fn mixed_lab(
+    tag: &str,
+    alpha_priority: u8,
+    beta_priority: u8,
+) -> (std::sync::MutexGuard<'static, ()>, Lab) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(
+        tag,
+        &mixed_cluster(alpha_priority, beta_priority),
+        env!("CARGO_BIN_EXE_vipd").as_ref(),
+    )
+    .unwrap_or_else(|e| panic!("lab: {e}"));
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    lab.start_keepalived(alpha, &keepalived_conf(alpha_priority))
+        .unwrap();
+    lab.start(beta).unwrap();
+    lab.wait_ready(beta, Duration::from_secs(5)).unwrap();
+    (guard, lab)
+}
+
+#[test]
+fn keepalived_with_the_higher_priority_is_master_and_vipd_follows_it() {
+    let (_guard, mut lab) = mixed_lab("kamaster", 200, 150);
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    // keepalived starts as backup and waits its master-down interval (about 4 x 100 ms).
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"], "{}", lab.logs());
+    let status = lab.status(beta).unwrap();
+    let instance = &status.groups[0].instances[0];
+    assert_eq!(
+        (instance.state.as_str(), instance.master.as_deref()),
+        ("backup", Some("alpha"))
+    );
+    assert_eq!(
+        status.dropped.values().sum::<u64>(),
+        0,
+        "keepalived's adverts all accepted: {:?}",
+        status.dropped
+    );
+    // keepalived crashes: vipd takes over with the RFC timers (a foreign member):
+    // 3 x 100 ms + skew (256 - 150) / 256 x 100 ms = 341.4 ms after the last advert.
+    let start = Instant::now();
+    lab.crash(alpha).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap();
+    let took = start.elapsed();
+    assert!(took <= Duration::from_millis(341 + 100), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(240),
+        "RFC timers, not the fast path: took {took:?}\n{}",
+        lab.logs()
+    );
+    // keepalived returns and preempts; vipd yields.
+    lab.revive(alpha).unwrap();
+    lab.start_keepalived(alpha, &keepalived_conf(200)).unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+}
+
+#[test]
+fn vipd_with_the_higher_priority_is_master_and_keepalived_stays_backup() {
+    let (_guard, mut lab) = mixed_lab("kabackup", 100, 200);
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(3))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        lab.holders(ip(VIP4)).unwrap(),
+        ["beta"],
+        "keepalived accepted vipd's adverts\n{}",
+        lab.logs()
+    );
+    assert!(
+        !lab.log(alpha).contains("Entering MASTER STATE"),
+        "{}",
+        lab.log(alpha)
+    );
+    // vipd stops gracefully: keepalived takes over after its Skew_Time (61 ms at 100).
+    lab.stop(beta).unwrap();
+    let took = lab
+        .wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    assert!(
+        took <= Duration::from_millis(61 + 100),
+        "took {took:?}\n{}",
+        lab.log(alpha)
+    );
+}
+
+#[test]
+fn tshark_decodes_vipd_adverts_as_valid_vrrp() {
+    let (_guard, lab) = elected("tshark", &cluster(""));
+    let capture = |filter: &str| {
+        let out = lab
+            .exec(
+                &lab.client,
+                &[
+                    "tshark",
+                    "-i",
+                    "eth0",
+                    "-n",
+                    "-a",
+                    "duration:3",
+                    "-c",
+                    "3",
+                    "-f",
+                    filter,
+                    "-V",
+                    "-o",
+                    "vrrp.v3_checksum_as_in_v2:FALSE",
+                ],
+            )
+            .unwrap_or_else(|e| panic!("tshark: {e}"));
+        assert!(out.contains("Virtual Router Redundancy Protocol"), "{out}");
+        out
+    };
+    let v4 = capture("ip proto 112");
+    assert!(v4.contains("Version 3"), "{v4}");
+    assert!(v4.contains("Virtual Rtr ID: 51"), "{v4}");
+    assert!(v4.contains("Priority: 200"), "{v4}");
+    assert!(v4.contains("Adver Int: 10"), "centiseconds: {v4}");
+    assert!(v4.contains("Time to Live: 255"), "{v4}");
+    assert!(v4.contains("[Checksum Status: Good]"), "{v4}");
+    assert!(v4.contains("IP Address: 192.0.2.100"), "{v4}");
+    let v6 = capture("ip6 proto 112");
+    assert!(v6.contains("Hop Limit: 255"), "{v6}");
+    assert!(v6.contains("[Checksum Status: Good]"), "{v6}");
+    assert!(v6.contains("2001:db8::100"), "{v6}");
+    assert!(
+        v6.contains("Source Address: fe80::"),
+        "IPv6 adverts come from the link-local address: {v6}"
+    );
+}

@@ -105,9 +105,11 @@ fn runtime() -> tokio::runtime::Runtime {
 fn run(config: PathBuf, node: Option<String>, control: Option<PathBuf>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIPD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
     let Some(node) = node.or_else(hostname) else {
         eprintln!("error: no --node given and the host name is unknown");

@@ -26,6 +26,17 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// True while the process exists and is not a zombie.
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next() != Some('Z'))
+        })
+        .unwrap_or(false)
+}
+
 /// Runs a command, failing with its stderr when it fails.
 pub fn sh(args: &[&str]) -> io::Result<Output> {
     let output = Command::new(args[0])
@@ -52,6 +63,8 @@ pub struct LabNode {
     responder: Option<Child>,
     /// Crashed: off the LAN, and what its kernel still holds does not count.
     pub crashed: bool,
+    /// keepalived running in this node instead of vipd: the parent and its VRRP child's pid file.
+    keepalived: Option<(Child, PathBuf)>,
 }
 
 pub struct Lab {
@@ -85,6 +98,9 @@ impl Lab {
         }
         let config =
             Config::parse("lab.toml", cluster_toml).map_err(|e| io::Error::other(e.to_string()))?;
+        // Daemons that fork (keepalived's VRRP child) are orphaned when their parent dies:
+        // become their reaper, so that no zombie is left and none keeps a pid file alive.
+        nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
         let id = LABS.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("vipd-{tag}-{}-{id}", std::process::id());
         let dir = std::env::temp_dir().join(&prefix);
@@ -223,6 +239,7 @@ impl Lab {
                 vipd: None,
                 responder: None,
                 crashed: false,
+                keepalived: None,
             });
         }
         let client = self.client.clone();
@@ -293,15 +310,99 @@ impl Lab {
     }
 
     pub fn kill(&mut self, node: usize) -> io::Result<()> {
-        self.signal(node, nix::sys::signal::Signal::SIGKILL)
+        self.signal(node, nix::sys::signal::Signal::SIGKILL)?;
+        self.stop_keepalived(node, nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// Runs keepalived (Debian's) in the node's namespace with `conf`, VRRP only, in the
+    /// foreground, with private pid files so that it never meets a system keepalived.
+    pub fn start_keepalived(&mut self, node: usize, conf: &str) -> io::Result<()> {
+        let name = &self.nodes[node].name;
+        let conf_path = self.dir.join(format!("{name}.keepalived.conf"));
+        std::fs::write(&conf_path, conf)?;
+        let pid = |what: &str| self.dir.join(format!("{name}.keepalived.{what}.pid"));
+        for what in ["main", "vrrp", "checker", "bfd"] {
+            let _ = std::fs::remove_file(pid(what));
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(node))?;
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.nodes[node].namespace,
+                "keepalived",
+                "-n",
+                "-P",
+                "-l",
+                "-D",
+                "-G",
+                "-f",
+            ])
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(pid("main"))
+            .arg("-r")
+            .arg(pid("vrrp"))
+            .arg("-c")
+            .arg(pid("checker"))
+            .arg("-b")
+            .arg(pid("bfd"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.nodes[node].keepalived = Some((child, pid("vrrp")));
+        Ok(())
+    }
+
+    /// Signals keepalived's parent and its VRRP child, by their pids, and waits for them.
+    pub fn stop_keepalived(
+        &mut self,
+        node: usize,
+        signal: nix::sys::signal::Signal,
+    ) -> io::Result<()> {
+        use nix::sys::signal::kill;
+        use nix::unistd::Pid;
+        let Some((mut parent, vrrp_pid_file)) = self.nodes[node].keepalived.take() else {
+            return Ok(());
+        };
+        let vrrp = std::fs::read_to_string(&vrrp_pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if signal == nix::sys::signal::Signal::SIGKILL
+            && let Some(pid) = vrrp
+        {
+            // Crash: the VRRP process dies at once, not through its parent.
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+        let _ = kill(Pid::from_raw(parent.id() as i32), signal);
+        parent.wait()?;
+        if let Some(pid) = vrrp {
+            // The child exits with its parent; make sure, by its own pid.
+            let start = Instant::now();
+            while running(pid) && start.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if running(pid) {
+                let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            // Reap it: with the parent gone it is our child now (we are the subreaper).
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+        Ok(())
     }
 
     /// The host dies: its vipd is killed and it drops off the LAN at the same instant.
     pub fn crash(&mut self, node: usize) -> io::Result<()> {
-        self.kill(node)?;
         self.set_port(node, false)?;
         self.nodes[node].crashed = true;
-        Ok(())
+        self.kill(node)
     }
 
     /// The crashed host is back on the LAN (its daemon not yet started).
@@ -312,7 +413,8 @@ impl Lab {
     }
 
     pub fn stop(&mut self, node: usize) -> io::Result<()> {
-        self.signal(node, nix::sys::signal::Signal::SIGTERM)
+        self.signal(node, nix::sys::signal::Signal::SIGTERM)?;
+        self.stop_keepalived(node, nix::sys::signal::Signal::SIGTERM)
     }
 
     /// Starts a probe responder that answers with the node's name.
@@ -503,6 +605,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for node in 0..self.nodes.len() {
+            let _ = self.stop_keepalived(node, nix::sys::signal::Signal::SIGKILL);
+        }
         for node in &mut self.nodes {
             for child in [node.vipd.take(), node.responder.take()]
                 .into_iter()
