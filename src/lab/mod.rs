@@ -32,7 +32,7 @@ fn running(pid: i32) -> bool {
         .ok()
         .and_then(|stat| {
             stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next() != Some('Z'))
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
 }
