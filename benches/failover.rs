@@ -1,0 +1,162 @@
+//! Failover outage, vipd against keepalived in the same lab and the same run: a client probes
+//! the virtual address every millisecond while the owner crashes (SIGKILL and off the LAN)
+//! or stops gracefully (SIGTERM). Same topology, priorities (200 / 100) and advert interval
+//! (100 ms) for both. Prints medians, worst cases and the ratios.
+//!
+//!     cargo bench --bench failover            # as root; VIPD_BENCH_TRIALS=N (default 10)
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+use vipd::lab::{Lab, probe};
+
+const VIP: &str = "192.0.2.100";
+
+const CLUSTER: &str = r#"
+[cluster]
+name = "bench"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[group]]
+name = "g"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = { alpha = 200, beta = 100 }
+advert_interval = "100ms"
+"#;
+
+fn keepalived_conf(priority: u8) -> String {
+    format!(
+        "global_defs {{\n    router_id bench\n    vrrp_version 3\n}}\n\
+         vrrp_instance g {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+         priority {priority}\n    advert_int 0.1\n    virtual_ipaddress {{\n        192.0.2.100/24\n    }}\n}}\n"
+    )
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Daemon {
+    Vipd,
+    Keepalived,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    Crash,
+    Stop,
+}
+
+fn start(lab: &mut Lab, daemon: Daemon, node: usize, priority: u8) {
+    match daemon {
+        Daemon::Vipd => lab.start(node).unwrap(),
+        Daemon::Keepalived => lab
+            .start_keepalived(node, &keepalived_conf(priority))
+            .unwrap(),
+    }
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Outages seen by the client over `trials` faults of the owner.
+fn measure(daemon: Daemon, fault: Fault, trials: usize) -> Vec<Duration> {
+    let vip: IpAddr = VIP.parse().unwrap();
+    let mut lab =
+        Lab::new("bench", CLUSTER, env!("CARGO_BIN_EXE_vipd").as_ref()).expect("lab (run as root)");
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    for node in [alpha, beta] {
+        lab.start_responder(node).unwrap();
+    }
+    start(&mut lab, daemon, alpha, 200);
+    start(&mut lab, daemon, beta, 100);
+    let mut outages = Vec::new();
+    for _ in 0..trials {
+        lab.wait_for_holder(vip, "alpha", Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+        // Let the backup learn the master and the client's neighbour entry settle.
+        std::thread::sleep(Duration::from_millis(300));
+        let client = lab.start_probe(vip, Duration::from_millis(1500)).unwrap();
+        // A random phase against the advert timer, as a real failure has.
+        std::thread::sleep(Duration::from_millis(400 + (unix_us() % 100)));
+        let at = unix_us();
+        match fault {
+            Fault::Crash => lab.crash(alpha).unwrap(),
+            Fault::Stop => lab.stop(alpha).unwrap(),
+        }
+        let answers = lab.finish_probe(client).unwrap();
+        let handover = probe::handover(&answers, at)
+            .unwrap_or_else(|| panic!("no handover seen\n{}", lab.logs()));
+        assert_eq!(handover.to, "beta");
+        outages.push(handover.outage());
+        if fault == Fault::Crash {
+            lab.revive(alpha).unwrap();
+        }
+        start(&mut lab, daemon, alpha, 200);
+    }
+    outages
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this without it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("failover: a benchmark; run it with `cargo bench --bench failover` (root)");
+        return;
+    }
+    let trials: usize = std::env::var("VIPD_BENCH_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(10);
+    println!(
+        "failover outage seen by a client probing every 1 ms; 2 nodes, priorities 200/100, adverts every 100 ms; {trials} trials each"
+    );
+    println!(
+        "{:<22} {:>12} {:>12} {:>12} {:>12} {:>8}",
+        "", "vipd median", "vipd worst", "ka median", "ka worst", "ratio"
+    );
+    for (fault, name) in [
+        (Fault::Stop, "graceful stop"),
+        (Fault::Crash, "crash (kill + off LAN)"),
+    ] {
+        let vipd = measure(Daemon::Vipd, fault, trials);
+        let keepalived = measure(Daemon::Keepalived, fault, trials);
+        let ratio = ms(median(&vipd)) / ms(median(&keepalived));
+        println!(
+            "{name:<22} {:>9.1} ms {:>9.1} ms {:>9.1} ms {:>9.1} ms {:>8.3}",
+            ms(median(&vipd)),
+            ms(*vipd.iter().max().unwrap()),
+            ms(median(&keepalived)),
+            ms(*keepalived.iter().max().unwrap()),
+            ratio
+        );
+        let all = |v: &[Duration]| {
+            v.iter()
+                .map(|d| format!("{:.1}", ms(*d)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("  vipd:       {}", all(&vipd));
+        println!("  keepalived: {}", all(&keepalived));
+    }
+}
