@@ -521,3 +521,64 @@ fn tshark_decodes_vipd_adverts_as_valid_vrrp() {
         "IPv6 adverts come from the link-local address: {v6}"
     );
 }
+
+#[test]
+fn unicast_adverts_elect_and_fail_over_without_multicast() {
+    let toml = r#"
+[cluster]
+name = "unicast"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[group]]
+name = "g"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = { alpha = 200, beta = 100 }
+advert_interval = "100ms"
+unicast = true
+"#;
+    let (_guard, mut lab) = elected("unicast", toml);
+    let beta = lab.node("beta");
+    // The adverts on the wire go to beta's address, not to 224.0.0.18.
+    let out = lab
+        .exec(
+            &lab.client,
+            &[
+                "tshark",
+                "-i",
+                "eth0",
+                "-n",
+                "-a",
+                "duration:2",
+                "-f",
+                "ip proto 112",
+                "-T",
+                "fields",
+                "-e",
+                "ip.dst",
+            ],
+        )
+        .unwrap();
+    assert!(!out.contains("224.0.0.18"), "multicast adverts seen: {out}");
+    assert!(out.contains("192.0.2.12"), "unicast adverts to beta: {out}");
+    let status = lab.status(beta).unwrap();
+    assert_eq!(
+        status.groups[0].instances[0].master.as_deref(),
+        Some("alpha"),
+        "{status:?}"
+    );
+    assert!(status.adverts_received > 5);
+    lab.crash(lab.node("alpha")).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
+        .unwrap();
+}
