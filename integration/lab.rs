@@ -549,10 +549,10 @@ unicast = true
 "#;
     let (_guard, mut lab) = elected("unicast", toml);
     let beta = lab.node("beta");
-    // The adverts on the wire go to beta's address, not to 224.0.0.18.
+    // The adverts on the wire go to beta's address, not to 224.0.0.18: seen from beta.
     let out = lab
         .exec(
-            &lab.client,
+            &lab.nodes[beta].namespace,
             &[
                 "tshark",
                 "-i",
