@@ -14,7 +14,8 @@ use crate::wire::vrrp::{IpEnds, Packet, Repr, V2Auth};
 use crate::wire::{Family, WireError, ipv4};
 use futures::StreamExt;
 use status::{GroupStatus, InstanceStatus, Status, TransitionRecord};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -78,6 +79,11 @@ struct Daemon {
     adverts_sent: u64,
     adverts_received: u64,
     started: Instant,
+    /// Every group's next timeout, soonest first. Entries go stale when a group reschedules;
+    /// they are recognised by comparing with the group's own `poll_timeout` and skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Groups fed an input since their actions were last carried out.
+    touched: Vec<usize>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -221,7 +227,10 @@ impl Daemon {
             adverts_sent: 0,
             adverts_received: 0,
             started: now,
+            timers: BinaryHeap::new(),
+            touched: Vec::new(),
         };
+        daemon.touched = (0..daemon.groups.len()).collect();
         daemon.perform_actions().await;
         Ok(daemon)
     }
@@ -232,23 +241,12 @@ impl Daemon {
         let mut events = netlink::watch()?;
         let mut buffer = vec![0u8; 65536];
         loop {
-            let next = self
-                .groups
-                .iter()
-                .filter_map(|g| g.election.poll_timeout())
-                .min();
             let sleep_until = tokio::time::Instant::from_std(
-                next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+                self.next_timeout()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
             tokio::select! {
-                _ = tokio::time::sleep_until(sleep_until) => {
-                    let now = Instant::now();
-                    for group in &mut self.groups {
-                        if group.election.poll_timeout().is_some_and(|t| t <= now) {
-                            group.election.handle_timeout(now);
-                        }
-                    }
-                }
+                _ = tokio::time::sleep_until(sleep_until) => self.fire_timers(Instant::now()),
                 Some(family) = readable(self.sockets.first()) => self.receive_all(family, &mut buffer),
                 Some(family) = readable(self.sockets.get(1)) => self.receive_all(family, &mut buffer),
                 Some(event) = events.next() => self.handle_event(event).await,
@@ -269,6 +267,7 @@ impl Daemon {
         for group in &mut self.groups {
             group.election.shutdown(now);
         }
+        self.touched = (0..self.groups.len()).collect();
         self.perform_actions().await;
         Ok(())
     }
@@ -361,6 +360,7 @@ impl Daemon {
         self.groups[slot]
             .election
             .handle_advert(Instant::now(), family, &advert);
+        self.touched.push(slot);
         Ok(())
     }
 
@@ -373,6 +373,7 @@ impl Daemon {
                 for group in &mut self.groups {
                     group.election.set_link(now, up);
                 }
+                self.touched = (0..self.groups.len()).collect();
             }
             Event::AddressRemoved { index, address } if index == self.link.index => {
                 for slot in 0..self.groups.len() {
@@ -413,13 +414,47 @@ impl Daemon {
         }
     }
 
-    /// Carries out what the groups asked for, in order.
+    /// The soonest live timer, dropping stale heap entries on the way.
+    fn next_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, slot))) = self.timers.peek() {
+            if self.groups[slot].election.poll_timeout() == Some(at) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Feeds every group whose timer is due.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, slot))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let group = &mut self.groups[slot].election;
+            if group.poll_timeout() == Some(at) {
+                group.handle_timeout(now);
+                self.touched.push(slot);
+            }
+        }
+    }
+
+    /// Carries out what the touched groups asked for, in order, and files their next timers.
     async fn perform_actions(&mut self) {
-        for slot in 0..self.groups.len() {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for &slot in &touched {
             while let Some((family, action)) = self.groups[slot].election.poll_action() {
                 self.perform(slot, family, action).await;
             }
+            if let Some(at) = self.groups[slot].election.poll_timeout() {
+                self.timers.push(Reverse((at, slot)));
+            }
         }
+        touched.clear();
+        self.touched = touched;
     }
 
     fn addresses_of(&self, slot: usize, family: Family) -> Vec<VirtualAddress> {
