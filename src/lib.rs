@@ -7,6 +7,7 @@
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod election;
 pub mod lab;
 pub mod net;

@@ -45,6 +45,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a group's names from the site's DNS ([dns.update]), e.g. when it is retired.
+    DnsUnregister {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The group whose names to remove.
+        #[arg(long)]
+        group: String,
+    },
     /// Build a three-node cluster in network namespaces on this machine, fail its owner over,
     /// and show what a client saw (root).
     Lab(vipd::lab::demo::DemoOptions),
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
             json,
         } => status(control, node, json),
         Command::Lab(options) => vipd::lab::demo::main(options),
+        Command::DnsUnregister { config, group } => dns_unregister(&config, &group),
         Command::LabResponder { name, port } => report(vipd::lab::probe::respond(&name, port)),
         Command::LabProbe(options) => report(vipd::lab::probe::probe(&options)),
     }
@@ -152,6 +161,47 @@ fn status(control: Option<PathBuf>, node: Option<String>, json: bool) -> ExitCod
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn dns_unregister(file: &Path, group_name: &str) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    };
+    let config = match Config::load(file) {
+        Ok(config) => config,
+        Err(e) => return fail(e.to_string()),
+    };
+    let Some(update) = config.dns.update.clone() else {
+        return fail(format!("{}: no [dns.update] table", file.display()));
+    };
+    let Some(group) = config.groups.iter().find(|g| g.name == group_name) else {
+        return fail(format!("{}: no group \"{group_name}\"", file.display()));
+    };
+    let key = match vipd::dns::update::read_key(&update.key_name, &update.key_file) {
+        Ok(key) => key,
+        Err(e) => return fail(e.to_string()),
+    };
+    let zone = hickory_proto::rr::Name::from_ascii(&update.zone).expect("validated zone");
+    let result = runtime().block_on(async {
+        for fqdn in &group.names {
+            let label = fqdn
+                .trim_end_matches(config.cluster.zone.as_str())
+                .trim_end_matches('.');
+            let name = format!("{label}.{}", update.zone);
+            let owner = hickory_proto::rr::Name::from_ascii(&name).map_err(|e| e.to_string())?;
+            let message = vipd::dns::update::build(&zone, &owner, &[], 0);
+            vipd::dns::update::send(update.server, &key, message)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            println!("removed {name} from {}", update.server);
+        }
+        Ok::<(), String>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The cluster file: one TOML file, copied unchanged to every node, turned into a validated,
 //! typed [`Config`]. Pure: reading the file is the caller's business.
 
+pub mod dns;
 pub mod duration;
 mod error;
 mod validate;
@@ -22,6 +23,7 @@ pub struct Config {
     pub cluster: Cluster,
     pub nodes: Vec<Node>,
     pub groups: Vec<Group>,
+    pub dns: dns::Dns,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +203,8 @@ struct RawFile {
     node: Vec<Spanned<RawNode>>,
     #[serde(default)]
     group: Vec<Spanned<RawGroup>>,
+    #[serde(default)]
+    dns: Option<dns::RawDns>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

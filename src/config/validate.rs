@@ -21,10 +21,12 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
         groups.push(group(source, &cluster, &nodes, raw_group)?);
     }
     check_across_groups(source, &nodes, &groups)?;
+    let dns = super::dns::validate(source, raw.dns)?;
     Ok(Config {
         cluster,
         nodes,
         groups: groups.into_iter().map(|(g, _)| g).collect(),
+        dns,
     })
 }
 
@@ -509,7 +511,7 @@ fn label(text: &str) -> Result<(), String> {
 }
 
 /// An absolute DNS name, lower case with the trailing dot.
-fn dns_name(text: &str) -> Result<String, String> {
+pub(super) fn dns_name(text: &str) -> Result<String, String> {
     let trimmed = text.trim().trim_end_matches('.');
     if trimmed.is_empty() {
         return Err("the zone needs a name, e.g. \"cluster.example.\"".to_string());

@@ -5,6 +5,7 @@
 pub mod status;
 
 use crate::config::{Config, VirtualAddress};
+use crate::dns;
 use crate::election::{Action, Advert, Group, State};
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, Event, Link};
@@ -18,6 +19,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
@@ -50,6 +53,12 @@ pub enum DaemonError {
     NoSource(String, Family),
 }
 
+fn unix_seconds() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     let what = what.into();
     move |source| DaemonError::Io { what, source }
@@ -62,6 +71,9 @@ struct GroupRuntime {
     /// Families whose addresses are on the interface now.
     claimed: Vec<Family>,
     transitions: VecDeque<TransitionRecord>,
+    /// Moves whenever the group's mastership begins or ends: a registration in the site's
+    /// DNS retries only while the mastership it started in lasts.
+    mastership: Arc<AtomicU64>,
 }
 
 struct Daemon {
@@ -84,6 +96,13 @@ struct Daemon {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Groups fed an input since their actions were last carried out.
     touched: Vec<usize>,
+    /// The DNS server's shared state, when the zone is served.
+    dns: Option<Arc<dns::server::Server>>,
+    /// The owner of each group of the file, as this node knows it (for the zone).
+    owners: Vec<Option<String>>,
+    zone_serial: u32,
+    /// Registration in the site's DNS, when configured: the key read at start.
+    registration: Option<Arc<dns::update::Key>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -211,6 +230,7 @@ impl Daemon {
                 election,
                 claimed: Vec::new(),
                 transitions: VecDeque::new(),
+                mastership: Arc::new(AtomicU64::new(0)),
             });
         }
         let mut daemon = Daemon {
@@ -229,7 +249,22 @@ impl Daemon {
             started: now,
             timers: BinaryHeap::new(),
             touched: Vec::new(),
+            dns: None,
+            owners: Vec::new(),
+            zone_serial: unix_seconds(),
+            registration: None,
         };
+        if let Some(update) = &daemon.config.dns.update {
+            let key = dns::update::read_key(&update.key_name, &update.key_file).map_err(|e| {
+                DaemonError::Io {
+                    what: "[dns.update]".into(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+            daemon.registration = Some(Arc::new(key));
+        }
+        daemon.owners = vec![None; daemon.config.groups.len()];
+        daemon.start_dns()?;
         daemon.touched = (0..daemon.groups.len()).collect();
         daemon.perform_actions().await;
         Ok(daemon)
@@ -453,8 +488,120 @@ impl Daemon {
                 self.timers.push(Reverse((at, slot)));
             }
         }
+        self.refresh_owners(&touched);
         touched.clear();
         self.touched = touched;
+    }
+
+    /// Serves the zone on the node's address and on every virtual address of its groups
+    /// (bound ahead of time: a virtual address answers while this node holds it).
+    fn start_dns(&mut self) -> Result<(), DaemonError> {
+        if !self.config.dns.enabled {
+            return Ok(());
+        }
+        let mut addresses = vec![self.config.nodes[self.node].address];
+        for runtime in &self.groups {
+            for address in &self.config.groups[runtime.index].addresses {
+                if !addresses.contains(&address.address) {
+                    addresses.push(address.address);
+                }
+            }
+        }
+        let zone = dns::zone::build(&self.config, &self.owners, self.zone_serial);
+        let server = Arc::new(dns::server::Server::new(&self.config.dns, zone));
+        dns::server::spawn(server.clone(), &addresses, self.config.dns.port)
+            .map_err(io_error(format!("DNS on port {}", self.config.dns.port)))?;
+        self.dns = Some(server);
+        Ok(())
+    }
+
+    /// Registers the group's names in the site's DNS, retrying with backoff while this
+    /// mastership lasts.
+    fn register(&self, slot: usize, generation: u64) {
+        let (Some(key), Some(update)) = (self.registration.clone(), self.config.dns.update.clone())
+        else {
+            return;
+        };
+        let group = &self.config.groups[self.groups[slot].index];
+        let cluster_zone = &self.config.cluster.zone;
+        let names: Vec<String> = group
+            .names
+            .iter()
+            .map(|fqdn| {
+                format!(
+                    "{}.{}",
+                    fqdn.trim_end_matches(cluster_zone.as_str())
+                        .trim_end_matches('.'),
+                    update.zone
+                )
+            })
+            .collect();
+        let addresses: Vec<IpAddr> = group.addresses.iter().map(|a| a.address).collect();
+        let mastership = self.groups[slot].mastership.clone();
+        let group_name = group.name.clone();
+        tokio::spawn(async move {
+            let Ok(zone) = hickory_proto::rr::Name::from_ascii(&update.zone) else {
+                return;
+            };
+            let mut backoff = Duration::from_secs(1);
+            let mut pending = names;
+            while mastership.load(Ordering::SeqCst) == generation {
+                let mut failed = Vec::new();
+                for name in pending {
+                    let Ok(fqdn) = hickory_proto::rr::Name::from_ascii(&name) else {
+                        continue;
+                    };
+                    let message =
+                        dns::update::build(&zone, &fqdn, &addresses, update.ttl.as_secs() as u32);
+                    match dns::update::send(update.server, &key, message).await {
+                        Ok(()) => {
+                            info!(group = %group_name, %name, server = %update.server, "registered in the site's DNS")
+                        }
+                        Err(e) => {
+                            warn!(group = %group_name, %name, server = %update.server, "registration failed, retrying in {backoff:?}: {e}");
+                            failed.push(name);
+                        }
+                    }
+                }
+                if failed.is_empty() {
+                    return;
+                }
+                pending = failed;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        });
+    }
+
+    /// Who owns the group in `slot`, as this node sees it.
+    fn owner_of(&self, slot: usize) -> Option<String> {
+        let instance = self.groups[slot].election.instances().first()?;
+        match instance.state() {
+            State::Master => Some(self.config.nodes[self.node].name.clone()),
+            State::Backup => instance.master_peer().map(str::to_string),
+            State::Initialize | State::Fault => None,
+        }
+    }
+
+    /// Republishes the zone when an owner changed: the owner records and the serial move.
+    fn refresh_owners(&mut self, touched: &[usize]) {
+        let mut changed = false;
+        for &slot in touched {
+            let owner = self.owner_of(slot);
+            let index = self.groups[slot].index;
+            if self.owners[index] != owner {
+                self.owners[index] = owner;
+                changed = true;
+            }
+        }
+        if changed && let Some(server) = &self.dns {
+            self.zone_serial = (self.zone_serial.wrapping_add(1)).max(unix_seconds());
+            server.set_zone(dns::zone::build(
+                &self.config,
+                &self.owners,
+                self.zone_serial,
+            ));
+        }
     }
 
     fn addresses_of(&self, slot: usize, family: Family) -> Vec<VirtualAddress> {
@@ -500,6 +647,19 @@ impl Daemon {
             }
             Action::Transition(t) => {
                 info!(group = %group.name, family = %family, "{} -> {}: {}", t.from, t.to, t.reason);
+                let leads = self.groups[slot]
+                    .election
+                    .instances()
+                    .first()
+                    .map(|i| i.config().family)
+                    == Some(family);
+                if leads && (t.to == State::Master || t.from == State::Master) {
+                    let generation =
+                        self.groups[slot].mastership.fetch_add(1, Ordering::SeqCst) + 1;
+                    if t.to == State::Master {
+                        self.register(slot, generation);
+                    }
+                }
                 let record = TransitionRecord {
                     at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
                     unix_us: SystemTime::now()
@@ -621,6 +781,7 @@ impl Daemon {
                 .collect(),
             adverts_sent: self.adverts_sent,
             adverts_received: self.adverts_received,
+            dns: self.dns.as_ref().map(|d| d.snapshot()),
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct Status {
     pub dropped: BTreeMap<String, u64>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// The DNS server's counters and zone serial, when it serves the zone.
+    #[serde(default)]
+    pub dns: Option<crate::dns::server::CountersSnapshot>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,6 +147,24 @@ impl Status {
                 dropped.join(", ")
             }
         );
+        if let Some(dns) = &self.dns {
+            let _ = writeln!(
+                out,
+                "dns: serial {}, queries {}, answers {}, nxdomain {}, nodata {}, refused {}, formerr {}, \
+                 dropped {} malformed and {} rate-limited, forwarded {} ({} failed)",
+                dns.serial,
+                dns.queries,
+                dns.answers,
+                dns.nxdomain,
+                dns.nodata,
+                dns.refused,
+                dns.formerr,
+                dns.dropped_malformed,
+                dns.dropped_rate_limited,
+                dns.forwarded,
+                dns.forward_failed
+            );
+        }
         out
     }
 }

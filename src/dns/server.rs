@@ -1,0 +1,601 @@
+//! The DNS server of every node: its own socket loops (so that every malformed or
+//! rate-limited query is counted, and no task is spawned per datagram), with
+//! hickory-server's request parsing and response building, on a thread of its own so that
+//! no DNS load can delay the election.
+
+use super::zone::{Lookup, Zone};
+use crate::config::dns::Dns;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Edns, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinEncoder;
+use hickory_server::server::Request;
+use hickory_server::zone_handler::MessageResponseBuilder;
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Socket, Type};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tracing::{debug, warn};
+
+/// Largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value).
+const MAX_UDP_PAYLOAD: u16 = 1232;
+const TCP_IDLE: Duration = Duration::from_secs(10);
+const MAX_TCP_CONNECTIONS: u64 = 256;
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Clients remembered by the rate limiter within one second.
+const MAX_TRACKED_CLIENTS: usize = 65_536;
+
+/// What the DNS server counts; shown by `vipd status`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub queries: AtomicU64,
+    pub answers: AtomicU64,
+    pub nxdomain: AtomicU64,
+    pub nodata: AtomicU64,
+    pub refused: AtomicU64,
+    pub formerr: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub dropped_rate_limited: AtomicU64,
+    pub truncated: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub forward_failed: AtomicU64,
+    pub tcp_connections: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CountersSnapshot {
+    pub serial: u32,
+    pub queries: u64,
+    pub answers: u64,
+    pub nxdomain: u64,
+    pub nodata: u64,
+    pub refused: u64,
+    pub formerr: u64,
+    pub dropped_malformed: u64,
+    pub dropped_rate_limited: u64,
+    pub truncated: u64,
+    pub forwarded: u64,
+    pub forward_failed: u64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A fixed one-second window per client address.
+struct RateLimiter {
+    limit: u32,
+    window: u64,
+    counts: HashMap<IpAddr, u32>,
+}
+
+impl RateLimiter {
+    fn allow(&mut self, client: IpAddr, now_s: u64) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        if now_s != self.window || self.counts.len() >= MAX_TRACKED_CLIENTS {
+            self.window = now_s;
+            self.counts.clear();
+        }
+        let count = self.counts.entry(client).or_insert(0);
+        *count += 1;
+        *count <= self.limit
+    }
+}
+
+/// What to do with a query.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    Send(Vec<u8>),
+    /// Outside the zone with forwarders configured: relay the query as is.
+    Forward,
+    Drop,
+}
+
+/// State shared by the socket loops and the daemon (which swaps the zone).
+pub struct Server {
+    zone: RwLock<Arc<Zone>>,
+    pub counters: Counters,
+    forwarders: Vec<SocketAddr>,
+    limiter: Mutex<RateLimiter>,
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// FORMERR for a query whose header is readable but not the rest: ID and opcode kept.
+fn formerr(query: &[u8]) -> Vec<u8> {
+    let mut reply = vec![0u8; 12];
+    reply[..2].copy_from_slice(&query[..2]);
+    reply[2] = 0x80 | (query[2] & 0x78);
+    reply[3] = ResponseCode::FormErr.low();
+    reply
+}
+
+impl Server {
+    pub fn new(dns: &Dns, zone: Zone) -> Server {
+        Server {
+            zone: RwLock::new(Arc::new(zone)),
+            counters: Counters::default(),
+            forwarders: dns.forwarders.clone(),
+            limiter: Mutex::new(RateLimiter {
+                limit: dns.rate_limit,
+                window: 0,
+                counts: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Replaces the zone (after a change of owner).
+    pub fn set_zone(&self, zone: Zone) {
+        *self.zone.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(zone);
+    }
+
+    pub fn zone(&self) -> Arc<Zone> {
+        self.zone.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn snapshot(&self) -> CountersSnapshot {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CountersSnapshot {
+            serial: self.zone().serial(),
+            queries: get(&c.queries),
+            answers: get(&c.answers),
+            nxdomain: get(&c.nxdomain),
+            nodata: get(&c.nodata),
+            refused: get(&c.refused),
+            formerr: get(&c.formerr),
+            dropped_malformed: get(&c.dropped_malformed),
+            dropped_rate_limited: get(&c.dropped_rate_limited),
+            truncated: get(&c.truncated),
+            forwarded: get(&c.forwarded),
+            forward_failed: get(&c.forward_failed),
+        }
+    }
+
+    /// Answers one query received over `protocol` from `client`.
+    pub fn answer(&self, query: &[u8], client: SocketAddr, protocol: Protocol) -> Reply {
+        let c = &self.counters;
+        bump(&c.queries);
+        // No header, or a response rather than a query: nothing to answer (never answer a
+        // response, or two servers could ping-pong forever).
+        if query.len() < 12 || query[2] & 0x80 != 0 {
+            bump(&c.dropped_malformed);
+            return Reply::Drop;
+        }
+        if protocol == Protocol::Udp {
+            let allowed = self
+                .limiter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allow(client.ip(), now_s());
+            if !allowed {
+                bump(&c.dropped_rate_limited);
+                return Reply::Drop;
+            }
+        }
+        let request = match Request::from_bytes(query.to_vec(), client, protocol) {
+            Ok(request) => request,
+            Err(e) => {
+                debug!(%client, "malformed query: {e}");
+                bump(&c.formerr);
+                return Reply::Send(formerr(query));
+            }
+        };
+        let mut badvers = false;
+        let edns = request.edns.as_ref().map(|offered| {
+            badvers = offered.version() > 0;
+            let mut edns = Edns::new();
+            edns.set_max_payload(offered.max_payload().clamp(512, MAX_UDP_PAYLOAD))
+                .set_version(0);
+            edns
+        });
+        let max_size = match protocol {
+            Protocol::Udp => edns.as_ref().map_or(512, |e| e.max_payload()),
+            _ => u16::MAX,
+        };
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.recursion_available = !self.forwarders.is_empty();
+        let zone = self.zone();
+        let soa = [zone.negative_soa()];
+        let none: [Record; 0] = [];
+        let (rcode, answers, authority): (ResponseCode, Vec<&Record>, &[Record]) = if badvers {
+            (ResponseCode::BADVERS, Vec::new(), &none)
+        } else if request.metadata.op_code != OpCode::Query {
+            (ResponseCode::NotImp, Vec::new(), &none)
+        } else {
+            match request.request_info() {
+                Err(_) => {
+                    bump(&c.formerr);
+                    (ResponseCode::FormErr, Vec::new(), &none)
+                }
+                Ok(info) => {
+                    let (name, record_type) = (info.query.name(), info.query.query_type());
+                    let transfer = matches!(record_type, RecordType::AXFR | RecordType::IXFR);
+                    if info.query.query_class() != DNSClass::IN || transfer {
+                        bump(&c.refused);
+                        (ResponseCode::Refused, Vec::new(), &none)
+                    } else {
+                        match zone.lookup(name, record_type) {
+                            Lookup::NotInZone
+                                if !self.forwarders.is_empty()
+                                    && request.metadata.recursion_desired =>
+                            {
+                                return Reply::Forward;
+                            }
+                            Lookup::NotInZone => {
+                                bump(&c.refused);
+                                (ResponseCode::Refused, Vec::new(), &none)
+                            }
+                            Lookup::Answer(records) => {
+                                metadata.authoritative = true;
+                                bump(&c.answers);
+                                (ResponseCode::NoError, records, &none)
+                            }
+                            Lookup::NoData => {
+                                metadata.authoritative = true;
+                                bump(&c.nodata);
+                                (ResponseCode::NoError, Vec::new(), &soa)
+                            }
+                            Lookup::NxDomain => {
+                                metadata.authoritative = true;
+                                bump(&c.nxdomain);
+                                (ResponseCode::NXDomain, Vec::new(), &soa)
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        metadata.response_code = rcode;
+        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            metadata,
+            answers.into_iter(),
+            authority.iter(),
+            std::iter::empty(),
+            std::iter::empty(),
+        );
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max_size);
+        if let Err(e) = response.destructive_emit(&mut encoder) {
+            warn!(%client, "cannot encode an answer: {e}");
+            return Reply::Drop;
+        }
+        if bytes.len() > 2 && bytes[2] & 0x02 != 0 {
+            bump(&c.truncated);
+        }
+        Reply::Send(bytes)
+    }
+}
+
+/// A socket for the DNS port on `address`, bound even before the address exists (a
+/// virtual address this node does not hold yet answers once it holds it).
+fn bind(address: IpAddr, port: u16, kind: Type) -> io::Result<Socket> {
+    let domain = if address.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(domain, kind, None)?;
+    socket.set_reuse_address(true)?;
+    match address {
+        IpAddr::V4(_) => socket.set_freebind_v4(true)?,
+        IpAddr::V6(_) => {
+            socket.set_only_v6(true)?;
+            socket.set_freebind_v6(true)?;
+        }
+    }
+    socket.bind(&SocketAddr::new(address, port).into())?;
+    if kind == Type::STREAM {
+        socket.listen(128)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Binds UDP and TCP on every address now (errors surface at start-up), then serves them on
+/// a thread of its own.
+pub fn spawn(server: Arc<Server>, addresses: &[IpAddr], port: u16) -> io::Result<()> {
+    let mut sockets = Vec::new();
+    for address in addresses {
+        sockets.push((
+            bind(*address, port, Type::DGRAM)?,
+            bind(*address, port, Type::STREAM)?,
+        ));
+    }
+    std::thread::Builder::new()
+        .name("vipd-dns".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    warn!("DNS runtime: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let mut tasks = Vec::new();
+                for (udp, tcp) in sockets {
+                    match (
+                        UdpSocket::from_std(udp.into()),
+                        TcpListener::from_std(tcp.into()),
+                    ) {
+                        (Ok(udp), Ok(tcp)) => {
+                            tasks.push(tokio::spawn(serve_udp(server.clone(), Arc::new(udp))));
+                            tasks.push(tokio::spawn(serve_tcp(server.clone(), tcp)));
+                        }
+                        (Err(e), _) | (_, Err(e)) => warn!("DNS socket: {e}"),
+                    }
+                }
+                for task in tasks {
+                    let _ = task.await;
+                }
+            });
+        })?;
+    Ok(())
+}
+
+async fn serve_udp(server: Arc<Server>, socket: Arc<UdpSocket>) {
+    let mut buffer = vec![0u8; 4096];
+    loop {
+        let (len, client) = match socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            Err(e) => {
+                debug!("DNS UDP receive: {e}");
+                continue;
+            }
+        };
+        match server.answer(&buffer[..len], client, Protocol::Udp) {
+            Reply::Send(bytes) => {
+                let _ = socket.send_to(&bytes, client).await;
+            }
+            Reply::Forward => {
+                let (server, socket, query) =
+                    (server.clone(), socket.clone(), buffer[..len].to_vec());
+                tokio::spawn(async move {
+                    match forward_udp(&server.forwarders, &query).await {
+                        Some(answer) => {
+                            bump(&server.counters.forwarded);
+                            let _ = socket.send_to(&answer, client).await;
+                        }
+                        None => bump(&server.counters.forward_failed),
+                    }
+                });
+            }
+            Reply::Drop => {}
+        }
+    }
+}
+
+async fn serve_tcp(server: Arc<Server>, listener: TcpListener) {
+    let open = Arc::new(AtomicU64::new(0));
+    loop {
+        let Ok((stream, client)) = listener.accept().await else {
+            continue;
+        };
+        if open.load(Ordering::Relaxed) >= MAX_TCP_CONNECTIONS {
+            continue;
+        }
+        bump(&server.counters.tcp_connections);
+        open.fetch_add(1, Ordering::Relaxed);
+        let (server, open) = (server.clone(), open.clone());
+        tokio::spawn(async move {
+            let _ = serve_connection(&server, stream, client).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).await?;
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut message).await?;
+    Ok(message)
+}
+
+async fn write_message(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await
+}
+
+async fn serve_connection(
+    server: &Server,
+    mut stream: TcpStream,
+    client: SocketAddr,
+) -> io::Result<()> {
+    loop {
+        let query = tokio::time::timeout(TCP_IDLE, read_message(&mut stream))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        match server.answer(&query, client, Protocol::Tcp) {
+            Reply::Send(bytes) => write_message(&mut stream, &bytes).await?,
+            Reply::Forward => match forward_tcp(&server.forwarders, &query).await {
+                Some(answer) => {
+                    bump(&server.counters.forwarded);
+                    write_message(&mut stream, &answer).await?;
+                }
+                None => bump(&server.counters.forward_failed),
+            },
+            Reply::Drop => return Ok(()),
+        }
+    }
+}
+
+/// Relays a query to the first upstream that answers with the same ID.
+async fn forward_udp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+    for upstream in upstreams {
+        let bind: SocketAddr = if upstream.is_ipv4() {
+            "0.0.0.0:0".parse().ok()?
+        } else {
+            "[::]:0".parse().ok()?
+        };
+        let Ok(socket) = UdpSocket::bind(bind).await else {
+            continue;
+        };
+        if socket.connect(upstream).await.is_err() || socket.send(query).await.is_err() {
+            continue;
+        }
+        let mut buffer = vec![0u8; 65535];
+        if let Ok(Ok(len)) = tokio::time::timeout(FORWARD_TIMEOUT, socket.recv(&mut buffer)).await
+            && len >= 12
+            && buffer[..2] == query[..2]
+        {
+            buffer.truncate(len);
+            return Some(buffer);
+        }
+    }
+    None
+}
+
+async fn forward_tcp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+    for upstream in upstreams {
+        let exchange = async {
+            let mut stream = TcpStream::connect(upstream).await?;
+            write_message(&mut stream, query).await?;
+            read_message(&mut stream).await
+        };
+        if let Ok(Ok(answer)) = tokio::time::timeout(FORWARD_TIMEOUT, exchange).await
+            && answer.len() >= 12
+            && answer[..2] == query[..2]
+        {
+            return Some(answer);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use hickory_server::proto::op::{Message, Query};
+    use hickory_server::proto::rr::Name;
+
+    fn server(extra: &str) -> Server {
+        let text = format!(
+            "[cluster]\nname = \"t\"\nzone = \"cluster.example.\"\n[[node]]\nname = \"alpha\"\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\n\
+             [[group]]\nname = \"g\"\nvrid = 1\naddresses = [\"192.0.2.100/24\"]\nnames = [\"svc\"]\npriority = {{ alpha = 100 }}\n{extra}"
+        );
+        let config = Config::parse("t.toml", &text).unwrap();
+        Server::new(
+            &config.dns,
+            super::super::zone::build(&config, &[Some("alpha".into())], 1),
+        )
+    }
+
+    fn query(name: &str, record_type: RecordType) -> Vec<u8> {
+        let mut message = Message::query();
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), record_type));
+        message.to_vec().unwrap()
+    }
+
+    fn ask(server: &Server, bytes: &[u8]) -> Message {
+        match server.answer(bytes, "192.0.2.200:5353".parse().unwrap(), Protocol::Udp) {
+            Reply::Send(reply) => Message::from_vec(&reply).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn authoritative_answer_nxdomain_nodata_refused() {
+        let server = server("");
+        let reply = ask(&server, &query("svc.cluster.example.", RecordType::A));
+        assert!(reply.metadata.authoritative);
+        assert_eq!(reply.answers.len(), 1);
+        let reply = ask(&server, &query("nothing.cluster.example.", RecordType::A));
+        assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+        let reply = ask(&server, &query("svc.cluster.example.", RecordType::MX));
+        assert_eq!(
+            (reply.metadata.response_code, reply.answers.len()),
+            (ResponseCode::NoError, 0)
+        );
+        assert_eq!(reply.authorities[0].record_type(), RecordType::SOA);
+        let reply = ask(&server, &query("example.org.", RecordType::A));
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+        assert!(!reply.metadata.recursion_available);
+    }
+
+    #[test]
+    fn malformed_queries_are_counted() {
+        let server = server("");
+        let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
+        assert_eq!(
+            server.answer(&[1, 2, 3], client, Protocol::Udp),
+            Reply::Drop
+        );
+        let mut garbage = query("svc.cluster.example.", RecordType::A);
+        garbage.truncate(20);
+        let Reply::Send(reply) = server.answer(&garbage, client, Protocol::Udp) else {
+            panic!()
+        };
+        assert_eq!(reply[3] & 0x0f, 1, "FORMERR");
+        assert_eq!(reply[..2], garbage[..2]);
+        let mut response = query("svc.cluster.example.", RecordType::A);
+        response[2] |= 0x80;
+        assert_eq!(server.answer(&response, client, Protocol::Udp), Reply::Drop);
+        let snapshot = server.snapshot();
+        assert_eq!((snapshot.dropped_malformed, snapshot.formerr), (2, 1));
+    }
+
+    #[test]
+    fn rate_limit_drops_the_excess_of_one_client() {
+        let server = server("[dns]\nrate_limit = 5");
+        let bytes = query("svc.cluster.example.", RecordType::A);
+        let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
+        let other: SocketAddr = "192.0.2.201:5353".parse().unwrap();
+        let sent: Vec<Reply> = (0..10)
+            .map(|_| server.answer(&bytes, client, Protocol::Udp))
+            .collect();
+        let answered = sent.iter().filter(|r| matches!(r, Reply::Send(_))).count();
+        // All ten fall in one second unless the clock ticks over in between.
+        assert!(
+            (5..=10).contains(&answered) && answered < 10
+                || server.snapshot().dropped_rate_limited == 0
+        );
+        assert!(
+            matches!(server.answer(&bytes, other, Protocol::Udp), Reply::Send(_)),
+            "other clients unaffected"
+        );
+        assert!(
+            matches!(server.answer(&bytes, client, Protocol::Tcp), Reply::Send(_)),
+            "TCP is not limited"
+        );
+    }
+
+    #[test]
+    fn forwarding_is_chosen_only_for_recursive_questions_outside_the_zone() {
+        let server = server("[dns]\nforwarders = [\"198.51.100.53\"]");
+        let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(
+            Name::from_ascii("example.org.").unwrap(),
+            RecordType::A,
+        ));
+        assert_eq!(
+            server.answer(&message.to_vec().unwrap(), client, Protocol::Udp),
+            Reply::Forward
+        );
+        let reply = ask(&server, &query("svc.cluster.example.", RecordType::A));
+        assert!(reply.metadata.recursion_available);
+    }
+}
