@@ -261,7 +261,7 @@ impl Server {
         metadata.response_code = rcode;
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
-            answers.into_iter(),
+            answers,
             authority.iter(),
             std::iter::empty(),
             std::iter::empty(),
