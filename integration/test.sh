@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_packages=()
-for tool in tshark:tshark keepalived:keepalived ip:iproute2 dig:dnsutils tcpdump:tcpdump; do
+for tool in tshark:tshark keepalived:keepalived ip:iproute2 dig:dnsutils tcpdump:tcpdump knotd:knot; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_packages+=("${tool#*:}")
 done
 if [ "${#need_packages[@]}" -gt 0 ]; then
@@ -15,8 +15,20 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
     fi
     echo "test.sh: installing ${need_packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # The packages bring services (keepalived, knot): never let them start on this host's
+    # own network; the tests run their own copies inside namespaces.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: the lab tests (integration/) need root to build network namespaces; they will fail and say so" >&2
 fi
 
 echo "== cargo fmt --check"

@@ -439,6 +439,12 @@ async fn serve_connection(
     }
 }
 
+/// A relayed answer comes from us, a server that recurses (by forwarding): RA set.
+fn offer_recursion(mut answer: Vec<u8>) -> Vec<u8> {
+    answer[3] |= 0x80;
+    answer
+}
+
 /// Relays a query to the first upstream that answers with the same ID.
 async fn forward_udp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
     for upstream in upstreams {
@@ -459,7 +465,7 @@ async fn forward_udp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> 
             && buffer[..2] == query[..2]
         {
             buffer.truncate(len);
-            return Some(buffer);
+            return Some(offer_recursion(buffer));
         }
     }
     None
@@ -476,7 +482,7 @@ async fn forward_tcp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> 
             && answer.len() >= 12
             && answer[..2] == query[..2]
         {
-            return Some(answer);
+            return Some(offer_recursion(answer));
         }
     }
     None
@@ -557,24 +563,48 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_drops_the_excess_of_one_client() {
-        let server = server("[dns]\nrate_limit = 5");
+    fn rate_limit_allows_the_limit_per_client_per_second() {
+        let mut limiter = RateLimiter {
+            limit: 3,
+            window: 0,
+            counts: HashMap::new(),
+        };
+        let (a, b): (IpAddr, IpAddr) = (
+            "192.0.2.200".parse().unwrap(),
+            "192.0.2.201".parse().unwrap(),
+        );
+        let allowed =
+            |l: &mut RateLimiter, ip, second| (0..5).filter(|_| l.allow(ip, second)).count();
+        assert_eq!(allowed(&mut limiter, a, 100), 3);
+        assert_eq!(
+            allowed(&mut limiter, b, 100),
+            3,
+            "another client has its own allowance"
+        );
+        assert_eq!(
+            allowed(&mut limiter, a, 101),
+            3,
+            "a new second, a new allowance"
+        );
+        let mut off = RateLimiter {
+            limit: 0,
+            window: 0,
+            counts: HashMap::new(),
+        };
+        assert_eq!(allowed(&mut off, a, 100), 5);
+    }
+
+    #[test]
+    fn rate_limit_drops_udp_but_not_tcp() {
+        let server = server("[dns]\nrate_limit = 1");
         let bytes = query("svc.cluster.example.", RecordType::A);
         let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
-        let other: SocketAddr = "192.0.2.201:5353".parse().unwrap();
-        let sent: Vec<Reply> = (0..10)
+        // Three in a row fall in at most two seconds: at least one is dropped.
+        let replies: Vec<Reply> = (0..3)
             .map(|_| server.answer(&bytes, client, Protocol::Udp))
             .collect();
-        let answered = sent.iter().filter(|r| matches!(r, Reply::Send(_))).count();
-        // All ten fall in one second unless the clock ticks over in between.
-        assert!(
-            (5..=10).contains(&answered) && answered < 10
-                || server.snapshot().dropped_rate_limited == 0
-        );
-        assert!(
-            matches!(server.answer(&bytes, other, Protocol::Udp), Reply::Send(_)),
-            "other clients unaffected"
-        );
+        assert!(replies.contains(&Reply::Drop));
+        assert!(server.snapshot().dropped_rate_limited >= 1);
         assert!(
             matches!(server.answer(&bytes, client, Protocol::Tcp), Reply::Send(_)),
             "TCP is not limited"

@@ -77,6 +77,8 @@ pub struct Lab {
     pub dir: PathBuf,
     vipd_binary: PathBuf,
     namespaces: Vec<String>,
+    /// Other processes the lab started (DNS servers, ...), ended by pid on drop.
+    others: Vec<Child>,
 }
 
 fn mac_text(mac: &[u8; 6]) -> String {
@@ -117,6 +119,7 @@ impl Lab {
             dir,
             vipd_binary: vipd_binary.to_path_buf(),
             namespaces: Vec::new(),
+            others: Vec::new(),
         };
         // From here on, Drop cleans up whatever was made.
         lab.build()?;
@@ -251,6 +254,43 @@ impl Lab {
             &[CLIENT_V4, CLIENT_V6],
         )?;
         Ok(())
+    }
+
+    /// Another host on the lab's LAN (a DNS server, say); returns its namespace.
+    pub fn add_host(&mut self, name: &str, addresses: &[&str]) -> io::Result<String> {
+        let namespace = format!("{}-{name}", self.prefix);
+        self.add_namespace(&namespace)?;
+        let index = self.namespaces.len() as u8;
+        self.attach(
+            &namespace,
+            &format!("h{index}"),
+            &[0x02, 0, 0, 0, 0x02, index],
+            addresses,
+        )?;
+        Ok(namespace)
+    }
+
+    /// Starts a process that the lab ends (by its pid) when dropped.
+    pub fn spawn(&mut self, command: &mut Command) -> io::Result<u32> {
+        let child = command.stdin(Stdio::null()).spawn()?;
+        let pid = child.id();
+        self.others.push(child);
+        Ok(pid)
+    }
+
+    /// Runs `f` on a thread inside `namespace` (sockets it opens live there).
+    pub fn in_namespace<T: Send>(namespace: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = std::fs::File::open(format!("/var/run/netns/{namespace}"))?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(io::Error::from)?;
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| io::Error::other("thread in namespace panicked"))?
+        })
     }
 
     pub fn node(&self, name: &str) -> usize {
@@ -605,6 +645,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for mut child in self.others.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         for node in 0..self.nodes.len() {
             let _ = self.stop_keepalived(node, nix::sys::signal::Signal::SIGKILL);
         }

@@ -1,0 +1,505 @@
+//! The virtual name in the lab: every node serves the cluster zone, dig (Debian's dnsutils)
+//! in the client namespace is the client, Knot DNS (Debian's knot) in its own namespace is
+//! the site's DNS server for forwarding and RFC 2136 registration. Needs root.
+
+use std::net::{IpAddr, UdpSocket};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use vipd::lab::Lab;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const VIP4: &str = "192.0.2.100";
+const SITE_DNS: &str = "192.0.2.53";
+/// A TSIG secret for the lab only (base64 of 32 bytes).
+const TSIG_SECRET: &str = "dmlwZC1sYWItdHNpZy1zZWNyZXQtMzItYnl0ZXMhISE=";
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn cluster(dns_extra: &str) -> String {
+    let big: Vec<String> = (150..190).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
+    format!(
+        r#"
+[cluster]
+name = "lab"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[group]]
+name = "master-server"
+vrid = 51
+addresses = ["192.0.2.100/24", "2001:db8::100/64"]
+names = ["nbu-master"]
+priority = {{ alpha = 200, beta = 100 }}
+advert_interval = "100ms"
+
+[[group]]
+name = "big"
+vrid = 52
+addresses = [{}]
+names = ["big"]
+priority = {{ alpha = 200, beta = 100 }}
+advert_interval = "100ms"
+
+[dns]
+ttl = "5s"
+negative_ttl = "3s"
+{dns_extra}
+"#,
+        big.join(", ")
+    )
+}
+
+fn started(tag: &str, toml: &str) -> (std::sync::MutexGuard<'static, ()>, Lab) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(tag, toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    (guard, {
+        lab.start_all().unwrap();
+        for node in 0..lab.nodes.len() {
+            lab.wait_ready(node, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+        lab
+    })
+}
+
+/// dig from the client namespace; returns its whole output.
+fn dig(lab: &Lab, args: &[&str]) -> String {
+    let mut all = vec!["dig", "+time=2", "+tries=1"];
+    all.extend_from_slice(args);
+    lab.exec(&lab.client, &all)
+        .unwrap_or_else(|e| panic!("dig {args:?}: {e}"))
+}
+
+fn short(lab: &Lab, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["+short"];
+    all.extend_from_slice(args);
+    let mut lines: Vec<String> = dig(lab, &all).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn every_record_at_the_virtual_and_the_node_addresses_over_udp_and_tcp() {
+    let (_guard, lab) = started("records", &cluster(""));
+    for server in [
+        "@192.0.2.100",
+        "@192.0.2.11",
+        "@192.0.2.12",
+        "@2001:db8::100",
+    ] {
+        for transport in ["+notcp", "+tcp"] {
+            let ask = |name: &str, rtype: &str| short(&lab, &[server, transport, name, rtype]);
+            assert_eq!(
+                ask("nbu-master.cluster.example.", "A"),
+                ["192.0.2.100"],
+                "{server} {transport}"
+            );
+            assert_eq!(
+                ask("nbu-master.cluster.example.", "AAAA"),
+                ["2001:db8::100"]
+            );
+            assert_eq!(ask("alpha.cluster.example.", "A"), ["192.0.2.11"]);
+            assert_eq!(ask("beta.cluster.example.", "A"), ["192.0.2.12"]);
+            assert_eq!(
+                ask("cluster.example.", "NS"),
+                ["alpha.cluster.example.", "beta.cluster.example."]
+            );
+            let soa = ask("cluster.example.", "SOA");
+            assert!(
+                soa[0].starts_with("alpha.cluster.example. hostmaster.cluster.example. "),
+                "{soa:?}"
+            );
+            assert_eq!(
+                ask("nbu-master.cluster.example.", "TXT"),
+                ["\"owner=alpha\" \"group=master-server\""]
+            );
+        }
+    }
+    // The answer to a question sent to the virtual address comes from it: dig checks.
+    let out = dig(&lab, &["@192.0.2.100", "nbu-master.cluster.example.", "A"]);
+    assert!(
+        out.contains("SERVER: 192.0.2.100#53(192.0.2.100) (UDP)"),
+        "{out}"
+    );
+    assert!(out.contains("flags: qr aa"), "authoritative: {out}");
+    assert!(!out.contains(" ra"), "no recursion offered: {out}");
+    assert!(
+        out.contains("ANSWER SECTION:\nnbu-master.cluster.example. 5\tIN\tA\t192.0.2.100"),
+        "TTL 5: {out}"
+    );
+}
+
+#[test]
+fn nxdomain_nodata_refused_and_edns() {
+    let (_guard, lab) = started("rcodes", &cluster(""));
+    let out = dig(&lab, &["@192.0.2.100", "nothing.cluster.example.", "A"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(
+        out.contains("AUTHORITY SECTION:\ncluster.example.\t3\tIN\tSOA"),
+        "SOA with the negative TTL: {out}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "alpha.cluster.example.", "MX"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("ANSWER: 0,"),
+        "NODATA: {out}"
+    );
+    assert!(out.contains("AUTHORITY SECTION:"), "{out}");
+    let out = dig(&lab, &["@192.0.2.100", "www.example.org.", "A"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+bufsize=4096",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("EDNS: version: 0, flags:; udp: 1232"),
+        "EDNS answered, capped at 1232: {out}"
+    );
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+edns=1",
+            "+noednsnegotiation",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(out.contains("status: BADVERS"), "{out}");
+    let out = dig(&lab, &["@192.0.2.100", "cluster.example.", "AXFR"]);
+    assert!(
+        out.contains("Transfer failed") || out.contains("REFUSED"),
+        "no zone transfers: {out}"
+    );
+}
+
+#[test]
+fn large_answers_are_truncated_over_udp_and_complete_over_tcp() {
+    let (_guard, lab) = started("truncate", &cluster(""));
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.11",
+            "+noedns",
+            "+ignore",
+            "big.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("flags: qr aa tc"),
+        "truncated without EDNS: {out}"
+    );
+    // dig retries over TCP by itself and gets all 40.
+    let out = dig(
+        &lab,
+        &["@192.0.2.11", "+noedns", "big.cluster.example.", "A"],
+    );
+    assert!(out.contains("Truncated, retrying in TCP mode"), "{out}");
+    assert_eq!(
+        short(
+            &lab,
+            &["@192.0.2.11", "+noedns", "big.cluster.example.", "A"]
+        )
+        .len(),
+        40
+    );
+    let status = lab.status(lab.node("alpha")).unwrap();
+    assert!(status.dns.unwrap().truncated >= 2);
+}
+
+#[test]
+fn after_a_crash_the_virtual_address_answers_again_and_names_the_new_owner() {
+    let (_guard, mut lab) = started("failover", &cluster(""));
+    let alpha = lab.node("alpha");
+    let serial_before = lab.status(lab.node("beta")).unwrap().dns.unwrap().serial;
+    let start = Instant::now();
+    lab.crash(alpha).unwrap();
+    // Within the failover bound (300 ms master-down interval) plus a margin, dig at the
+    // virtual address is answered again, now by beta.
+    let mut answered = None;
+    while start.elapsed() < Duration::from_secs(2) {
+        let txt = short(
+            &lab,
+            &[
+                "@192.0.2.100",
+                "+time=1",
+                "nbu-master.cluster.example.",
+                "TXT",
+            ],
+        );
+        if txt == ["\"owner=beta\" \"group=master-server\""] {
+            answered = Some(start.elapsed());
+            break;
+        }
+    }
+    let answered = answered.unwrap_or_else(|| panic!("no answer naming beta\n{}", lab.logs()));
+    assert!(
+        answered < Duration::from_millis(1300),
+        "answered after {answered:?}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "nbu-master.cluster.example.", "A"]);
+    assert!(
+        out.contains("192.0.2.100") && out.contains("flags: qr aa"),
+        "{out}"
+    );
+    let serial_after = lab.status(lab.node("beta")).unwrap().dns.unwrap().serial;
+    assert!(
+        serial_after > serial_before,
+        "the serial moved: {serial_before} -> {serial_after}"
+    );
+    // beta's own address answers too, and says the same.
+    assert_eq!(
+        short(&lab, &["@192.0.2.12", "nbu-master.cluster.example.", "TXT"]),
+        ["\"owner=beta\" \"group=master-server\""]
+    );
+}
+
+#[test]
+fn malformed_and_flooding_clients_do_not_stop_the_server_or_the_election() {
+    let (_guard, lab) = started("hostile", &cluster("rate_limit = 100"));
+    let alpha = lab.node("alpha");
+    let transitions_before = lab.status(alpha).unwrap().groups[0].transitions.len();
+    Lab::in_namespace(&lab.client, || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        // Garbage of every size, a truncated query, a response instead of a query, and an
+        // oversized datagram.
+        for len in [0usize, 1, 5, 11, 12, 13, 40, 511, 4000, 9000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let _ = socket.send_to(&bytes, "192.0.2.100:53");
+        }
+        let mut truncated = vec![
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 10, b'n', b'b',
+        ];
+        let _ = socket.send_to(&truncated, "192.0.2.100:53");
+        truncated[2] = 0x81;
+        let _ = socket.send_to(&truncated, "192.0.2.100:53");
+        // Raw IP datagrams to port 53 with a bad UDP checksum: the kernel drops them.
+        let raw = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::RAW,
+            Some(socket2::Protocol::UDP),
+        )
+        .unwrap();
+        let bogus = [0x30, 0x39, 0, 53, 0, 12, 0xde, 0xad, 1, 2, 3, 4];
+        let _ = raw.send_to(
+            &bogus,
+            &"192.0.2.100:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        );
+        // A flood well over the limit of 100 per second from this one client.
+        let query = [
+            0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'b', b'i', b'g', 7, b'c', b'l', b'u',
+            b's', b't', b'e', b'r', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0, 0, 1, 0, 1,
+        ];
+        for _ in 0..2000 {
+            let _ = socket.send_to(&query, "192.0.2.100:53");
+        }
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = lab.status(alpha).unwrap();
+    let dns = status.dns.clone().unwrap();
+    assert!(dns.dropped_malformed >= 5, "{dns:?}");
+    assert!(dns.formerr >= 1, "{dns:?}");
+    // Some of the flood overflows the socket buffer before vipd reads it; of what it read,
+    // all but about a second's allowance was dropped.
+    assert!(
+        dns.dropped_rate_limited >= 500 && dns.answers <= 300,
+        "{dns:?}"
+    );
+    // Still answering (another client address: the nodes themselves are clients too).
+    let out = lab
+        .exec(
+            &lab.nodes[1].namespace,
+            &[
+                "dig",
+                "+short",
+                "@192.0.2.100",
+                "nbu-master.cluster.example.",
+                "A",
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.trim(), "192.0.2.100");
+    // And the election never noticed.
+    assert_eq!(status.groups[0].transitions.len(), transitions_before);
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
+
+/// Starts Knot DNS (Debian's) at 192.0.2.53 as the site's DNS server for site.example.
+fn start_site_dns(lab: &mut Lab, tsig: bool) {
+    let namespace = lab.add_host("sitedns", &["192.0.2.53/24"]).unwrap();
+    let work = lab.dir.join("knot");
+    std::fs::create_dir_all(&work).unwrap();
+    let zone_file = lab.dir.join("site.example.zone");
+    std::fs::write(
+        &zone_file,
+        "$ORIGIN site.example.\n$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 5\n@ NS ns\nns A 192.0.2.53\nwww A 198.51.100.80\n",
+    )
+    .unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/knot/run-knot.sh");
+    let log = std::fs::File::create(lab.dir.join("knot.log")).unwrap();
+    let mut command = Command::new("bash");
+    command
+        .arg(script)
+        .arg(&namespace)
+        .arg(&work)
+        .arg(SITE_DNS)
+        .arg("site.example.")
+        .arg(&zone_file);
+    if tsig {
+        command.args(["vipd-key.", TSIG_SECRET]);
+    }
+    lab.spawn(command.stdout(log.try_clone().unwrap()).stderr(log))
+        .unwrap();
+    let start = Instant::now();
+    let answers = |lab: &Lab| {
+        lab.exec(
+            &lab.client,
+            &[
+                "dig",
+                "+short",
+                "+time=1",
+                "+tries=1",
+                "@192.0.2.53",
+                "site.example.",
+                "SOA",
+            ],
+        )
+    };
+    while answers(lab).map_or(true, |out| out.trim().is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "knot did not start: {}",
+            std::fs::read_to_string(lab.dir.join("knot.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn names_outside_the_zone_are_forwarded_to_the_upstream() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(
+        "forward",
+        &cluster("forwarders = [\"192.0.2.53\"]"),
+        env!("CARGO_BIN_EXE_vipd").as_ref(),
+    )
+    .unwrap();
+    start_site_dns(&mut lab, false);
+    lab.start_all().unwrap();
+    lab.wait_ready(0, Duration::from_secs(5)).unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
+        .unwrap();
+    let out = dig(&lab, &["@192.0.2.100", "www.site.example.", "A"]);
+    assert!(
+        out.contains("www.site.example.\t60\tIN\tA\t198.51.100.80"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" ra"),
+        "recursion available when forwarding: {out}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "+tcp", "www.site.example.", "A"]);
+    assert!(out.contains("198.51.100.80"), "over TCP too: {out}");
+    // The cluster's own names stay authoritative.
+    let out = dig(&lab, &["@192.0.2.100", "nbu-master.cluster.example.", "A"]);
+    assert!(out.contains("flags: qr aa"), "{out}");
+    assert!(lab.status(0).unwrap().dns.unwrap().forwarded >= 2);
+    drop(lab);
+    drop(guard);
+}
+
+#[test]
+fn the_owner_registers_the_virtual_name_in_the_site_dns_with_tsig() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let key_line = "key_file = \"KEYFILE\"";
+    let toml = cluster(&format!(
+        "[dns.update]\nserver = \"192.0.2.53\"\nzone = \"site.example.\"\nkey_name = \"vipd-key.\"\n{key_line}\nttl = \"30s\""
+    ));
+    let key_file = std::env::temp_dir().join(format!("vipd-lab-tsig-{}.key", std::process::id()));
+    std::fs::write(&key_file, format!("{TSIG_SECRET}\n")).unwrap();
+    let toml = toml.replace("KEYFILE", key_file.to_str().unwrap());
+    let mut lab = Lab::new("register", &toml, env!("CARGO_BIN_EXE_vipd").as_ref()).unwrap();
+    start_site_dns(&mut lab, true);
+    lab.start_all().unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
+        .unwrap();
+    let wait_for = |lab: &Lab, want: &[&str]| {
+        let start = Instant::now();
+        loop {
+            let got = short(lab, &["@192.0.2.53", "nbu-master.site.example.", "A"]);
+            if got == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "site DNS has {got:?}, want {want:?}\n{}",
+                lab.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&lab, &["192.0.2.100"]);
+    assert_eq!(
+        short(&lab, &["@192.0.2.53", "nbu-master.site.example.", "AAAA"]),
+        ["2001:db8::100"]
+    );
+    assert!(
+        lab.log(0).contains("registered in the site's DNS"),
+        "{}",
+        lab.log(0)
+    );
+    // The operator retires the name (the site DNS is only reachable inside the lab: the
+    // command runs in the client namespace); after a failover the new owner registers again.
+    let out = lab
+        .exec(
+            &lab.client,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "dns-unregister",
+                "--group",
+                "master-server",
+                "--config",
+                lab.config_path.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    assert!(out.contains("removed nbu-master.site.example."), "{out}");
+    wait_for(&lab, &[]);
+    lab.crash(0).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap();
+    wait_for(&lab, &["192.0.2.100"]);
+    assert!(
+        lab.log(1).contains("registered in the site's DNS"),
+        "{}",
+        lab.log(1)
+    );
+    drop(lab);
+    let _ = std::fs::remove_file(&key_file);
+    drop(guard);
+}
