@@ -17,15 +17,19 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     # The packages bring services (keepalived, knot): never let them start on this host's
     # own network; the tests run their own copies inside namespaces.
+    made_policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
         chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
-    trap - EXIT
+    if [ -n "$made_policy" ]; then
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: the lab tests (integration/) need root to build network namespaces; they will fail and say so" >&2
