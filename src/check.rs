@@ -22,6 +22,22 @@ pub fn node_report(config: &Config, node: usize) -> String {
             ""
         }
     );
+    if config.dns.enabled {
+        let _ = writeln!(
+            out,
+            "  dns: serves {} on port {} at {} and at its groups' virtual addresses while it holds them{}",
+            config.cluster.zone,
+            config.dns.port,
+            me.address,
+            match &config.dns.update {
+                Some(update) => format!(
+                    "; as owner registers the names in {} at {}",
+                    update.zone, update.server
+                ),
+                None => String::new(),
+            }
+        );
+    }
     let plans = plan::for_node(config, node);
     if plans.is_empty() {
         let _ = writeln!(out, "  member of no group: serves DNS only");

@@ -132,6 +132,8 @@ pub struct Group {
     pub version: Version,
     pub unicast: bool,
     pub announce: Announce,
+    /// TTL of this group's names in the zone, when not the zone's `[dns] ttl`.
+    pub dns_ttl: Option<Duration>,
 }
 
 impl Group {
@@ -264,4 +266,6 @@ struct RawGroup {
     announce_interval: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     announce_refresh: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    dns_ttl: Option<Spanned<HumanDuration>>,
 }

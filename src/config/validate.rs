@@ -365,6 +365,20 @@ fn group(
                 )
             })?,
     };
+    let dns_ttl = match &raw.dns_ttl {
+        None => None,
+        Some(spanned) => {
+            let ttl = spanned.get_ref().0;
+            if ttl.subsec_nanos() != 0 || ttl > Duration::from_secs(86_400) {
+                return Err(source.error(
+                    spanned.span(),
+                    at("dns_ttl"),
+                    "a TTL is whole seconds, at most 1 day",
+                ));
+            }
+            Some(ttl)
+        }
+    };
     let announce = Announce {
         count,
         interval: raw
@@ -396,6 +410,7 @@ fn group(
             version,
             unicast,
             announce,
+            dns_ttl,
         },
         spans,
     ))

@@ -81,7 +81,7 @@ pub fn build(config: &Config, owners: &[Option<String>], serial: u32) -> Zone {
             RData::NS(NS(node_name(&node.name))),
         ));
     }
-    let address = |name: &Name, ip: IpAddr| {
+    let address = |name: &Name, ip: IpAddr, ttl: u32| {
         let data = match ip {
             IpAddr::V4(v4) => RData::A(A(v4)),
             IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
@@ -89,7 +89,7 @@ pub fn build(config: &Config, owners: &[Option<String>], serial: u32) -> Zone {
         Record::from_rdata(name.clone(), ttl, data)
     };
     for node in &config.nodes {
-        add(address(&node_name(&node.name), node.address));
+        add(address(&node_name(&node.name), node.address, ttl));
     }
     for (index, group) in config.groups.iter().enumerate() {
         let owner = owners
@@ -97,10 +97,11 @@ pub fn build(config: &Config, owners: &[Option<String>], serial: u32) -> Zone {
             .cloned()
             .flatten()
             .unwrap_or_else(|| "none".to_string());
+        let ttl = group.dns_ttl.map_or(ttl, |t| t.as_secs() as u32);
         for written in &group.names {
             let name = fqdn(written);
             for virtual_address in &group.addresses {
-                add(address(&name, virtual_address.address));
+                add(address(&name, virtual_address.address, ttl));
             }
             let text = vec![format!("owner={owner}"), format!("group={}", group.name)];
             add(Record::from_rdata(name, ttl, RData::TXT(TXT::new(text))));
@@ -220,6 +221,27 @@ negative_ttl = "3s"
             Lookup::Answer(records) => records.iter().map(|r| r.data.to_string()).collect(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_group_can_have_its_own_ttl() {
+        let config = Config::parse(
+            "t.toml",
+            &CLUSTER.replace("[dns]", "dns_ttl = \"1s\"\n[dns]"),
+        )
+        .unwrap();
+        let zone = build(&config, &[None], 1);
+        let Lookup::Answer(records) =
+            zone.lookup(&name("nbu-master.cluster.example."), RecordType::A)
+        else {
+            panic!()
+        };
+        assert_eq!(records[0].ttl, 1);
+        let Lookup::Answer(records) = zone.lookup(&name("alpha.cluster.example."), RecordType::A)
+        else {
+            panic!()
+        };
+        assert_eq!(records[0].ttl, 5);
     }
 
     #[test]

@@ -159,6 +159,30 @@ fn watch(lab: &mut Lab, node: usize, target: IpAddr, fault: Fault) -> std::io::R
     Ok(new_owner)
 }
 
+/// What a client's dig at the virtual address says about the virtual name right now.
+fn show_dns(lab: &Lab, address: IpAddr, name: Option<&String>) {
+    let Some(name) = name else { return };
+    let server = format!("@{address}");
+    for record_type in ["A", "TXT"] {
+        let line = match lab.exec(
+            &lab.client,
+            &[
+                "dig",
+                "+short",
+                "+time=1",
+                "+tries=1",
+                &server,
+                name,
+                record_type,
+            ],
+        ) {
+            Ok(out) => out.trim().replace('\n', " "),
+            Err(_) => "(no answer; is dig installed? apt-get install dnsutils)".to_string(),
+        };
+        println!("  client$ dig {server} {name} {record_type} +short  ->  {line}");
+    }
+}
+
 fn show_owner(lab: &Lab, address: IpAddr) -> std::io::Result<()> {
     for (i, node) in lab.nodes.iter().enumerate() {
         let holds = lab.addresses(i)?.contains(&address);
@@ -218,14 +242,19 @@ fn run(cluster: &str) -> std::io::Result<()> {
         took.as_secs_f64() * 1000.0
     );
     show_owner(&lab, target)?;
+    let name = group.names.first();
+    show_dns(&lab, target, name);
 
     let owner = lab.node(&preferred);
     let next = watch(&mut lab, owner, target, Fault::Crash)?;
     show_owner(&lab, target)?;
+    show_dns(&lab, target, name);
     watch(&mut lab, owner, target, Fault::Return)?;
     show_owner(&lab, target)?;
+    show_dns(&lab, target, name);
     let last = watch(&mut lab, owner, target, Fault::Stop)?;
     show_owner(&lab, target)?;
+    show_dns(&lab, target, name);
     let _ = next;
     println!("\n== status of {}:", lab.nodes[last].name);
     if let Ok(status) = lab.status(last) {
