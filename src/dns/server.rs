@@ -102,6 +102,9 @@ pub enum Reply {
 /// State shared by the socket loops and the daemon (which swaps the zone).
 pub struct Server {
     zone: RwLock<Arc<Zone>>,
+    /// Moves with every new zone: cached answers from an older one are dropped.
+    generation: AtomicU64,
+    rate_limit: u32,
     pub counters: Counters,
     forwarders: Vec<SocketAddr>,
     limiter: Mutex<RateLimiter>,
@@ -126,6 +129,8 @@ impl Server {
     pub fn new(dns: &Dns, zone: Zone) -> Server {
         Server {
             zone: RwLock::new(Arc::new(zone)),
+            generation: AtomicU64::new(0),
+            rate_limit: dns.rate_limit,
             counters: Counters::default(),
             forwarders: dns.forwarders.clone(),
             limiter: Mutex::new(RateLimiter {
@@ -139,6 +144,7 @@ impl Server {
     /// Replaces the zone (after a change of owner).
     pub fn set_zone(&self, zone: Zone) {
         *self.zone.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(zone);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn zone(&self) -> Arc<Zone> {
@@ -166,6 +172,17 @@ impl Server {
 
     /// Answers one query received over `protocol` from `client`.
     pub fn answer(&self, query: &[u8], client: SocketAddr, protocol: Protocol) -> Reply {
+        self.answer_with(None, query, client, protocol)
+    }
+
+    /// Answers one query, from `cache` when the same question was answered before.
+    pub fn answer_with(
+        &self,
+        cache: Option<&mut AnswerCache>,
+        query: &[u8],
+        client: SocketAddr,
+        protocol: Protocol,
+    ) -> Reply {
         let c = &self.counters;
         bump(&c.queries);
         // No header, or a response rather than a query: nothing to answer (never answer a
@@ -174,7 +191,7 @@ impl Server {
             bump(&c.dropped_malformed);
             return Reply::Drop;
         }
-        if protocol == Protocol::Udp {
+        if protocol == Protocol::Udp && self.rate_limit > 0 {
             let allowed = self
                 .limiter
                 .lock()
@@ -185,12 +202,59 @@ impl Server {
                 return Reply::Drop;
             }
         }
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut cache = cache;
+        if let Some(cache) = cache.as_deref_mut() {
+            if cache.generation != generation {
+                cache.generation = generation;
+                cache.entries.clear();
+            }
+            if let Some((kind, bytes)) = cache.entries.get(&query[2..]) {
+                let mut reply = bytes.clone();
+                reply[..2].copy_from_slice(&query[..2]);
+                self.count(*kind, &reply);
+                return Reply::Send(reply);
+            }
+        }
+        let (reply, kind) = self.respond(query, client, protocol);
+        if let Reply::Send(bytes) = &reply {
+            self.count(kind, bytes);
+            if let Some(cache) = cache
+                && kind.cacheable()
+            {
+                if cache.entries.len() >= CACHE_ENTRIES {
+                    cache.entries.clear();
+                }
+                cache
+                    .entries
+                    .insert(query[2..].to_vec(), (kind, bytes.clone()));
+            }
+        }
+        reply
+    }
+
+    fn count(&self, kind: Kind, reply: &[u8]) {
+        let c = &self.counters;
+        match kind {
+            Kind::Answer => bump(&c.answers),
+            Kind::NoData => bump(&c.nodata),
+            Kind::NxDomain => bump(&c.nxdomain),
+            Kind::Refused => bump(&c.refused),
+            Kind::FormErr => bump(&c.formerr),
+            Kind::Other => {}
+        }
+        if reply.len() > 2 && reply[2] & 0x02 != 0 {
+            bump(&c.truncated);
+        }
+    }
+
+    /// Parses, looks up and encodes: the answer and what kind it is.
+    fn respond(&self, query: &[u8], client: SocketAddr, protocol: Protocol) -> (Reply, Kind) {
         let request = match Request::from_bytes(query.to_vec(), client, protocol) {
             Ok(request) => request,
             Err(e) => {
                 debug!(%client, "malformed query: {e}");
-                bump(&c.formerr);
-                return Reply::Send(formerr(query));
+                return (Reply::Send(formerr(query)), Kind::FormErr);
             }
         };
         let mut badvers = false;
@@ -208,56 +272,48 @@ impl Server {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = !self.forwarders.is_empty();
         let zone = self.zone();
-        let soa = [zone.negative_soa()];
-        let none: [Record; 0] = [];
-        let (rcode, answers, authority): (ResponseCode, Vec<&Record>, &[Record]) = if badvers {
-            (ResponseCode::BADVERS, Vec::new(), &none)
-        } else if request.metadata.op_code != OpCode::Query {
-            (ResponseCode::NotImp, Vec::new(), &none)
-        } else {
-            match request.request_info() {
-                Err(_) => {
-                    bump(&c.formerr);
-                    (ResponseCode::FormErr, Vec::new(), &none)
-                }
-                Ok(info) => {
-                    let (name, record_type) = (info.query.name(), info.query.query_type());
-                    let transfer = matches!(record_type, RecordType::AXFR | RecordType::IXFR);
-                    if info.query.query_class() != DNSClass::IN || transfer {
-                        bump(&c.refused);
-                        (ResponseCode::Refused, Vec::new(), &none)
-                    } else {
-                        match zone.lookup(name, record_type) {
-                            Lookup::NotInZone
-                                if !self.forwarders.is_empty()
-                                    && request.metadata.recursion_desired =>
-                            {
-                                return Reply::Forward;
-                            }
-                            Lookup::NotInZone => {
-                                bump(&c.refused);
-                                (ResponseCode::Refused, Vec::new(), &none)
-                            }
-                            Lookup::Answer(records) => {
-                                metadata.authoritative = true;
-                                bump(&c.answers);
-                                (ResponseCode::NoError, records, &none)
-                            }
-                            Lookup::NoData => {
-                                metadata.authoritative = true;
-                                bump(&c.nodata);
-                                (ResponseCode::NoError, Vec::new(), &soa)
-                            }
-                            Lookup::NxDomain => {
-                                metadata.authoritative = true;
-                                bump(&c.nxdomain);
-                                (ResponseCode::NXDomain, Vec::new(), &soa)
+        let soa = std::slice::from_ref(zone.negative_soa());
+        let (rcode, kind, answers, authority): (ResponseCode, Kind, Vec<&Record>, &[Record]) =
+            if badvers {
+                (ResponseCode::BADVERS, Kind::Other, Vec::new(), &[])
+            } else if request.metadata.op_code != OpCode::Query {
+                (ResponseCode::NotImp, Kind::Other, Vec::new(), &[])
+            } else {
+                match request.request_info() {
+                    Err(_) => (ResponseCode::FormErr, Kind::FormErr, Vec::new(), &[]),
+                    Ok(info) => {
+                        let (name, record_type) = (info.query.name(), info.query.query_type());
+                        let transfer = matches!(record_type, RecordType::AXFR | RecordType::IXFR);
+                        if info.query.query_class() != DNSClass::IN || transfer {
+                            (ResponseCode::Refused, Kind::Refused, Vec::new(), &[])
+                        } else {
+                            match zone.lookup(name, record_type) {
+                                Lookup::NotInZone
+                                    if !self.forwarders.is_empty()
+                                        && request.metadata.recursion_desired =>
+                                {
+                                    return (Reply::Forward, Kind::Other);
+                                }
+                                Lookup::NotInZone => {
+                                    (ResponseCode::Refused, Kind::Refused, Vec::new(), &[])
+                                }
+                                Lookup::Answer(records) => {
+                                    metadata.authoritative = true;
+                                    (ResponseCode::NoError, Kind::Answer, records, &[])
+                                }
+                                Lookup::NoData => {
+                                    metadata.authoritative = true;
+                                    (ResponseCode::NoError, Kind::NoData, Vec::new(), soa)
+                                }
+                                Lookup::NxDomain => {
+                                    metadata.authoritative = true;
+                                    (ResponseCode::NXDomain, Kind::NxDomain, Vec::new(), soa)
+                                }
                             }
                         }
                     }
                 }
-            }
-        };
+            };
         metadata.response_code = rcode;
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             metadata,
@@ -271,13 +327,43 @@ impl Server {
         encoder.set_max_size(max_size);
         if let Err(e) = response.destructive_emit(&mut encoder) {
             warn!(%client, "cannot encode an answer: {e}");
-            return Reply::Drop;
+            return (Reply::Drop, Kind::Other);
         }
-        if bytes.len() > 2 && bytes[2] & 0x02 != 0 {
-            bump(&c.truncated);
-        }
-        Reply::Send(bytes)
+        (Reply::Send(bytes), kind)
     }
+}
+
+/// What an answer was, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Answer,
+    NoData,
+    NxDomain,
+    Refused,
+    FormErr,
+    Other,
+}
+
+impl Kind {
+    /// Answers that depend only on the question and the zone.
+    fn cacheable(self) -> bool {
+        matches!(
+            self,
+            Kind::Answer | Kind::NoData | Kind::NxDomain | Kind::Refused
+        )
+    }
+}
+
+/// Entries kept per DNS thread before the cache starts over.
+const CACHE_ENTRIES: usize = 4096;
+
+/// Answers already encoded, by the query's bytes after its ID: a question asked again (the
+/// same names, flags and EDNS) costs a copy, not a parse and an encoding. Emptied whenever
+/// the zone changes. One per DNS thread, for UDP.
+#[derive(Default)]
+pub struct AnswerCache {
+    generation: u64,
+    entries: HashMap<Vec<u8>, (Kind, Vec<u8>)>,
 }
 
 /// A socket for the DNS port on `address`, bound even before the address exists (a
@@ -290,6 +376,8 @@ fn bind(address: IpAddr, port: u16, kind: Type) -> io::Result<Socket> {
     };
     let socket = Socket::new(domain, kind, None)?;
     socket.set_reuse_address(true)?;
+    // Each DNS thread binds its own UDP socket: the kernel spreads datagrams over them.
+    socket.set_reuse_port(true)?;
     match address {
         IpAddr::V4(_) => socket.set_freebind_v4(true)?,
         IpAddr::V6(_) => {
@@ -305,18 +393,34 @@ fn bind(address: IpAddr, port: u16, kind: Type) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Threads serving DNS, each with its own UDP sockets (the election has its own thread).
+pub const THREADS: usize = 2;
+
 /// Binds UDP and TCP on every address now (errors surface at start-up), then serves them on
-/// a thread of its own.
+/// threads of their own: UDP on every thread, TCP on the first.
 pub fn spawn(server: Arc<Server>, addresses: &[IpAddr], port: u16) -> io::Result<()> {
-    let mut sockets = Vec::new();
-    for address in addresses {
-        sockets.push((
-            bind(*address, port, Type::DGRAM)?,
-            bind(*address, port, Type::STREAM)?,
-        ));
+    for thread in 0..THREADS {
+        let mut sockets = Vec::new();
+        for address in addresses {
+            let tcp = if thread == 0 {
+                Some(bind(*address, port, Type::STREAM)?)
+            } else {
+                None
+            };
+            sockets.push((bind(*address, port, Type::DGRAM)?, tcp));
+        }
+        spawn_thread(server.clone(), sockets, thread)?;
     }
+    Ok(())
+}
+
+fn spawn_thread(
+    server: Arc<Server>,
+    sockets: Vec<(Socket, Option<Socket>)>,
+    thread: usize,
+) -> io::Result<()> {
     std::thread::Builder::new()
-        .name("vipd-dns".into())
+        .name(format!("vipd-dns-{thread}"))
         .spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -331,15 +435,16 @@ pub fn spawn(server: Arc<Server>, addresses: &[IpAddr], port: u16) -> io::Result
             runtime.block_on(async move {
                 let mut tasks = Vec::new();
                 for (udp, tcp) in sockets {
-                    match (
-                        UdpSocket::from_std(udp.into()),
-                        TcpListener::from_std(tcp.into()),
-                    ) {
-                        (Ok(udp), Ok(tcp)) => {
-                            tasks.push(tokio::spawn(serve_udp(server.clone(), Arc::new(udp))));
-                            tasks.push(tokio::spawn(serve_tcp(server.clone(), tcp)));
+                    match UdpSocket::from_std(udp.into()) {
+                        Ok(udp) => {
+                            tasks.push(tokio::spawn(serve_udp(server.clone(), Arc::new(udp))))
                         }
-                        (Err(e), _) | (_, Err(e)) => warn!("DNS socket: {e}"),
+                        Err(e) => warn!("DNS UDP socket: {e}"),
+                    }
+                    match tcp.map(|tcp| TcpListener::from_std(tcp.into())) {
+                        Some(Ok(tcp)) => tasks.push(tokio::spawn(serve_tcp(server.clone(), tcp))),
+                        Some(Err(e)) => warn!("DNS TCP socket: {e}"),
+                        None => {}
                     }
                 }
                 for task in tasks {
@@ -352,17 +457,33 @@ pub fn spawn(server: Arc<Server>, addresses: &[IpAddr], port: u16) -> io::Result
 
 async fn serve_udp(server: Arc<Server>, socket: Arc<UdpSocket>) {
     let mut buffer = vec![0u8; 4096];
+    let mut cache = AnswerCache::default();
+    let mut served: u32 = 0;
     loop {
-        let (len, client) = match socket.recv_from(&mut buffer).await {
+        // Drain what is queued without going back to the reactor, but let the thread's
+        // other sockets have their turn now and then under a flood.
+        served = served.wrapping_add(1);
+        if served.is_multiple_of(64) {
+            tokio::task::yield_now().await;
+        }
+        let (len, client) = match socket.try_recv_from(&mut buffer) {
             Ok(received) => received,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = socket.readable().await;
+                continue;
+            }
             Err(e) => {
                 debug!("DNS UDP receive: {e}");
                 continue;
             }
         };
-        match server.answer(&buffer[..len], client, Protocol::Udp) {
+        match server.answer_with(Some(&mut cache), &buffer[..len], client, Protocol::Udp) {
             Reply::Send(bytes) => {
-                let _ = socket.send_to(&bytes, client).await;
+                if let Err(e) = socket.try_send_to(&bytes, client)
+                    && e.kind() == io::ErrorKind::WouldBlock
+                {
+                    let _ = socket.send_to(&bytes, client).await;
+                }
             }
             Reply::Forward => {
                 let (server, socket, query) =
@@ -560,6 +681,42 @@ mod tests {
         assert_eq!(server.answer(&response, client, Protocol::Udp), Reply::Drop);
         let snapshot = server.snapshot();
         assert_eq!((snapshot.dropped_malformed, snapshot.formerr), (2, 1));
+    }
+
+    #[test]
+    fn cached_answers_carry_the_new_id_and_go_when_the_zone_changes() {
+        let config = Config::parse(
+            "t.toml",
+            "[cluster]\nname = \"t\"\nzone = \"cluster.example.\"\n[[node]]\nname = \"alpha\"\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\n\
+             [[group]]\nname = \"g\"\nvrid = 1\naddresses = [\"192.0.2.100/24\"]\nnames = [\"svc\"]\npriority = { alpha = 100 }\n",
+        )
+        .unwrap();
+        let server = Server::new(
+            &config.dns,
+            super::super::zone::build(&config, &[Some("alpha".into())], 1),
+        );
+        let mut cache = AnswerCache::default();
+        let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
+        let mut ask = |id: u16, server: &Server| {
+            let mut bytes = query("svc.cluster.example.", RecordType::TXT);
+            bytes[..2].copy_from_slice(&id.to_be_bytes());
+            match server.answer_with(Some(&mut cache), &bytes, client, Protocol::Udp) {
+                Reply::Send(reply) => Message::from_vec(&reply).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let first = ask(1, &server);
+        let second = ask(2, &server);
+        assert_eq!((first.metadata.id, second.metadata.id), (1, 2));
+        assert_eq!(first.answers, second.answers);
+        assert_eq!(server.snapshot().answers, 2, "hits are counted too");
+        server.set_zone(super::super::zone::build(
+            &config,
+            &[Some("beta".into())],
+            2,
+        ));
+        let third = ask(3, &server);
+        assert_ne!(third.answers, first.answers, "the owner record moved");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum Lookup<'a> {
 pub struct Zone {
     origin: LowerName,
     soa: Record,
+    /// The SOA of negative answers, its TTL lowered to the SOA minimum (RFC 2308).
+    negative_soa: Record,
     /// Every record, by owner name.
     records: HashMap<LowerName, Vec<Record>>,
     /// Names with no records but with names below them (empty non-terminals): NODATA.
@@ -118,9 +120,12 @@ pub fn build(config: &Config, owners: &[Option<String>], serial: u32) -> Zone {
             parent = parent.base_name();
         }
     }
+    let mut negative_soa = soa.clone();
+    negative_soa.ttl = ttl.min(negative);
     Zone {
         origin,
         soa,
+        negative_soa,
         records,
         empty_non_terminals,
     }
@@ -170,13 +175,9 @@ impl Zone {
         }
     }
 
-    /// The negative-answer SOA: TTL lowered to the SOA minimum.
-    pub fn negative_soa(&self) -> Record {
-        let mut soa = self.soa.clone();
-        if let RData::SOA(data) = &self.soa.data {
-            soa.ttl = soa.ttl.min(data.minimum);
-        }
-        soa
+    /// The SOA for the authority section of NXDOMAIN and NODATA answers.
+    pub fn negative_soa(&self) -> &Record {
+        &self.negative_soa
     }
 }
 

@@ -270,6 +270,11 @@ impl Lab {
         Ok(namespace)
     }
 
+    /// The pid of the node's running vipd.
+    pub fn vipd_pid(&self, node: usize) -> Option<u32> {
+        self.nodes[node].vipd.as_ref().map(Child::id)
+    }
+
     /// Starts a process that the lab ends (by its pid) when dropped.
     pub fn spawn(&mut self, command: &mut Command) -> io::Result<u32> {
         let child = command.stdin(Stdio::null()).spawn()?;
