@@ -379,11 +379,7 @@ advert_interval = "100ms"
 }
 
 fn keepalived_conf(priority: u8) -> String {
-    format!(
-        "global_defs {{\n    router_id lab\n    vrrp_version 3\n}}\n\
-         vrrp_instance master_server {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
-         priority {priority}\n    advert_int 0.1\n    virtual_ipaddress {{\n        192.0.2.100/24\n    }}\n}}\n"
-    )
+    vipd::lab::keepalived_conf(51, priority, "0.1", &["192.0.2.100/24"])
 }
 
 fn mixed_lab(

@@ -78,6 +78,31 @@ advert_interval = "100ms"
     ))
 }
 
+/// Two nodes of equal priority, told apart by their addresses (.11 < .12).
+fn equal_pair() -> Sim {
+    Sim::new(
+        r#"
+[cluster]
+name = "test"
+zone = "cluster.example."
+[[node]]
+name = "low"
+interface = "eth0"
+address = "192.0.2.11"
+[[node]]
+name = "high"
+interface = "eth0"
+address = "192.0.2.12"
+[[group]]
+name = "g"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = { low = 100, high = 100 }
+advert_interval = "100ms"
+"#,
+    )
+}
+
 /// Skew_Time at 100 ms for a priority, as RFC 9568 computes it.
 fn skew(priority: u64) -> Duration {
     Duration::from_nanos((256 - priority) * 100_000_000 / 256)
@@ -322,27 +347,7 @@ fn preempt_delay_holds_the_preferred_node_back() {
 
 #[test]
 fn equal_priorities_are_broken_by_the_higher_address_without_a_collision() {
-    let mut sim = Sim::new(
-        r#"
-[cluster]
-name = "test"
-zone = "cluster.example."
-[[node]]
-name = "low"
-interface = "eth0"
-address = "192.0.2.11"
-[[node]]
-name = "high"
-interface = "eth0"
-address = "192.0.2.12"
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = { low = 100, high = 100 }
-advert_interval = "100ms"
-"#,
-    );
+    let mut sim = equal_pair();
     sim.delay = 50 * US;
     let (low, high) = (sim.node("low"), sim.node("high"));
     sim.start_all();
@@ -353,27 +358,7 @@ advert_interval = "100ms"
 
 #[test]
 fn only_a_master_compares_addresses_a_backup_accepts_an_equal_priority_master() {
-    let mut sim = Sim::new(
-        r#"
-[cluster]
-name = "test"
-zone = "cluster.example."
-[[node]]
-name = "low"
-interface = "eth0"
-address = "192.0.2.11"
-[[node]]
-name = "high"
-interface = "eth0"
-address = "192.0.2.12"
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = { low = 100, high = 100 }
-advert_interval = "100ms"
-"#,
-    );
+    let mut sim = equal_pair();
     let (low, high) = (sim.node("low"), sim.node("high"));
     sim.start_node(low);
     sim.run_until(sim.at(Duration::from_secs(1)));
@@ -388,27 +373,7 @@ advert_interval = "100ms"
 
 #[test]
 fn equal_priority_masters_after_a_partition_resolve_to_the_higher_address() {
-    let mut sim = Sim::new(
-        r#"
-[cluster]
-name = "test"
-zone = "cluster.example."
-[[node]]
-name = "low"
-interface = "eth0"
-address = "192.0.2.11"
-[[node]]
-name = "high"
-interface = "eth0"
-address = "192.0.2.12"
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = { low = 100, high = 100 }
-advert_interval = "100ms"
-"#,
-    );
+    let mut sim = equal_pair();
     let (low, high) = (sim.node("low"), sim.node("high"));
     sim.start_all();
     sim.run_until(sim.at(Duration::from_secs(1)));

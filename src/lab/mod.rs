@@ -21,6 +21,17 @@ pub const CLIENT_V6: &str = "2001:db8::200/64";
 
 static LABS: AtomicU32 = AtomicU32::new(0);
 
+/// A keepalived configuration for one VRRPv3 instance on `eth0`, the yardstick's side of
+/// a lab: `advert_int` in seconds as keepalived writes it ("0.1").
+pub fn keepalived_conf(vrid: u8, priority: u8, advert_int: &str, addresses: &[&str]) -> String {
+    let addresses: String = addresses.iter().map(|a| format!("        {a}\n")).collect();
+    format!(
+        "global_defs {{\n    router_id vipdlab\n    vrrp_version 3\n}}\n\
+         vrrp_instance vi{vrid} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {vrid}\n    \
+         priority {priority}\n    advert_int {advert_int}\n    virtual_ipaddress {{\n{addresses}    }}\n}}\n"
+    )
+}
+
 /// True when running as root (the lab needs CAP_NET_ADMIN for namespaces).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
