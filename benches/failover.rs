@@ -53,9 +53,10 @@ enum Fault {
 fn start(lab: &mut Lab, daemon: Daemon, node: usize, priority: u8) {
     match daemon {
         Daemon::Vipd => lab.start(node).unwrap(),
-        Daemon::Keepalived => lab
-            .start_keepalived(node, &keepalived_conf(priority))
-            .unwrap(),
+        Daemon::Keepalived => {
+            lab.start_keepalived(node, &keepalived_conf(priority))
+                .unwrap();
+        }
     }
 }
 

@@ -372,7 +372,7 @@ impl Lab {
 
     /// Runs keepalived (Debian's) in the node's namespace with `conf`, VRRP only, in the
     /// foreground, with private pid files so that it never meets a system keepalived.
-    pub fn start_keepalived(&mut self, node: usize, conf: &str) -> io::Result<()> {
+    pub fn start_keepalived(&mut self, node: usize, conf: &str) -> io::Result<u32> {
         let name = &self.nodes[node].name;
         let conf_path = self.dir.join(format!("{name}.keepalived.conf"));
         std::fs::write(&conf_path, conf)?;
@@ -410,8 +410,9 @@ impl Lab {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
+        let parent = child.id();
         self.nodes[node].keepalived = Some((child, pid("vrrp")));
-        Ok(())
+        Ok(parent)
     }
 
     /// Signals keepalived's parent and its VRRP child, by their pids, and waits for them.
