@@ -513,3 +513,65 @@ fn when_one_family_sees_a_better_master_the_other_follows() {
         });
     assert_eq!(reason, Some(Reason::SyncGroup));
 }
+
+#[test]
+fn a_backup_that_follows_a_better_master_leaves_a_lower_second_master_to_it() {
+    let mut sim = trio("");
+    let (alpha, beta, gamma) = (sim.node("alpha"), sim.node("beta"), sim.node("gamma"));
+    sim.start_all();
+    sim.run_until(sim.at(Duration::from_secs(1)));
+    // gamma alone on its side becomes master there.
+    sim.partition(&[gamma]);
+    sim.run_until(sim.at(Duration::from_secs(2)));
+    assert_eq!(sim.masters(0, V4), vec![alpha, gamma]);
+    sim.heal();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+    assert_eq!(
+        sim.became_master_at(beta, 0, V4),
+        None,
+        "beta, following alpha, did not preempt gamma"
+    );
+}
+
+#[test]
+fn with_rfc_timers_a_yielding_master_says_nothing() {
+    let mut sim = pair_with("foreign = true", "");
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    sim.start_node(beta);
+    sim.run_until(sim.at(Duration::from_secs(1)));
+    sim.start_node(alpha);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+    // keepalived backups would take a priority 0 as the master leaving.
+    assert!(
+        !sim.events(beta, 0, V4)
+            .iter()
+            .any(|l| l.what == What::Sent { priority: 0 })
+    );
+}
+
+#[test]
+fn a_node_that_knows_no_master_yet_waits_skew_time_on_priority_zero() {
+    let mut sim = trio("preempt = false");
+    let (beta, gamma) = (sim.node("beta"), sim.node("gamma"));
+    // gamma is master alone; beta starts, and before it hears an advert gamma stops.
+    sim.start_node(gamma);
+    sim.run_until(sim.at(Duration::from_millis(1050)));
+    sim.start_node(beta);
+    sim.stop(gamma);
+    // beta knows no master: no fast path (a live lower master could exist); it waits Skew_Time.
+    sim.run_until(sim.at(Duration::from_millis(1050) + skew(150) - US));
+    assert_eq!(sim.masters(0, V4), Vec::<usize>::new());
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    let reason = sim
+        .events(beta, 0, V4)
+        .into_iter()
+        .rev()
+        .find_map(|l| match l.what {
+            What::Transition(t) if t.to == State::Master => Some(t.reason),
+            _ => None,
+        });
+    assert_eq!(reason, Some(Reason::MasterDown));
+}

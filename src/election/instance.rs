@@ -271,16 +271,20 @@ impl Instance {
                 self.master_down_at = Some(now + self.config.skew_time(self.master_adver_interval));
                 return;
             }
-            // A node that is not the master we follow stepping down (a split brain healing)
-            // says nothing about our master.
-            if self.master.is_some() && sender != self.master {
-                return;
-            }
-            self.master = sender;
-            if self.config.rank_without(sender) == 0 {
-                self.become_master(now, Reason::MasterLeft);
-            } else {
-                self.master_down_at = Some(now + self.config.skew_time(self.master_adver_interval));
+            match self.master {
+                // The master we follow is leaving: the next in line takes over at once.
+                Some(master) if sender == Some(master) && self.config.rank_without(sender) == 0 => {
+                    self.become_master(now, Reason::MasterLeft);
+                }
+                // Another node stepping down (a split brain healing) says nothing about the
+                // master we follow.
+                Some(master) if sender != Some(master) => {}
+                // Not first in line, or no master known yet (this node just started): the
+                // RFC's Skew_Time, so that a better node, or a live lower master, speaks first.
+                _ => {
+                    self.master_down_at =
+                        Some(now + self.config.skew_time(self.master_adver_interval))
+                }
             }
             return;
         }
@@ -297,7 +301,7 @@ impl Instance {
             self.master = sender;
             self.master_adver_interval = learned;
             self.master_down_at = Some(now + self.master_down_interval());
-        } else if self.config.fast_takeover {
+        } else if self.config.fast_takeover && self.follows_no_better_master(sender) {
             // Every member knows the priorities: no need to wait out Master_Down_Interval,
             // the lower master yields as soon as it hears this node's advert.
             self.counters.dropped_lower_priority += 1;
@@ -305,6 +309,17 @@ impl Instance {
         } else {
             // RFC 9568: discard, and the Master_Down_Timer takes this node to master.
             self.counters.dropped_lower_priority += 1;
+        }
+    }
+
+    /// True unless this node follows a live master that outranks it (then a lower second
+    /// master is that master's business: it heals the split brain itself).
+    fn follows_no_better_master(&self, sender: Option<usize>) -> bool {
+        match self.master {
+            None => true,
+            Some(master) => {
+                Some(master) == sender || self.config.peers[master].priority < self.config.priority
+            }
         }
     }
 
@@ -337,8 +352,6 @@ impl Instance {
             .is_none_or(|t| now >= t + self.config.advert_interval);
         if advert.priority == 0 || due {
             self.send_advert(now);
-        }
-        if due {
             self.last_heal = Some(now);
             self.actions.push_back(Action::Announce);
         }
@@ -442,9 +455,12 @@ impl Instance {
         self.cancel_timers();
         self.transition(State::Backup, reason);
         if was_master {
-            // Say priority 0 as we leave: the new master hears that a second master existed
-            // (split brain) and re-announces, so caches that followed us move back at once.
-            self.actions.push_back(Action::SendAdvert { priority: 0 });
+            // Among vipd nodes, say priority 0 as we leave: the new master hears that a second
+            // master existed (split brain) and re-announces, so caches that followed us move
+            // back at once. RFC backups (keepalived) would answer it with Skew_Time: not then.
+            if self.config.fast_takeover {
+                self.actions.push_back(Action::SendAdvert { priority: 0 });
+            }
             self.actions.push_back(Action::Release);
         }
         self.master_adver_interval = master_adver_interval;
@@ -472,6 +488,8 @@ impl Instance {
     }
 
     fn cancel_timers(&mut self) {
+        // A preempt_delay runs within one stay in Backup only.
+        self.preempt_after = None;
         self.master_down_at = None;
         self.advert_at = None;
         self.announce_at = None;
