@@ -14,15 +14,14 @@ pub struct GroupPlan {
     pub instances: Vec<InstanceConfig>,
 }
 
-/// The address a node's adverts of `family` come from, when the file tells it: its address
-/// if of that family, else (IPv6) its link-local address.
+/// The address a node's adverts of `family` come from, when the file tells it: its IPv4
+/// address, or for IPv6 its link-local address (IPv6 adverts always come from the link-local
+/// address, even on a node whose `address` is IPv6).
 pub fn source_address(node: &Node, family: Family) -> Option<IpAddr> {
-    if Family::of(&node.address) == family {
-        return Some(node.address);
-    }
-    match family {
-        Family::V6 => node.link_local.map(IpAddr::V6),
-        Family::V4 => None,
+    match (family, node.address) {
+        (Family::V4, IpAddr::V4(_)) => Some(node.address),
+        (Family::V4, IpAddr::V6(_)) => None,
+        (Family::V6, _) => node.link_local.map(IpAddr::V6),
     }
 }
 

@@ -460,19 +460,6 @@ fn announcements_follow_count_spacing_and_refresh() {
 }
 
 #[test]
-fn accept_mode_goes_with_the_claim() {
-    let mut sim = pair("accept_mode = false");
-    let alpha = sim.node("alpha");
-    sim.start_all();
-    sim.run_for(Duration::from_secs(1));
-    assert!(
-        sim.events(alpha, 0, V4)
-            .iter()
-            .any(|l| l.what == What::Claimed { accept: false })
-    );
-}
-
-#[test]
 fn dual_stack_group_keeps_both_families_on_one_owner() {
     let mut sim = trio("");
     let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));

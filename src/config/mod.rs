@@ -83,8 +83,8 @@ impl std::str::FromStr for VirtualAddress {
                 .trim()
                 .parse::<u8>()
                 .ok()
-                .filter(|len| *len <= max)
-                .ok_or_else(|| format!("prefix length `{p}` in `{text}` is not 0..={max}"))?,
+                .filter(|len| (1..=max).contains(len))
+                .ok_or_else(|| format!("prefix length `{p}` in `{text}` is not 1..={max}"))?,
         };
         if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
             return Err(format!("`{text}` cannot be a virtual address"));

@@ -4,6 +4,7 @@
 use super::*;
 use crate::wire::vrrp::MAX_V3_INTERVAL_CS;
 use std::collections::HashMap;
+use std::net::Ipv6Addr;
 
 const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_ANNOUNCE_COUNT: u32 = 5;
@@ -15,7 +16,7 @@ const MAX_INTERFACE_NAME: usize = 15;
 
 pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigError> {
     let cluster = cluster(source, raw.cluster)?;
-    let nodes = nodes(source, raw.node)?;
+    let nodes = nodes(source, raw.node, &cluster.zone)?;
     let mut groups = Vec::with_capacity(raw.group.len());
     for raw_group in raw.group {
         groups.push(group(source, &cluster, &nodes, raw_group)?);
@@ -37,6 +38,10 @@ fn cluster(source: &Source, raw: RawCluster) -> Result<Cluster, ConfigError> {
     }
     let zone = dns_name(raw.zone.get_ref())
         .map_err(|why| source.error(raw.zone.span(), field("zone"), why))?;
+    // The zone's SOA names hostmaster.<zone>, and node names are <node>.<zone>: keep room.
+    if zone.len() > 253 - 64 {
+        return Err(source.error(raw.zone.span(), field("zone"), "the zone name is too long to hold node names (at most 189 characters)"));
+    }
     Ok(Cluster {
         name: raw.name.into_inner(),
         zone,
@@ -48,7 +53,8 @@ fn cluster(source: &Source, raw: RawCluster) -> Result<Cluster, ConfigError> {
     })
 }
 
-fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, ConfigError> {
+fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>, zone: &str) -> Result<Vec<Node>, ConfigError> {
+    let mut link_locals: HashMap<Ipv6Addr, String> = HashMap::new();
     if raw.is_empty() {
         return Err(source.error(
             0..0,
@@ -93,11 +99,32 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>) -> Result<Vec<Node>, Confi
                 format!("{address} cannot be a node address"),
             ));
         }
+        if let IpAddr::V6(v6) = address
+            && v6.is_unicast_link_local()
+        {
+            return Err(source.error(
+                raw.address.span(),
+                at("address"),
+                format!("{address} is link-local: give the node's routable address here, and its link-local one as `link_local`"),
+            ));
+        }
+        if name.len() + 1 + zone.len() > 253 {
+            return Err(source.error(raw.name.span(), at("name"), format!("{name}.{zone} is longer than 253 characters")));
+        }
         if let Some(other) = addresses.insert(address, name.clone()) {
             return Err(source.error(
                 raw.address.span(),
                 at("address"),
                 format!("address {address} is already the address of node \"{other}\""),
+            ));
+        }
+        if let Some(link_local) = &raw.link_local
+            && let Some(other) = link_locals.insert(*link_local.get_ref(), name.clone())
+        {
+            return Err(source.error(
+                link_local.span(),
+                at("link_local"),
+                format!("{} is already the link-local address of node \"{other}\"", link_local.get_ref()),
             ));
         }
         if let Some(link_local) = &raw.link_local
@@ -210,6 +237,13 @@ fn group(
                 format!("{fqdn} is listed twice"),
             ));
         }
+        if let Some(node) = nodes.iter().find(|n| fqdn == format!("{}.{}", n.name.to_ascii_lowercase(), cluster.zone)) {
+            return Err(source.error(
+                written.span(),
+                at("names"),
+                format!("{fqdn} is the name of node \"{}\" in the zone", node.name),
+            ));
+        }
         names.push(fqdn);
     }
 
@@ -270,6 +304,18 @@ fn group(
                 ),
             ));
         }
+        if value == 255
+            && let Some((other, _)) = priorities.iter().find(|(_, p): &&(usize, u8)| *p == 255)
+        {
+            return Err(source.error(
+                priority.span(),
+                at(&format!("priority.{}", node_name.get_ref())),
+                format!(
+                    "node \"{}\" already owns an address of this group: a group has one address owner; give each owner's address its own group",
+                    nodes[*other].name
+                ),
+            ));
+        }
         priorities.push((node, value));
     }
     priorities.sort();
@@ -292,8 +338,7 @@ fn group(
     // IPv6 adverts come from link-local addresses: without them in the file, members are
     // told apart by priority, which a tie makes impossible.
     if addresses.iter().any(|a| a.address.is_ipv6()) {
-        let unknown_source =
-            |n: usize| !nodes[n].address.is_ipv6() && nodes[n].link_local.is_none();
+        let unknown_source = |n: usize| nodes[n].link_local.is_none();
         for (i, (a, pa)) in priorities.iter().enumerate() {
             if let Some((b, _)) = priorities[i + 1..]
                 .iter()
@@ -336,20 +381,33 @@ fn group(
     let unicast = raw.unicast.unwrap_or(false);
     if unicast {
         for family in families_of(&addresses) {
-            if let Some((node, _)) = priorities
-                .iter()
-                .find(|(n, _)| Family::of(&nodes[*n].address) != family)
-            {
+            let reachable = |n: usize| match family {
+                Family::V4 => nodes[n].address.is_ipv4(),
+                Family::V6 => nodes[n].link_local.is_some(),
+            };
+            if let Some((node, _)) = priorities.iter().find(|(n, _)| !reachable(*n)) {
+                let what = match family {
+                    Family::V4 => "no IPv4 address",
+                    Family::V6 => "no `link_local` address (IPv6 adverts go between link-local addresses)",
+                };
                 return Err(source.error(
                     raw.name.span(),
                     at("unicast"),
                     format!(
-                        "unicast adverts for the {family} addresses go to each member's address, and node \"{}\" has no {family} address",
+                        "unicast adverts for the {family} addresses go to each member's address, and node \"{}\" has {what}",
                         nodes[*node].name
                     ),
                 ));
             }
         }
+    }
+
+    if raw.accept_mode == Some(false) {
+        return Err(source.error(
+            raw.name.span(),
+            at("accept_mode"),
+            "accept_mode = false is not supported yet: vipd accepts traffic to the virtual addresses, as keepalived does by default; remove the line",
+        ));
     }
 
     let count = match &raw.announce_count {
@@ -379,6 +437,18 @@ fn group(
             Some(ttl)
         }
     };
+    if let Some(interval) = &raw.announce_interval
+        && interval.get_ref().0 < Duration::from_millis(1)
+        && count > 1
+    {
+        return Err(source.error(interval.span(), at("announce_interval"), "announce_interval is at least 1ms"));
+    }
+    if let Some(refresh) = &raw.announce_refresh
+        && !refresh.get_ref().0.is_zero()
+        && refresh.get_ref().0 < Duration::from_secs(1)
+    {
+        return Err(source.error(refresh.span(), at("announce_refresh"), "announce_refresh is 0s (off) or at least 1s"));
+    }
     let announce = Announce {
         count,
         interval: raw
@@ -480,6 +550,13 @@ fn check_across_groups(
                     ));
                 }
             }
+            if let Some(name) = group.names.iter().find(|n| earlier.names.contains(n)) {
+                return Err(source.error(
+                    vrid_span.clone(),
+                    format!("[[group]] \"{}\", field `names`", group.name),
+                    format!("{name} is already a name of group \"{}\"", earlier.name),
+                ));
+            }
             if earlier.vrid != group.vrid {
                 continue;
             }
@@ -487,20 +564,16 @@ fn check_across_groups(
                 .families()
                 .into_iter()
                 .find(|f| earlier.families().contains(f));
-            let shared_link = group.priorities.iter().find_map(|(n, _)| {
-                earlier
-                    .priorities
-                    .iter()
-                    .find(|(m, _)| nodes[*m].interface == nodes[*n].interface && m == n)
-                    .map(|_| &nodes[*n])
-            });
-            if let (Some(family), Some(node)) = (shared_family, shared_link) {
+            // The cluster's nodes share one LAN: two groups with one VRID would hear each
+            // other's adverts there, members or not.
+            if let Some(family) = shared_family {
+                let _ = nodes;
                 return Err(source.error(
                     vrid_span.clone(),
                     format!("[[group]] \"{}\", field `vrid`", group.name),
                     format!(
-                        "vrid {} is already used by group \"{}\" for {family} on node \"{}\" interface {}: a VRID must be unique per interface",
-                        group.vrid, earlier.name, node.name, node.interface
+                        "vrid {} is already used by group \"{}\" for {family}: a VRID must be unique per address family on the cluster's LAN",
+                        group.vrid, earlier.name
                     ),
                 ));
             }
