@@ -578,3 +578,70 @@ unicast = true
     lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
         .unwrap();
 }
+
+#[test]
+fn the_address_owner_keeps_its_own_address_and_routes() {
+    let toml = r#"
+[cluster]
+name = "owner"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[group]]
+name = "router"
+vrid = 51
+addresses = ["192.0.2.11/24"]
+priority = { alpha = 255, beta = 100 }
+advert_interval = "100ms"
+"#;
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new("owner", toml, env!("CARGO_BIN_EXE_vipd").as_ref()).unwrap();
+    lab.start_all().unwrap();
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    lab.wait_ready(alpha, Duration::from_secs(5)).unwrap();
+    let status = lab.status(alpha).unwrap();
+    assert_eq!(
+        status.groups[0].instances[0].state, "master",
+        "the owner starts as master"
+    );
+    assert!(
+        !lab.log(alpha).contains("removing a stale"),
+        "its own address is not stale\n{}",
+        lab.log(alpha)
+    );
+    let routes = lab
+        .exec(&lab.nodes[alpha].namespace, &["ip", "route"])
+        .unwrap();
+    assert!(
+        routes.contains("192.0.2.0/24 dev eth0 proto kernel"),
+        "connected route kept: {routes}"
+    );
+    // The owner crashes: the backup takes the owner's address over.
+    lab.crash(alpha).unwrap();
+    lab.wait_for_holder(ip("192.0.2.11"), "beta", Duration::from_secs(2))
+        .unwrap();
+    // It returns and takes its address back at once; beta lets go.
+    lab.revive(alpha).unwrap();
+    lab.start(alpha).unwrap();
+    let start = Instant::now();
+    while lab.addresses(beta).unwrap().contains(&ip("192.0.2.11")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "beta kept the owner's address\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(lab.addresses(alpha).unwrap().contains(&ip("192.0.2.11")));
+    drop(lab);
+    drop(guard);
+}

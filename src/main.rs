@@ -186,10 +186,10 @@ fn dns_unregister(file: &Path, group_name: &str) -> ExitCode {
     let zone = hickory_proto::rr::Name::from_ascii(&update.zone).expect("validated zone");
     let result = runtime().block_on(async {
         for fqdn in &group.names {
-            let label = fqdn
-                .trim_end_matches(config.cluster.zone.as_str())
-                .trim_end_matches('.');
-            let name = format!("{label}.{}", update.zone);
+            let Some(name) = vipd::dns::update::site_name(fqdn, &config.cluster.zone, &update.zone)
+            else {
+                continue;
+            };
             let owner = hickory_proto::rr::Name::from_ascii(&name).map_err(|e| e.to_string())?;
             let message = vipd::dns::update::build(&zone, &owner, &[], 0);
             vipd::dns::update::send(update.server, &key, message)

@@ -552,48 +552,96 @@ fn vipd_check_names_an_unknown_node() {
 
 #[test]
 fn two_address_owners_in_one_group() {
-    let text = GOOD.replace("\"192.0.2.100/24\", \"2001:db8::100/64\"", "\"192.0.2.11/24\", \"192.0.2.12/24\"").replace("alpha = 150, beta = 100", "alpha = 255, beta = 255");
+    let text = GOOD
+        .replace(
+            "\"192.0.2.100/24\", \"2001:db8::100/64\"",
+            "\"192.0.2.11/24\", \"192.0.2.12/24\"",
+        )
+        .replace("alpha = 150, beta = 100", "alpha = 255, beta = 255");
     let error = Config::parse("netconf/test.toml", &text).unwrap_err();
-    assert!(error.message.contains("a group has one address owner"), "{error}");
+    assert!(
+        error.message.contains("a group has one address owner"),
+        "{error}"
+    );
 }
 
 #[test]
 fn accept_mode_off_is_refused_until_it_is_enforced() {
     let error = with("vrid = 51", "vrid = 51\naccept_mode = false").unwrap_err();
-    assert!(error.field.contains("accept_mode") && error.message.contains("not supported yet"), "{error}");
+    assert!(
+        error.field.contains("accept_mode") && error.message.contains("not supported yet"),
+        "{error}"
+    );
     assert!(with("vrid = 51", "vrid = 51\naccept_mode = true").is_ok());
 }
 
 #[test]
 fn announce_refresh_that_would_flood_the_lan() {
-    assert_error(with("vrid = 51", "vrid = 51\nannounce_refresh = \"1us\""), 18, 20, "announce_refresh", "at least 1s");
+    assert_error(
+        with("vrid = 51", "vrid = 51\nannounce_refresh = \"1us\""),
+        18,
+        20,
+        "announce_refresh",
+        "at least 1s",
+    );
 }
 
 #[test]
 fn a_vrid_reused_by_groups_of_other_nodes_on_the_same_lan() {
-    let text = GOOD.replace("priority = { alpha = 150, beta = 100 }", "priority = { alpha = 150 }");
+    let text = GOOD.replace(
+        "priority = { alpha = 150, beta = 100 }",
+        "priority = { alpha = 150 }",
+    );
     let second = "[[group]]\nname = \"other\"\nvrid = 51\naddresses = [\"192.0.2.101/24\"]\npriority = { beta = 100 }\n";
     let error = Config::parse("netconf/test.toml", &format!("{text}{second}")).unwrap_err();
-    assert!(error.message.contains("a VRID must be unique per address family"), "{error}");
+    assert!(
+        error
+            .message
+            .contains("a VRID must be unique per address family"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_virtual_name_that_is_a_node_name() {
-    assert_error(with("\"nbu-master\"", "\"alpha\""), 19, 10, "field `names`", "is the name of node \"alpha\"");
+    assert_error(
+        with("\"nbu-master\"", "\"alpha\""),
+        19,
+        10,
+        "field `names`",
+        "is the name of node \"alpha\"",
+    );
 }
 
 #[test]
 fn a_zero_prefix() {
-    assert_error(with("\"192.0.2.100/24\"", "\"192.0.2.100/0\""), 18, 13, "addresses", "prefix length");
+    assert_error(
+        with("\"192.0.2.100/24\"", "\"192.0.2.100/0\""),
+        18,
+        13,
+        "addresses",
+        "prefix length",
+    );
 }
 
 #[test]
 fn link_local_addresses_where_they_do_not_belong() {
     let twice = GOOD
-        .replace("address = \"192.0.2.11\"", "address = \"192.0.2.11\"\nlink_local = \"fe80::1\"")
-        .replace("address = \"192.0.2.12\"", "address = \"192.0.2.12\"\nlink_local = \"fe80::1\"");
+        .replace(
+            "address = \"192.0.2.11\"",
+            "address = \"192.0.2.11\"\nlink_local = \"fe80::1\"",
+        )
+        .replace(
+            "address = \"192.0.2.12\"",
+            "address = \"192.0.2.12\"\nlink_local = \"fe80::1\"",
+        );
     let error = Config::parse("netconf/test.toml", &twice).unwrap_err();
-    assert!(error.message.contains("already the link-local address of node \"alpha\""), "{error}");
+    assert!(
+        error
+            .message
+            .contains("already the link-local address of node \"alpha\""),
+        "{error}"
+    );
     let error = with("address = \"192.0.2.12\"", "address = \"fe80::12\"").unwrap_err();
     assert!(error.message.contains("is link-local"), "{error}");
 }

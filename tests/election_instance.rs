@@ -235,7 +235,9 @@ fn a_master_answers_priority_zero_with_an_advert_at_once() {
 #[test]
 fn the_claim_says_whether_traffic_to_the_addresses_is_accepted() {
     let t0 = Instant::now();
-    for (accept_mode, priority, expected) in [(false, 100, false), (true, 100, true), (false, 255, true)] {
+    for (accept_mode, priority, expected) in
+        [(false, 100, false), (true, 100, true), (false, 255, true)]
+    {
         let mut config = config(priority, true);
         config.accept_mode = accept_mode;
         if priority == 255 {
@@ -244,7 +246,13 @@ fn the_claim_says_whether_traffic_to_the_addresses_is_accepted() {
         let mut instance = Instance::new(config);
         instance.start(t0);
         instance.handle_timeout(t0 + Duration::from_secs(1));
-        let claim = drain(&mut instance).into_iter().find(|a| matches!(a, Action::Claim { .. }));
-        assert_eq!(claim, Some(Action::Claim { accept: expected }), "accept_mode {accept_mode}, priority {priority}");
+        let claim = drain(&mut instance)
+            .into_iter()
+            .find(|a| matches!(a, Action::Claim { .. }));
+        assert_eq!(
+            claim,
+            Some(Action::Claim { accept: expected }),
+            "accept_mode {accept_mode}, priority {priority}"
+        );
     }
 }

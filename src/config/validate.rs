@@ -40,7 +40,11 @@ fn cluster(source: &Source, raw: RawCluster) -> Result<Cluster, ConfigError> {
         .map_err(|why| source.error(raw.zone.span(), field("zone"), why))?;
     // The zone's SOA names hostmaster.<zone>, and node names are <node>.<zone>: keep room.
     if zone.len() > 253 - 64 {
-        return Err(source.error(raw.zone.span(), field("zone"), "the zone name is too long to hold node names (at most 189 characters)"));
+        return Err(source.error(
+            raw.zone.span(),
+            field("zone"),
+            "the zone name is too long to hold node names (at most 189 characters)",
+        ));
     }
     Ok(Cluster {
         name: raw.name.into_inner(),
@@ -53,7 +57,11 @@ fn cluster(source: &Source, raw: RawCluster) -> Result<Cluster, ConfigError> {
     })
 }
 
-fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>, zone: &str) -> Result<Vec<Node>, ConfigError> {
+fn nodes(
+    source: &Source,
+    raw: Vec<Spanned<RawNode>>,
+    zone: &str,
+) -> Result<Vec<Node>, ConfigError> {
     let mut link_locals: HashMap<Ipv6Addr, String> = HashMap::new();
     if raw.is_empty() {
         return Err(source.error(
@@ -109,7 +117,11 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>, zone: &str) -> Result<Vec<
             ));
         }
         if name.len() + 1 + zone.len() > 253 {
-            return Err(source.error(raw.name.span(), at("name"), format!("{name}.{zone} is longer than 253 characters")));
+            return Err(source.error(
+                raw.name.span(),
+                at("name"),
+                format!("{name}.{zone} is longer than 253 characters"),
+            ));
         }
         if let Some(other) = addresses.insert(address, name.clone()) {
             return Err(source.error(
@@ -124,7 +136,10 @@ fn nodes(source: &Source, raw: Vec<Spanned<RawNode>>, zone: &str) -> Result<Vec<
             return Err(source.error(
                 link_local.span(),
                 at("link_local"),
-                format!("{} is already the link-local address of node \"{other}\"", link_local.get_ref()),
+                format!(
+                    "{} is already the link-local address of node \"{other}\"",
+                    link_local.get_ref()
+                ),
             ));
         }
         if let Some(link_local) = &raw.link_local
@@ -237,7 +252,10 @@ fn group(
                 format!("{fqdn} is listed twice"),
             ));
         }
-        if let Some(node) = nodes.iter().find(|n| fqdn == format!("{}.{}", n.name.to_ascii_lowercase(), cluster.zone)) {
+        if let Some(node) = nodes
+            .iter()
+            .find(|n| fqdn == format!("{}.{}", n.name.to_ascii_lowercase(), cluster.zone))
+        {
             return Err(source.error(
                 written.span(),
                 at("names"),
@@ -388,7 +406,9 @@ fn group(
             if let Some((node, _)) = priorities.iter().find(|(n, _)| !reachable(*n)) {
                 let what = match family {
                     Family::V4 => "no IPv4 address",
-                    Family::V6 => "no `link_local` address (IPv6 adverts go between link-local addresses)",
+                    Family::V6 => {
+                        "no `link_local` address (IPv6 adverts go between link-local addresses)"
+                    }
                 };
                 return Err(source.error(
                     raw.name.span(),
@@ -441,13 +461,21 @@ fn group(
         && interval.get_ref().0 < Duration::from_millis(1)
         && count > 1
     {
-        return Err(source.error(interval.span(), at("announce_interval"), "announce_interval is at least 1ms"));
+        return Err(source.error(
+            interval.span(),
+            at("announce_interval"),
+            "announce_interval is at least 1ms",
+        ));
     }
     if let Some(refresh) = &raw.announce_refresh
         && !refresh.get_ref().0.is_zero()
         && refresh.get_ref().0 < Duration::from_secs(1)
     {
-        return Err(source.error(refresh.span(), at("announce_refresh"), "announce_refresh is 0s (off) or at least 1s"));
+        return Err(source.error(
+            refresh.span(),
+            at("announce_refresh"),
+            "announce_refresh is 0s (off) or at least 1s",
+        ));
     }
     let announce = Announce {
         count,

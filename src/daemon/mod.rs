@@ -103,6 +103,8 @@ struct Daemon {
     zone_serial: u32,
     /// Registration in the site's DNS, when configured: the key read at start.
     registration: Option<Arc<dns::update::Key>>,
+    /// Link and address changes, subscribed before the link was first read.
+    events: Option<futures::stream::BoxStream<'static, Event>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -141,6 +143,9 @@ async fn readable(socket: Option<&VrrpSocket>) -> Option<Family> {
 impl Daemon {
     async fn start(config: Config, node: usize) -> Result<Daemon, DaemonError> {
         let me = config.nodes[node].clone();
+        // Listen for link and address changes before reading the link's state, so that no
+        // change between the two is lost.
+        let events = netlink::watch()?;
         let handle = netlink::connect()?;
         let link = netlink::link_by_name(&handle, &me.interface).await?;
         let on_interface = netlink::addresses(&handle, link.index).await?;
@@ -162,9 +167,29 @@ impl Daemon {
                 continue;
             }
             for address in &group.addresses {
-                if on_interface.iter().any(|(a, _)| *a == address.address) {
+                if address.address != me.address
+                    && on_interface.iter().any(|(a, _)| *a == address.address)
+                {
                     info!(group = %group.name, %address, "removing a stale virtual address left by an earlier run");
                     netlink::del_address(&handle, link.index, *address).await?;
+                }
+            }
+        }
+        // A group whose address owner is another node: when we hold that address and the
+        // owner returns, its adverts come from an address that is local here, which the
+        // kernel drops as martian unless accept_local is on for the interface.
+        let backs_up_an_owner = config.groups.iter().any(|g| {
+            g.priority_of(node).is_some_and(|p| p < 255)
+                && g.priorities.iter().any(|(_, p)| *p == 255)
+        });
+        if backs_up_an_owner {
+            let path = format!("/proc/sys/net/ipv4/conf/{}/accept_local", me.interface);
+            match std::fs::write(&path, "1") {
+                Ok(()) => info!(
+                    "{path} = 1: the address owner's adverts must reach us while we hold its address"
+                ),
+                Err(e) => {
+                    warn!("cannot set {path}: {e}; the address owner's return may go unheard")
                 }
             }
         }
@@ -253,6 +278,7 @@ impl Daemon {
             owners: Vec::new(),
             zone_serial: unix_seconds(),
             registration: None,
+            events: Some(events),
         };
         if let Some(update) = &daemon.config.dns.update {
             let key = dns::update::read_key(&update.key_name, &update.key_file).map_err(|e| {
@@ -273,7 +299,7 @@ impl Daemon {
     async fn run(&mut self, control: UnixListener) -> Result<(), DaemonError> {
         let mut sigterm = signal(SignalKind::terminate()).map_err(io_error("SIGTERM handler"))?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(io_error("SIGINT handler"))?;
-        let mut events = netlink::watch()?;
+        let mut events = self.events.take().expect("subscribed at start");
         let mut buffer = vec![0u8; 65536];
         loop {
             let sleep_until = tokio::time::Instant::from_std(
@@ -527,14 +553,7 @@ impl Daemon {
         let names: Vec<String> = group
             .names
             .iter()
-            .map(|fqdn| {
-                format!(
-                    "{}.{}",
-                    fqdn.trim_end_matches(cluster_zone.as_str())
-                        .trim_end_matches('.'),
-                    update.zone
-                )
-            })
+            .filter_map(|fqdn| dns::update::site_name(fqdn, cluster_zone, &update.zone))
             .collect();
         let addresses: Vec<IpAddr> = group.addresses.iter().map(|a| a.address).collect();
         let mastership = self.groups[slot].mastership.clone();
@@ -613,12 +632,22 @@ impl Daemon {
             .collect()
     }
 
+    /// The group's addresses this node adds and removes: all but its own real address (the
+    /// address owner, priority 255, has it on its interface for good).
+    fn claimable(&self, slot: usize, family: Family) -> Vec<VirtualAddress> {
+        let own = self.config.nodes[self.node].address;
+        self.addresses_of(slot, family)
+            .into_iter()
+            .filter(|a| a.address != own)
+            .collect()
+    }
+
     async fn perform(&mut self, slot: usize, family: Family, action: Action) {
         let group = &self.config.groups[self.groups[slot].index];
         match action {
             Action::SendAdvert { priority } => self.send_advert(slot, family, priority),
             Action::Claim { accept: _ } => {
-                for address in self.addresses_of(slot, family) {
+                for address in self.claimable(slot, family) {
                     if let Err(e) =
                         netlink::add_address(&self.netlink, self.link.index, address).await
                     {
@@ -636,7 +665,7 @@ impl Daemon {
                 }
             }
             Action::Release => {
-                for address in self.addresses_of(slot, family) {
+                for address in self.claimable(slot, family) {
                     if let Err(e) =
                         netlink::del_address(&self.netlink, self.link.index, address).await
                     {

@@ -28,6 +28,7 @@ const MAX_UDP_PAYLOAD: u16 = 1232;
 const TCP_IDLE: Duration = Duration::from_secs(10);
 const MAX_TCP_CONNECTIONS: u64 = 256;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_FORWARDS: usize = 256;
 /// Clients remembered by the rate limiter within one second.
 const MAX_TRACKED_CLIENTS: usize = 65_536;
 
@@ -102,6 +103,8 @@ pub enum Reply {
 /// State shared by the socket loops and the daemon (which swaps the zone).
 pub struct Server {
     zone: RwLock<Arc<Zone>>,
+    /// Forwarded questions in flight, at most MAX_FORWARDS.
+    forwards: Arc<tokio::sync::Semaphore>,
     /// Moves with every new zone: cached answers from an older one are dropped.
     generation: AtomicU64,
     rate_limit: u32,
@@ -129,6 +132,7 @@ impl Server {
     pub fn new(dns: &Dns, zone: Zone) -> Server {
         Server {
             zone: RwLock::new(Arc::new(zone)),
+            forwards: Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS)),
             generation: AtomicU64::new(0),
             rate_limit: dns.rate_limit,
             counters: Counters::default(),
@@ -486,9 +490,16 @@ async fn serve_udp(server: Arc<Server>, socket: Arc<UdpSocket>) {
                 }
             }
             Reply::Forward => {
+                // A bounded number in flight: a flood of forwarded questions cannot exhaust
+                // sockets or memory; the excess is dropped and counted.
+                let Ok(permit) = server.forwards.clone().try_acquire_owned() else {
+                    bump(&server.counters.forward_failed);
+                    continue;
+                };
                 let (server, socket, query) =
                     (server.clone(), socket.clone(), buffer[..len].to_vec());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match forward_udp(&server.forwarders, &query).await {
                         Some(answer) => {
                             bump(&server.counters.forwarded);
@@ -506,8 +517,14 @@ async fn serve_udp(server: Arc<Server>, socket: Arc<UdpSocket>) {
 async fn serve_tcp(server: Arc<Server>, listener: TcpListener) {
     let open = Arc::new(AtomicU64::new(0));
     loop {
-        let Ok((stream, client)) = listener.accept().await else {
-            continue;
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, say: do not spin.
+                debug!("DNS TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         if open.load(Ordering::Relaxed) >= MAX_TCP_CONNECTIONS {
             continue;
@@ -530,11 +547,14 @@ async fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     Ok(message)
 }
 
+/// Writes one framed message; a client that does not read gets cut off after TCP_IDLE.
 async fn write_message(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
     let mut framed = Vec::with_capacity(message.len() + 2);
     framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
     framed.extend_from_slice(message);
-    stream.write_all(&framed).await
+    tokio::time::timeout(TCP_IDLE, stream.write_all(&framed))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
 }
 
 async fn serve_connection(

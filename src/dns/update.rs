@@ -40,28 +40,37 @@ impl std::fmt::Debug for Key {
     }
 }
 
-/// Reads the base64 secret from `path` (the first non-comment word; a BIND `secret "..."`
-/// line works too).
+/// Reads the base64 secret from `path`: a file holding just the secret, or a BIND/knot key
+/// file (`tsig-keygen` output) whose `secret "...";` line holds it.
 pub fn read_key(name: &str, path: &Path) -> Result<Key, UpdateError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| UpdateError::Key(shown.clone(), e.to_string()))?;
-    let secret_text = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            l.trim_start_matches("secret")
-                .trim()
-                .trim_matches(|c| c == '"' || c == ';')
-        })
-        .next()
+    let lines = || {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("//"))
+    };
+    let from_bind = lines().find_map(|l| {
+        let rest = l.strip_prefix("secret")?;
+        let quoted = rest.trim().strip_prefix('"')?;
+        quoted.split('"').next()
+    });
+    let secret_text = from_bind
+        .or_else(|| lines().next())
         .ok_or_else(|| UpdateError::Key(shown.clone(), "no secret in the file".into()))?;
     let secret = data_encoding::BASE64
         .decode(secret_text.as_bytes())
         .map_err(|e| UpdateError::Key(shown.clone(), format!("not base64: {e}")))?;
     let name = Name::from_ascii(name).map_err(|e| UpdateError::Key(shown, e.to_string()))?;
     Ok(Key { name, secret })
+}
+
+/// Where a virtual name of the cluster zone is registered in the site's zone:
+/// `nbu-master.cluster.example.` → `nbu-master.site.example.`.
+pub fn site_name(fqdn: &str, cluster_zone: &str, site_zone: &str) -> Option<String> {
+    let relative = fqdn.strip_suffix(cluster_zone)?.strip_suffix('.')?;
+    (!relative.is_empty()).then(|| format!("{relative}.{site_zone}"))
 }
 
 fn dns_error(e: impl std::fmt::Display) -> UpdateError {
@@ -180,6 +189,25 @@ mod tests {
     }
 
     #[test]
+    fn virtual_names_map_into_the_site_zone() {
+        let map = |fqdn| site_name(fqdn, "cluster.example.", "site.example.");
+        assert_eq!(
+            map("nbu-master.cluster.example."),
+            Some("nbu-master.site.example.".into())
+        );
+        assert_eq!(
+            map("api.svc.cluster.example."),
+            Some("api.svc.site.example.".into())
+        );
+        assert_eq!(
+            map("a.example.cluster.example."),
+            Some("a.example.site.example.".into())
+        );
+        assert_eq!(map("cluster.example."), None);
+        assert_eq!(map("other.example."), None);
+    }
+
+    #[test]
     fn keys_read_from_plain_or_bind_style_files() {
         let dir = std::env::temp_dir().join(format!("vipd-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -190,7 +218,8 @@ mod tests {
             b"secret-secret-secret"
         );
         let bind = dir.join("bind.key");
-        std::fs::write(&bind, "secret \"c2VjcmV0LXNlY3JldC1zZWNyZXQ=\";\n").unwrap();
+        let tsig_keygen = "key \"vipd-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0LXNlY3JldC1zZWNyZXQ=\";\n};\n";
+        std::fs::write(&bind, tsig_keygen).unwrap();
         assert_eq!(
             read_key("vipd.", &bind).unwrap().secret,
             b"secret-secret-secret"

@@ -165,7 +165,7 @@ pub async fn del_address(
 }
 
 /// Watches links and addresses: a stream of [`Event`]s, driven on the current runtime.
-pub fn watch() -> Result<impl futures::Stream<Item = Event> + Unpin, NetlinkError> {
+pub fn watch() -> Result<futures::stream::BoxStream<'static, Event>, NetlinkError> {
     let groups = [
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
