@@ -289,7 +289,14 @@ impl Daemon {
             })?;
             daemon.registration = Some(Arc::new(key));
         }
-        daemon.owners = vec![None; daemon.config.groups.len()];
+        // Groups this node is not a member of: it hears none of their adverts, so it cannot
+        // tell their owner, and says so.
+        daemon.owners = daemon
+            .config
+            .groups
+            .iter()
+            .map(|g| g.priority_of(node).is_none().then(|| "unknown".to_string()))
+            .collect();
         daemon.start_dns()?;
         daemon.touched = (0..daemon.groups.len()).collect();
         daemon.perform_actions().await;
