@@ -363,15 +363,26 @@ fn version_2_needs_whole_seconds() {
 }
 
 #[test]
-fn equal_ipv6_priorities_without_link_locals() {
+fn equal_priorities_in_a_dual_stack_group() {
     assert_error(
         with("beta = 100 }", "beta = 150 }"),
         20,
         12,
         "field `priority`",
-        "share priority 150",
+        "could break the tie differently",
     );
-    let with_link_locals = GOOD
+}
+
+#[test]
+fn equal_ipv6_priorities_without_link_locals() {
+    let v6_only = GOOD.replace(
+        "\"192.0.2.100/24\", \"2001:db8::100/64\"",
+        "\"2001:db8::100/64\"",
+    );
+    let tie = v6_only.replace("beta = 100 }", "beta = 150 }");
+    let error = Config::parse("netconf/test.toml", &tie).unwrap_err();
+    assert!(error.message.contains("share priority 150"), "{error}");
+    let with_link_locals = tie
         .replace(
             "address = \"192.0.2.11\"",
             "address = \"192.0.2.11\"\nlink_local = \"fe80::11\"",
@@ -379,8 +390,7 @@ fn equal_ipv6_priorities_without_link_locals() {
         .replace(
             "address = \"192.0.2.12\"",
             "address = \"192.0.2.12\"\nlink_local = \"fe80::12\"",
-        )
-        .replace("beta = 100 }", "beta = 150 }");
+        );
     assert!(Config::parse("t.toml", &with_link_locals).is_ok());
 }
 

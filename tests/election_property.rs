@@ -40,7 +40,8 @@ fn random_cluster(rng: &mut Rng) -> String {
         let mut priorities = Vec::new();
         for i in 0..members {
             // Ties need a way to tell the members apart: IPv4 addresses, or link-locals.
-            let priority = if !dual || link_locals {
+            // (Dual-stack groups refuse ties: the families could break them differently.)
+            let priority = if !dual {
                 50 + 50 * rng.below(4)
             } else {
                 60 + 40 * i as u64

@@ -353,6 +353,24 @@ fn group(
         }
     }
 
+    // A dual-stack group keeps both families on one owner, but the two families break
+    // priority ties by different addresses (IPv4 address, IPv6 link-local) and could pick
+    // different owners: ties are refused there.
+    if families_of(&addresses).len() == 2 {
+        for (i, (a, pa)) in priorities.iter().enumerate() {
+            if let Some((b, _)) = priorities[i + 1..].iter().find(|(_, pb)| pb == pa) {
+                return Err(source.error(
+                    raw.priority.span(),
+                    at("priority"),
+                    format!(
+                        "nodes \"{}\" and \"{}\" share priority {pa} in a group with IPv4 and IPv6 addresses: the two families could break the tie differently; give them different priorities",
+                        nodes[*a].name, nodes[*b].name
+                    ),
+                ));
+            }
+        }
+    }
+
     // IPv6 adverts come from link-local addresses: without them in the file, members are
     // told apart by priority, which a tie makes impossible.
     if addresses.iter().any(|a| a.address.is_ipv6()) {
