@@ -97,6 +97,30 @@ fn election_puts_the_addresses_on_the_highest_priority_node_only() {
         "{:?}",
         status.dropped
     );
+    // The same, for Prometheus (node_exporter's textfile collector).
+    let control = lab.control_path(lab.node("alpha"));
+    let metrics = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
+        .args([
+            "status",
+            "--metrics",
+            "--control",
+            control.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics.contains(
+            "vipd_state{node=\"alpha\",group=\"master-server\",family=\"IPv4\",state=\"master\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "vipd_holds_addresses{node=\"alpha\",group=\"master-server\",family=\"IPv6\"} 1"
+        ),
+        "{metrics}"
+    );
     // The IPv6 instance identified alpha's link-local source as a member.
     assert_eq!(
         status.groups[0].instances[1].master.as_deref(),

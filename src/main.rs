@@ -44,6 +44,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print Prometheus text format (for node_exporter's textfile collector).
+        #[arg(long, conflicts_with = "json")]
+        metrics: bool,
     },
     /// Remove a group's names from the site's DNS ([dns.update]), e.g. when it is retired.
     DnsUnregister {
@@ -82,7 +85,8 @@ fn main() -> ExitCode {
             control,
             node,
             json,
-        } => status(control, node, json),
+            metrics,
+        } => status(control, node, json, metrics),
         Command::Lab(options) => vipd::lab::demo::main(options),
         Command::DnsUnregister { config, group } => dns_unregister(&config, &group),
         Command::LabResponder { name, port } => report(vipd::lab::probe::respond(&name, port)),
@@ -139,7 +143,7 @@ fn run(config: PathBuf, node: Option<String>, control: Option<PathBuf>) -> ExitC
     }
 }
 
-fn status(control: Option<PathBuf>, node: Option<String>, json: bool) -> ExitCode {
+fn status(control: Option<PathBuf>, node: Option<String>, json: bool, metrics: bool) -> ExitCode {
     let Some(control) = control.or_else(|| node.or_else(hostname).map(|n| default_control(&n)))
     else {
         eprintln!("error: give --control or --node");
@@ -147,7 +151,9 @@ fn status(control: Option<PathBuf>, node: Option<String>, json: bool) -> ExitCod
     };
     match runtime().block_on(vipd::daemon::query_status(&control)) {
         Ok(status) => {
-            if json {
+            if metrics {
+                print!("{}", status.prometheus());
+            } else if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&status).unwrap_or_default()

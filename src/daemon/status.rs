@@ -62,7 +62,183 @@ pub struct TransitionRecord {
     pub reason: String,
 }
 
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 impl Status {
+    /// The Prometheus text exposition format (for node_exporter's textfile collector, say).
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP vipd_{name} {help}\n# TYPE vipd_{name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "vipd_{name}{labels} {value}");
+            }
+        };
+        let node = label(&self.node);
+        let node = node.as_str();
+        let instances: Vec<(String, &InstanceStatus)> = self
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.instances.iter().map(|i| {
+                    (
+                        format!(
+                            "node=\"{node}\",group=\"{}\",family=\"{}\"",
+                            label(&g.name),
+                            i.family
+                        ),
+                        i,
+                    )
+                })
+            })
+            .collect();
+        let per_instance = |f: &dyn Fn(&InstanceStatus) -> f64| -> Vec<(String, f64)> {
+            instances
+                .iter()
+                .map(|(labels, i)| (format!("{{{labels}}}"), f(i)))
+                .collect()
+        };
+        let mut state_samples = Vec::new();
+        for (labels, instance) in &instances {
+            for state in ["initialize", "backup", "master", "fault"] {
+                state_samples.push((
+                    format!("{{{labels},state=\"{state}\"}}"),
+                    f64::from(u8::from(instance.state == state)),
+                ));
+            }
+        }
+        metric(
+            "state",
+            "gauge",
+            "1 for the state each group and family is in.",
+            state_samples,
+        );
+        metric(
+            "priority",
+            "gauge",
+            "This node's priority in the group.",
+            per_instance(&|i| f64::from(i.priority)),
+        );
+        metric(
+            "holds_addresses",
+            "gauge",
+            "1 when this node has the group's addresses on its interface.",
+            per_instance(&|i| f64::from(u8::from(i.holds_addresses))),
+        );
+        metric(
+            "master_down_interval_seconds",
+            "gauge",
+            "Master_Down_Interval as this node applies it.",
+            per_instance(&|i| i.master_down_interval_ms / 1000.0),
+        );
+        metric(
+            "became_master_total",
+            "counter",
+            "Times this node became master of the group.",
+            per_instance(&|i| i.became_master as f64),
+        );
+        metric(
+            "adverts_received_by_group_total",
+            "counter",
+            "Adverts handed to the group's election.",
+            per_instance(&|i| i.adverts_received as f64),
+        );
+        metric(
+            "adverts_dropped_not_member_total",
+            "counter",
+            "Adverts from addresses that are not members.",
+            per_instance(&|i| i.dropped_not_member as f64),
+        );
+        metric(
+            "interval_mismatch_total",
+            "counter",
+            "Adverts whose interval disagrees with the cluster file.",
+            per_instance(&|i| i.interval_mismatch as f64),
+        );
+        metric(
+            "second_master_seen_total",
+            "counter",
+            "Adverts from a second master while master (split brain).",
+            per_instance(&|i| i.second_master_seen as f64),
+        );
+        metric(
+            "adverts_sent_total",
+            "counter",
+            "VRRP adverts sent.",
+            vec![(format!("{{node=\"{node}\"}}"), self.adverts_sent as f64)],
+        );
+        metric(
+            "adverts_received_total",
+            "counter",
+            "VRRP packets that passed the wire checks.",
+            vec![(format!("{{node=\"{node}\"}}"), self.adverts_received as f64)],
+        );
+        metric(
+            "packets_dropped_total",
+            "counter",
+            "Received VRRP packets dropped before the election, by reason.",
+            self.dropped
+                .iter()
+                .map(|(reason, n)| {
+                    (
+                        format!("{{node=\"{node}\",reason=\"{}\"}}", label(reason)),
+                        *n as f64,
+                    )
+                })
+                .collect(),
+        );
+        metric(
+            "link_up",
+            "gauge",
+            "1 while the interface is up.",
+            vec![(
+                format!("{{node=\"{node}\"}}"),
+                f64::from(u8::from(self.link_up)),
+            )],
+        );
+        if let Some(dns) = &self.dns {
+            let kinds = [
+                ("answer", dns.answers),
+                ("nxdomain", dns.nxdomain),
+                ("nodata", dns.nodata),
+                ("refused", dns.refused),
+                ("formerr", dns.formerr),
+                ("dropped_malformed", dns.dropped_malformed),
+                ("dropped_rate_limited", dns.dropped_rate_limited),
+                ("forwarded", dns.forwarded),
+                ("forward_failed", dns.forward_failed),
+            ];
+            metric(
+                "dns_queries_total",
+                "counter",
+                "DNS queries received.",
+                vec![(format!("{{node=\"{node}\"}}"), dns.queries as f64)],
+            );
+            metric(
+                "dns_outcomes_total",
+                "counter",
+                "DNS queries by outcome.",
+                kinds
+                    .iter()
+                    .map(|(k, n)| (format!("{{node=\"{node}\",outcome=\"{k}\"}}"), *n as f64))
+                    .collect(),
+            );
+            metric(
+                "dns_zone_serial",
+                "gauge",
+                "Serial of the zone this node serves.",
+                vec![(format!("{{node=\"{node}\"}}"), f64::from(dns.serial))],
+            );
+        }
+        out
+    }
+
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -166,5 +342,54 @@ impl Status {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_one_state_per_instance_and_escaped_labels() {
+        let status = Status {
+            cluster: "c".into(),
+            node: "alpha".into(),
+            version: "0".into(),
+            interface: "eth0".into(),
+            link_up: true,
+            uptime_ms: 1,
+            groups: vec![GroupStatus {
+                name: "we\"ird".into(),
+                vrid: 1,
+                addresses: vec![],
+                instances: vec![InstanceStatus {
+                    family: "IPv4".into(),
+                    state: "master".into(),
+                    priority: 150,
+                    master: None,
+                    master_adver_interval_ms: 100.0,
+                    master_down_interval_ms: 300.0,
+                    holds_addresses: true,
+                    adverts_received: 3,
+                    dropped_not_member: 0,
+                    interval_mismatch: 0,
+                    second_master_seen: 0,
+                    became_master: 1,
+                }],
+                transitions: vec![],
+            }],
+            dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
+            adverts_sent: 10,
+            adverts_received: 3,
+            dns: None,
+        };
+        let text = status.prometheus();
+        assert!(text.contains("vipd_state{node=\"alpha\",group=\"we\\\"ird\",family=\"IPv4\",state=\"master\"} 1\n"), "{text}");
+        assert!(text.contains("state=\"backup\"} 0\n"));
+        assert!(text.contains("vipd_master_down_interval_seconds{node=\"alpha\",group=\"we\\\"ird\",family=\"IPv4\"} 0.3\n"));
+        assert!(text.contains("vipd_packets_dropped_total{node=\"alpha\",reason=\"bad_ttl\"} 2\n"));
+        assert!(text.contains(
+            "# TYPE vipd_adverts_sent_total counter\nvipd_adverts_sent_total{node=\"alpha\"} 10\n"
+        ));
     }
 }
