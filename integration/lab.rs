@@ -669,3 +669,83 @@ advert_interval = "100ms"
     drop(lab);
     drop(guard);
 }
+
+#[test]
+fn a_flood_of_hostile_vrrp_packets_is_counted_and_moves_nothing() {
+    let (_guard, lab) = elected("vrrpflood", &cluster(""));
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    let transitions = |node| lab.status(node).unwrap().groups[0].transitions.len();
+    let before = (transitions(alpha), transitions(beta));
+    let sent = Lab::in_namespace(&lab.client, || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).unwrap();
+        socket.set_multicast_ttl_v4(255).unwrap();
+        // The client has no default route: name the interface for multicast.
+        socket
+            .set_multicast_if_v4(&"192.0.2.200".parse().unwrap())
+            .unwrap();
+        let group: std::net::SocketAddr = "224.0.0.18:0".parse().unwrap();
+        // A forged priority-254 advert for our VRID from a stranger, with a right checksum...
+        let forged = {
+            use vipd::wire::vrrp::{IpEnds, Ipv4ChecksumForm, Repr, V2Auth, Version};
+            let repr = Repr {
+                version: Version::V3,
+                vrid: 51,
+                priority: 254,
+                interval_cs: 4095,
+                addresses: vec![ip(VIP4)],
+                auth: V2Auth::default(),
+            };
+            let mut buffer = vec![0u8; repr.buffer_len()];
+            let ends = IpEnds {
+                src: ip("192.0.2.200"),
+                dst: ip("224.0.0.18"),
+            };
+            repr.emit(&mut buffer, ends, Ipv4ChecksumForm::PseudoHeader)
+                .unwrap();
+            buffer
+        };
+        // ...and garbage of every kind, for two seconds as fast as the socket takes it.
+        let garbage: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0x31],
+            vec![0x31, 51, 254, 1, 0, 10, 0, 0, 192, 0, 2, 100],
+            vec![0xff; 1400],
+        ];
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < Duration::from_secs(2) {
+            if socket.send_to(&forged, &group.into()).is_ok() {
+                sent += 1;
+            }
+            for bytes in &garbage {
+                if socket.send_to(bytes, &group.into()).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    })
+    .unwrap();
+    let status = lab.status(beta).unwrap();
+    let dropped: u64 =
+        status.dropped.values().sum::<u64>() + status.groups[0].instances[0].dropped_not_member;
+    assert!(sent > 10_000, "the flood was real: {sent}");
+    assert!(
+        dropped > 1_000,
+        "counted: {:?} {:?}",
+        status.dropped,
+        status.groups[0].instances[0]
+    );
+    assert!(
+        status.groups[0].instances[0].dropped_not_member > 100,
+        "the forged adverts were dropped as a stranger's"
+    );
+    assert_eq!(
+        (transitions(alpha), transitions(beta)),
+        before,
+        "no state changed\n{}",
+        lab.logs()
+    );
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}

@@ -130,10 +130,35 @@ fn bind_control(path: &std::path::Path) -> Result<UnixListener, DaemonError> {
     UnixListener::bind(path).map_err(io_error(format!("control socket {}", path.display())))
 }
 
-async fn readable(socket: Option<&VrrpSocket>) -> Option<Family> {
+/// Datagrams read per socket per turn of the loop.
+const RECEIVE_BATCH: usize = 32;
+/// Room for the largest advert (IPv6, 255 addresses) with its IPv4 header.
+const RECEIVE_BUFFER: usize = 4200;
+
+/// A socket's receive buffers and what the last batch read into them.
+struct Batch {
+    buffers: Vec<Vec<u8>>,
+    received: Vec<(usize, vrrp_socket::Received)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            buffers: vec![vec![0u8; RECEIVE_BUFFER]; RECEIVE_BATCH],
+            received: Vec::with_capacity(RECEIVE_BATCH),
+        }
+    }
+}
+
+async fn receive_batch(socket: Option<&VrrpSocket>, batch: &mut Batch) -> Option<Family> {
     match socket {
         Some(socket) => {
-            let _ = socket.readable().await;
+            if let Err(e) = socket
+                .recv_batch(&mut batch.buffers, &mut batch.received)
+                .await
+            {
+                warn!("receiving VRRP {}: {e}", socket.family());
+            }
             Some(socket.family())
         }
         None => std::future::pending().await,
@@ -307,7 +332,7 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate()).map_err(io_error("SIGTERM handler"))?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(io_error("SIGINT handler"))?;
         let mut events = self.events.take().expect("subscribed at start");
-        let mut buffer = vec![0u8; 65536];
+        let (mut first, mut second) = (Batch::new(), Batch::new());
         loop {
             let sleep_until = tokio::time::Instant::from_std(
                 self.next_timeout()
@@ -315,8 +340,8 @@ impl Daemon {
             );
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => self.fire_timers(Instant::now()),
-                Some(family) = readable(self.sockets.first()) => self.receive_all(family, &mut buffer),
-                Some(family) = readable(self.sockets.get(1)) => self.receive_all(family, &mut buffer),
+                Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive_all(&first),
+                Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive_all(&second),
                 Some(event) = events.next() => self.handle_event(event).await,
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
@@ -344,22 +369,11 @@ impl Daemon {
         *self.dropped.entry(reason).or_default() += 1;
     }
 
-    fn receive_all(&mut self, family: Family, buffer: &mut [u8]) {
-        let Some(index) = self.sockets.iter().position(|s| s.family() == family) else {
-            return;
-        };
-        loop {
-            let received = match self.sockets[index].try_recv(buffer) {
-                Ok(received) => received,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    warn!("receiving VRRP {family}: {e}");
-                    return;
-                }
-            };
-            let datagram = &buffer[..received.len];
-            if let Err(error) = self.receive(datagram, received) {
-                debug!("dropped a {family} VRRP packet: {error}");
+    fn receive_all(&mut self, batch: &Batch) {
+        for (index, received) in &batch.received {
+            let datagram = &batch.buffers[*index][..received.len];
+            if let Err(error) = self.receive(datagram, *received) {
+                debug!("dropped a VRRP packet: {error}");
                 self.count_drop(error.counter_name());
             }
         }

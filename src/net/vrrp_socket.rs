@@ -146,10 +146,24 @@ impl VrrpSocket {
         Ok(())
     }
 
-    /// Waits until a datagram may be read.
-    pub async fn readable(&self) -> io::Result<()> {
+    /// Waits for datagrams and reads at most one per buffer. Readiness is kept while more
+    /// may be queued, so a flood is read in bounded batches between the loop's other work
+    /// (timers, adverts) instead of starving it.
+    pub async fn recv_batch(
+        &self,
+        buffers: &mut [Vec<u8>],
+        received: &mut Vec<(usize, Received)>,
+    ) -> io::Result<()> {
+        received.clear();
         let mut guard = self.fd.readable().await?;
-        guard.clear_ready();
+        for (index, buffer) in buffers.iter_mut().enumerate() {
+            match guard.try_io(|_| self.try_recv(buffer)) {
+                Ok(Ok(datagram)) => received.push((index, datagram)),
+                Ok(Err(e)) => return Err(e),
+                // Drained: readiness is cleared, the next call waits.
+                Err(_would_block) => break,
+            }
+        }
         Ok(())
     }
 
