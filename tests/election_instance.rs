@@ -256,3 +256,31 @@ fn the_claim_says_whether_traffic_to_the_addresses_is_accepted() {
         );
     }
 }
+
+#[test]
+fn a_master_that_cannot_add_its_addresses_gives_the_group_up_and_retries_later() {
+    let t0 = Instant::now();
+    let mut beta = Instance::new(config(100, true));
+    beta.start(t0);
+    beta.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(beta.state(), State::Master);
+    drain(&mut beta);
+    let failed_at = t0 + Duration::from_secs(1);
+    beta.claim_failed(failed_at);
+    assert_eq!(
+        drain(&mut beta),
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::Release,
+            Action::Transition(Transition {
+                from: State::Master,
+                to: State::Fault,
+                reason: Reason::ClaimFailed
+            }),
+        ]
+    );
+    let retry = failed_at + vipd::election::RETRY_AFTER_CLAIM_FAILURE;
+    assert_eq!(beta.poll_timeout(), Some(retry));
+    beta.handle_timeout(retry);
+    assert_eq!(beta.state(), State::Backup);
+}

@@ -668,16 +668,24 @@ impl Daemon {
         match action {
             Action::SendAdvert { priority } => self.send_advert(slot, family, priority),
             Action::Claim { accept: _ } => {
+                let mut failed = false;
                 for address in self.claimable(slot, family) {
                     if let Err(e) =
                         netlink::add_address(&self.netlink, self.link.index, address).await
                     {
-                        warn!(group = %group.name, %address, "cannot add the virtual address: {e}");
+                        tracing::error!(group = %group.name, %address, "cannot add the virtual address, giving the group up: {e}");
+                        failed = true;
                     }
                 }
                 let claimed = &mut self.groups[slot].claimed;
                 if !claimed.contains(&family) {
                     claimed.push(family);
+                }
+                if failed {
+                    // Queues priority 0 and a release behind this claim; drained by the caller.
+                    self.groups[slot]
+                        .election
+                        .claim_failed(Instant::now(), family);
                 }
             }
             Action::Announce => {

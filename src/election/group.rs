@@ -49,6 +49,17 @@ impl Group {
         self.each(now, |i, now| i.set_link(now, up));
     }
 
+    /// The shell could not add the addresses of `family`: see [`Instance::claim_failed`].
+    pub fn claim_failed(&mut self, now: Instant, family: Family) {
+        if let Some(index) = self
+            .instances
+            .iter()
+            .position(|i| i.config().family == family)
+        {
+            self.on_one(now, index, |i, now| i.claim_failed(now));
+        }
+    }
+
     pub fn handle_advert(&mut self, now: Instant, family: Family, advert: &Advert) {
         if let Some(index) = self
             .instances
@@ -100,7 +111,9 @@ impl Group {
                 }
                 match after {
                     State::Master => instance.force_master(now),
-                    State::Backup if before == State::Master => instance.force_backup(now),
+                    State::Backup | State::Fault if before == State::Master => {
+                        instance.force_backup(now)
+                    }
                     _ => {}
                 }
             }

@@ -5,6 +5,9 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// How long a node that could not add its addresses stays out of the election.
+pub const RETRY_AFTER_CLAIM_FAILURE: Duration = Duration::from_secs(5);
+
 /// RFC 9568 states, plus Fault (the interface is down: keepalived's FAULT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -47,6 +50,10 @@ pub enum Reason {
     Shutdown,
     LinkDown,
     LinkUp,
+    /// The virtual addresses could not be added: this node gives the group up for a while.
+    ClaimFailed,
+    /// Trying again after a failed claim.
+    Retry,
 }
 
 impl std::fmt::Display for Reason {
@@ -63,6 +70,8 @@ impl std::fmt::Display for Reason {
             Reason::Shutdown => "shutdown",
             Reason::LinkDown => "link down",
             Reason::LinkUp => "link up",
+            Reason::ClaimFailed => "the virtual addresses could not be added",
+            Reason::Retry => "trying again after a failed claim",
         })
     }
 }
@@ -368,9 +377,16 @@ impl Instance {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.master_down_at.is_some_and(|t| t <= now) {
             self.master_down_at = None;
-            if self.state == State::Backup {
-                self.master = None;
-                self.become_master(now, Reason::MasterDown);
+            match self.state {
+                State::Backup => {
+                    self.master = None;
+                    self.become_master(now, Reason::MasterDown);
+                }
+                // The wait after a failed claim is over.
+                State::Fault if self.link_up => {
+                    self.become_backup(now, Reason::Retry, self.config.advert_interval)
+                }
+                _ => {}
             }
         }
         if self.advert_at.is_some_and(|t| t <= now) {
@@ -384,6 +400,20 @@ impl Instance {
 
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// The shell could not add the virtual addresses: a master that cannot serve them says
+    /// priority 0 (another node takes over at once), releases what it added, and stays in
+    /// Fault for RETRY_AFTER_CLAIM_FAILURE before it tries again through Backup.
+    pub fn claim_failed(&mut self, now: Instant) {
+        if self.state != State::Master {
+            return;
+        }
+        self.actions.push_back(Action::SendAdvert { priority: 0 });
+        self.actions.push_back(Action::Release);
+        self.cancel_timers();
+        self.transition(State::Fault, Reason::ClaimFailed);
+        self.master_down_at = Some(now + RETRY_AFTER_CLAIM_FAILURE);
     }
 
     /// Sync group: the other family became master; follow unless this link is down.

@@ -9,7 +9,9 @@ mod group;
 mod instance;
 
 pub use group::Group;
-pub use instance::{Action, Advert, Counters, Instance, Reason, State, Transition};
+pub use instance::{
+    Action, Advert, Counters, Instance, RETRY_AFTER_CLAIM_FAILURE, Reason, State, Transition,
+};
 
 use crate::wire::Family;
 use std::net::IpAddr;
