@@ -97,6 +97,24 @@ fn election_puts_the_addresses_on_the_highest_priority_node_only() {
         "{:?}",
         status.dropped
     );
+    // Every node knows which version the others run (asked over DNS about a second in).
+    let start = Instant::now();
+    loop {
+        let peers = lab.status(lab.node("alpha")).unwrap().peers;
+        let names: Vec<&str> = peers.iter().map(|p| p.node.as_str()).collect();
+        assert_eq!(names, ["beta", "gamma"]);
+        if peers
+            .iter()
+            .all(|p| p.version.as_deref() == Some(env!("CARGO_PKG_VERSION")))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "peer versions unknown: {peers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The same, for Prometheus (node_exporter's textfile collector).
     let control = lab.control_path(lab.node("alpha"));
     let metrics = std::process::Command::new(env!("CARGO_BIN_EXE_vipd"))
@@ -119,6 +137,10 @@ fn election_puts_the_addresses_on_the_highest_priority_node_only() {
         metrics.contains(
             "vipd_holds_addresses{node=\"alpha\",group=\"master-server\",family=\"IPv6\"} 1"
         ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vipd_peer_version_mismatch{node=\"alpha\",peer=\"beta\"} 0"),
         "{metrics}"
     );
     // The IPv6 instance identified alpha's link-local source as a member.

@@ -2,6 +2,7 @@
 //! netlink and link-layer announcements. The loop only moves bytes and timers; every
 //! decision is the core's.
 
+pub mod peers;
 pub mod status;
 
 use crate::config::{Config, VirtualAddress};
@@ -103,6 +104,8 @@ struct Daemon {
     zone_serial: u32,
     /// Registration in the site's DNS, when configured: the key read at start.
     registration: Option<Arc<dns::update::Key>>,
+    /// The other nodes' versions, asked over DNS.
+    peers: peers::Shared,
     /// Link and address changes, subscribed before the link was first read.
     events: Option<futures::stream::BoxStream<'static, Event>>,
 }
@@ -304,6 +307,7 @@ impl Daemon {
             zone_serial: unix_seconds(),
             registration: None,
             events: Some(events),
+            peers: peers::Shared::default(),
         };
         if let Some(update) = &daemon.config.dns.update {
             let key = dns::update::read_key(&update.key_name, &update.key_file).map_err(|e| {
@@ -554,11 +558,17 @@ impl Daemon {
                 }
             }
         }
-        let zone = dns::zone::build(&self.config, &self.owners, self.zone_serial);
+        let zone = dns::zone::build(
+            &self.config,
+            Some(self.node),
+            &self.owners,
+            self.zone_serial,
+        );
         let server = Arc::new(dns::server::Server::new(&self.config.dns, zone));
         dns::server::spawn(server.clone(), &addresses, self.config.dns.port)
             .map_err(io_error(format!("DNS on port {}", self.config.dns.port)))?;
         self.dns = Some(server);
+        peers::spawn(&self.config, self.node, self.peers.clone());
         Ok(())
     }
 
@@ -638,6 +648,7 @@ impl Daemon {
             self.zone_serial = (self.zone_serial.wrapping_add(1)).max(unix_seconds());
             server.set_zone(dns::zone::build(
                 &self.config,
+                Some(self.node),
                 &self.owners,
                 self.zone_serial,
             ));
@@ -840,6 +851,7 @@ impl Daemon {
             adverts_sent: self.adverts_sent,
             adverts_received: self.adverts_received,
             dns: self.dns.as_ref().map(|d| d.snapshot()),
+            peers: self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 }

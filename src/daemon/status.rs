@@ -21,6 +21,9 @@ pub struct Status {
     /// The DNS server's counters and zone serial, when it serves the zone.
     #[serde(default)]
     pub dns: Option<crate::dns::server::CountersSnapshot>,
+    /// The other vipd nodes and the versions they run, as last asked.
+    #[serde(default)]
+    pub peers: Vec<super::peers::PeerVersion>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -194,6 +197,21 @@ impl Status {
                 .collect(),
         );
         metric(
+            "peer_version_mismatch",
+            "gauge",
+            "1 when a peer answered with another vipd version than this node's.",
+            self.peers
+                .iter()
+                .filter_map(|p| {
+                    let version = p.version.as_ref()?;
+                    Some((
+                        format!("{{node=\"{node}\",peer=\"{}\"}}", label(&p.node)),
+                        f64::from(u8::from(*version != self.version)),
+                    ))
+                })
+                .collect(),
+        );
+        metric(
             "link_up",
             "gauge",
             "1 while the interface is up.",
@@ -323,6 +341,21 @@ impl Status {
                 dropped.join(", ")
             }
         );
+        if !self.peers.is_empty() {
+            let peers: Vec<String> = self
+                .peers
+                .iter()
+                .map(|p| match (&p.version, &p.error) {
+                    (Some(v), _) if *v == self.version => format!("{} {v}", p.node),
+                    (Some(v), _) => {
+                        format!("{} {v} (MISMATCH: this node runs {})", p.node, self.version)
+                    }
+                    (None, Some(e)) => format!("{} ? ({e})", p.node),
+                    (None, None) => format!("{} ? (not asked yet)", p.node),
+                })
+                .collect();
+            let _ = writeln!(out, "peers: {}", peers.join(", "));
+        }
         if let Some(dns) = &self.dns {
             let _ = writeln!(
                 out,
@@ -382,6 +415,7 @@ mod tests {
             adverts_sent: 10,
             adverts_received: 3,
             dns: None,
+            peers: vec![],
         };
         let text = status.prometheus();
         assert!(text.contains("vipd_state{node=\"alpha\",group=\"we\\\"ird\",family=\"IPv4\",state=\"master\"} 1\n"), "{text}");

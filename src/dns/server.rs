@@ -644,7 +644,7 @@ mod tests {
         let config = Config::parse("t.toml", &text).unwrap();
         Server::new(
             &config.dns,
-            super::super::zone::build(&config, &[Some("alpha".into())], 1),
+            super::super::zone::build(&config, None, &[Some("alpha".into())], 1),
         )
     }
 
@@ -713,7 +713,7 @@ mod tests {
         .unwrap();
         let server = Server::new(
             &config.dns,
-            super::super::zone::build(&config, &[Some("alpha".into())], 1),
+            super::super::zone::build(&config, None, &[Some("alpha".into())], 1),
         );
         let mut cache = AnswerCache::default();
         let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
@@ -732,6 +732,7 @@ mod tests {
         assert_eq!(server.snapshot().answers, 2, "hits are counted too");
         server.set_zone(super::super::zone::build(
             &config,
+            None,
             &[Some("beta".into())],
             2,
         ));

@@ -7,6 +7,9 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+/// Where each node publishes its own version: `_vipd.<node>.<zone>.`
+pub const VERSION_LABEL: &str = "_vipd";
+
 /// SOA timers for secondaries (vipd zones are not transferred, but the values must be sane).
 const REFRESH: i32 = 3600;
 const RETRY: i32 = 600;
@@ -45,7 +48,9 @@ fn fqdn(text: &str) -> Name {
 
 /// The zone's contents for one node's view: `owners[g]` is the node that owns group `g` now,
 /// as this node knows it.
-pub fn build(config: &Config, owners: &[Option<String>], serial: u32) -> Zone {
+/// `me`: the node serving this copy of the zone, which adds `_vipd.<me>.<zone>. TXT
+/// "version=..."` so that the other nodes can check they run the same version.
+pub fn build(config: &Config, me: Option<usize>, owners: &[Option<String>], serial: u32) -> Zone {
     let zone = &config.cluster.zone;
     let origin = fqdn(zone);
     let ttl = config.dns.ttl.as_secs() as u32;
@@ -92,6 +97,11 @@ pub fn build(config: &Config, owners: &[Option<String>], serial: u32) -> Zone {
     };
     for node in &config.nodes {
         add(address(&node_name(&node.name), node.address, ttl));
+    }
+    if let Some(me) = me {
+        let name = fqdn(&format!("{VERSION_LABEL}.{}.{zone}", config.nodes[me].name));
+        let text = vec![format!("version={}", env!("CARGO_PKG_VERSION"))];
+        add(Record::from_rdata(name, ttl, RData::TXT(TXT::new(text))));
     }
     for (index, group) in config.groups.iter().enumerate() {
         let owner = owners
@@ -210,7 +220,7 @@ negative_ttl = "3s"
 
     fn zone(owner: Option<&str>) -> Zone {
         let config = Config::parse("t.toml", CLUSTER).unwrap();
-        build(&config, &[owner.map(str::to_string)], 7)
+        build(&config, None, &[owner.map(str::to_string)], 7)
     }
 
     fn name(text: &str) -> LowerName {
@@ -231,7 +241,7 @@ negative_ttl = "3s"
             &CLUSTER.replace("[dns]", "dns_ttl = \"1s\"\n[dns]"),
         )
         .unwrap();
-        let zone = build(&config, &[None], 1);
+        let zone = build(&config, None, &[None], 1);
         let Lookup::Answer(records) =
             zone.lookup(&name("nbu-master.cluster.example."), RecordType::A)
         else {
