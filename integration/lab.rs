@@ -727,7 +727,7 @@ fn a_flood_of_hostile_vrrp_packets_is_counted_and_moves_nothing() {
                 .unwrap();
             buffer
         };
-        // ...and garbage of every kind, for two seconds as fast as the socket takes it.
+        // ...and garbage of every kind, for two seconds at about 50 000 packets a second.
         let garbage: Vec<Vec<u8>> = vec![
             vec![],
             vec![0x31],
@@ -736,7 +736,12 @@ fn a_flood_of_hostile_vrrp_packets_is_counted_and_moves_nothing() {
         ];
         let start = Instant::now();
         let mut sent = 0u64;
+        let mut rounds = 0u64;
         while start.elapsed() < Duration::from_secs(2) {
+            rounds += 1;
+            if rounds.is_multiple_of(100) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             if socket.send_to(&forged, &group.into()).is_ok() {
                 sent += 1;
             }
@@ -770,4 +775,69 @@ fn a_flood_of_hostile_vrrp_packets_is_counted_and_moves_nothing() {
         lab.logs()
     );
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
+
+#[test]
+fn resources_start_on_the_owner_and_a_failing_check_moves_the_group() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let events_dir = std::env::temp_dir().join(format!("vipd-resources-{}", std::process::id()));
+    std::fs::create_dir_all(&events_dir).unwrap();
+    let dir = events_dir.to_str().unwrap();
+    let toml = cluster("")
+        + &format!(
+            r#"
+[[group.resource]]
+name = "service"
+start = "echo start-$VIPD_NODE >> {dir}/events"
+stop = "echo stop-$VIPD_NODE >> {dir}/events"
+check = "test ! -e {dir}/broken-$VIPD_NODE"
+check_interval = "100ms"
+timeout = "2s"
+"#
+        );
+    let mut lab = Lab::new("resources", &toml, env!("CARGO_BIN_EXE_vipd").as_ref()).unwrap();
+    lab.start_all().unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
+        .unwrap();
+    let events = || std::fs::read_to_string(events_dir.join("events")).unwrap_or_default();
+    let wait_for = |want: &str| {
+        let start = Instant::now();
+        while !events().contains(want) {
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "no {want} in {:?}",
+                events()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("start-alpha");
+    let alpha = lab.node("alpha");
+    assert_eq!(lab.status(alpha).unwrap().groups[0].resources, "started");
+    // The service breaks on alpha: its check fails, alpha gives the group up, beta takes it
+    // and starts the service, and alpha stops its own.
+    std::fs::write(events_dir.join("broken-alpha"), "").unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    wait_for("start-beta");
+    wait_for("stop-alpha");
+    assert!(
+        lab.status(alpha).unwrap().groups[0]
+            .resources
+            .starts_with("failed: service")
+    );
+    // alpha comes back as backup after its pause and does not preempt again.
+    std::thread::sleep(vipd::election::RETRY_AFTER_CLAIM_FAILURE + Duration::from_millis(500));
+    assert_eq!(
+        lab.status(alpha).unwrap().groups[0].instances[0].state,
+        "backup"
+    );
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
+    // A graceful stop of beta stops its service before the process exits.
+    let beta = lab.node("beta");
+    lab.stop(beta).unwrap();
+    assert!(events().contains("stop-beta"), "{:?}", events());
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&events_dir);
+    drop(guard);
 }

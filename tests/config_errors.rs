@@ -655,3 +655,52 @@ fn link_local_addresses_where_they_do_not_belong() {
     let error = with("address = \"192.0.2.12\"", "address = \"fe80::12\"").unwrap_err();
     assert!(error.message.contains("is link-local"), "{error}");
 }
+
+#[test]
+fn resources_are_parsed_in_order_with_defaults() {
+    let resources = "[[group.resource]]\nname = \"disk\"\nstart = \"mount /srv\"\nstop = \"umount /srv\"\ncheck = \"mountpoint -q /srv\"\n\
+                     [[group.resource]]\nname = \"service\"\nstart = \"systemctl start backup\"\nstop = \"systemctl stop backup\"\ntimeout = \"1m\"\n";
+    let config = with("", resources).unwrap();
+    let names: Vec<&str> = config.groups[0]
+        .resources
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["disk", "service"]);
+    assert_eq!(
+        config.groups[0].resources[0].timeout,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        config.groups[0].resources[0].check_interval,
+        std::time::Duration::from_secs(10)
+    );
+    assert_eq!(
+        config.groups[0].resources[1].timeout,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(config.groups[0].resources[1].check, None);
+}
+
+#[test]
+fn a_resource_without_a_stop_command_or_twice_the_same_name() {
+    let error = with(
+        "",
+        "[[group.resource]]\nname = \"disk\"\nstart = \"mount /srv\"\n",
+    )
+    .unwrap_err();
+    assert!(error.message.contains("missing field `stop`"), "{error}");
+    let twice = "[[group.resource]]\nname = \"disk\"\nstart = \"a\"\nstop = \"b\"\n[[group.resource]]\nname = \"disk\"\nstart = \"a\"\nstop = \"b\"\n";
+    let error = with("", twice).unwrap_err();
+    assert!(
+        error.message.contains("its own name")
+            && error.field.contains("[[group.resource]] \"disk\""),
+        "{error}"
+    );
+    let empty = "[[group.resource]]\nname = \"disk\"\nstart = \" \"\nstop = \"b\"\n";
+    let error = with("", empty).unwrap_err();
+    assert!(
+        error.message.contains("the start command is empty"),
+        "{error}"
+    );
+}

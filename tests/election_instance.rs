@@ -283,4 +283,25 @@ fn a_master_that_cannot_add_its_addresses_gives_the_group_up_and_retries_later()
     assert_eq!(beta.poll_timeout(), Some(retry));
     beta.handle_timeout(retry);
     assert_eq!(beta.state(), State::Backup);
+    // It does not preempt the lower master that took over, but takes over when that one goes.
+    let later = retry + Duration::from_millis(10);
+    let mut config_alpha_low = config(100, true);
+    config_alpha_low.peers[0].priority = 50;
+    let mut beta = Instance::new(config_alpha_low);
+    beta.start(t0);
+    beta.handle_timeout(t0 + Duration::from_secs(1));
+    beta.claim_failed(t0 + Duration::from_secs(1));
+    beta.handle_timeout(retry);
+    beta.handle_advert(later, &advert("192.0.2.11", 50, 100 * MS));
+    assert_eq!(
+        beta.state(),
+        State::Backup,
+        "no preemption after giving the group up"
+    );
+    beta.handle_advert(later, &advert("192.0.2.11", 0, 100 * MS));
+    assert_eq!(
+        beta.state(),
+        State::Master,
+        "but it takes over when the master leaves"
+    );
 }

@@ -134,6 +134,34 @@ pub struct Group {
     pub announce: Announce,
     /// TTL of this group's names in the zone, when not the zone's `[dns] ttl`.
     pub dns_ttl: Option<Duration>,
+    /// Commands that bring the service up on the owner, in order (down in reverse order).
+    pub resources: Vec<Resource>,
+}
+
+/// A service the owner of a group runs: `sh -c` commands with a time-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub name: String,
+    pub start: String,
+    pub stop: String,
+    /// Run every `check_interval` while master; a failure gives the group up.
+    pub check: Option<String>,
+    pub timeout: Duration,
+    pub check_interval: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    name: Spanned<String>,
+    start: Spanned<String>,
+    stop: Spanned<String>,
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    timeout: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    check_interval: Option<Spanned<HumanDuration>>,
 }
 
 impl Group {
@@ -268,4 +296,6 @@ struct RawGroup {
     announce_refresh: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     dns_ttl: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    resource: Vec<RawResource>,
 }

@@ -507,6 +507,55 @@ fn group(
             .map_or(Duration::ZERO, |d| d.get_ref().0),
     };
 
+    let mut resources: Vec<Resource> = Vec::new();
+    for resource in &raw.resource {
+        let name = resource.name.get_ref().trim().to_string();
+        let at_resource = |key: &str| {
+            format!(
+                "[[group.resource]] \"{name}\" of group \"{}\", field `{key}`",
+                raw.name.get_ref()
+            )
+        };
+        if name.is_empty() || resources.iter().any(|r| r.name == name) {
+            return Err(source.error(
+                resource.name.span(),
+                at_resource("name"),
+                "each resource of a group needs its own name",
+            ));
+        }
+        for (key, command) in [("start", &resource.start), ("stop", &resource.stop)] {
+            if command.get_ref().trim().is_empty() {
+                return Err(source.error(
+                    command.span(),
+                    at_resource(key),
+                    format!("the {key} command is empty"),
+                ));
+            }
+        }
+        let positive =
+            |value: &Option<Spanned<HumanDuration>>, key: &str, default: Duration| match value {
+                None => Ok(default),
+                Some(d) if d.get_ref().0 >= Duration::from_millis(10) => Ok(d.get_ref().0),
+                Some(d) => Err(source.error(
+                    d.span(),
+                    at_resource(key),
+                    format!("{key} is at least 10ms"),
+                )),
+            };
+        resources.push(Resource {
+            name: name.clone(),
+            start: resource.start.get_ref().clone(),
+            stop: resource.stop.get_ref().clone(),
+            check: resource.check.clone().filter(|c| !c.trim().is_empty()),
+            timeout: positive(&resource.timeout, "timeout", Duration::from_secs(30))?,
+            check_interval: positive(
+                &resource.check_interval,
+                "check_interval",
+                Duration::from_secs(10),
+            )?,
+        });
+    }
+
     let spans = GroupSpans {
         vrid: raw.vrid.span(),
         addresses: raw.addresses.get_ref().iter().map(|a| a.span()).collect(),
@@ -527,6 +576,7 @@ fn group(
             unicast,
             announce,
             dns_ttl,
+            resources,
         },
         spans,
     ))

@@ -3,6 +3,7 @@
 //! decision is the core's.
 
 pub mod peers;
+pub mod resources;
 pub mod status;
 
 use crate::config::{Config, VirtualAddress};
@@ -75,6 +76,12 @@ struct GroupRuntime {
     /// Moves whenever the group's mastership begins or ends: a registration in the site's
     /// DNS retries only while the mastership it started in lasts.
     mastership: Arc<AtomicU64>,
+    /// Resources to start once this drain of actions is done (the addresses are up then).
+    start_pending: Option<u64>,
+    /// Start and stop commands of one group never run at the same time.
+    resource_lock: Arc<tokio::sync::Mutex<()>>,
+    /// What the resources are doing, for status.
+    resource_state: String,
 }
 
 struct Daemon {
@@ -106,6 +113,13 @@ struct Daemon {
     registration: Option<Arc<dns::update::Key>>,
     /// The other nodes' versions, asked over DNS.
     peers: peers::Shared,
+    /// Resource tasks report here.
+    resource_reports: (
+        tokio::sync::mpsc::UnboundedSender<resources::Report>,
+        Option<tokio::sync::mpsc::UnboundedReceiver<resources::Report>>,
+    ),
+    /// Stop commands under way: shutdown waits for them.
+    stopping: Vec<tokio::task::JoinHandle<()>>,
     /// Link and address changes, subscribed before the link was first read.
     events: Option<futures::stream::BoxStream<'static, Event>>,
 }
@@ -284,6 +298,9 @@ impl Daemon {
                 claimed: Vec::new(),
                 transitions: VecDeque::new(),
                 mastership: Arc::new(AtomicU64::new(0)),
+                start_pending: None,
+                resource_lock: Arc::new(tokio::sync::Mutex::new(())),
+                resource_state: String::new(),
             });
         }
         let mut daemon = Daemon {
@@ -308,6 +325,11 @@ impl Daemon {
             registration: None,
             events: Some(events),
             peers: peers::Shared::default(),
+            resource_reports: {
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                (sender, Some(receiver))
+            },
+            stopping: Vec::new(),
         };
         if let Some(update) = &daemon.config.dns.update {
             let key = dns::update::read_key(&update.key_name, &update.key_file).map_err(|e| {
@@ -336,6 +358,7 @@ impl Daemon {
         let mut sigterm = signal(SignalKind::terminate()).map_err(io_error("SIGTERM handler"))?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(io_error("SIGINT handler"))?;
         let mut events = self.events.take().expect("subscribed at start");
+        let mut reports = self.resource_reports.1.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
         loop {
             let sleep_until = tokio::time::Instant::from_std(
@@ -347,6 +370,7 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive_all(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive_all(&second),
                 Some(event) = events.next() => self.handle_event(event).await,
+                Some(report) = reports.recv() => self.handle_resource_report(report),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
                 Ok((mut stream, _)) = control.accept() => {
@@ -366,6 +390,10 @@ impl Daemon {
         }
         self.touched = (0..self.groups.len()).collect();
         self.perform_actions().await;
+        // Let the stop commands finish (each has its own time-out).
+        for handle in std::mem::take(&mut self.stopping) {
+            let _ = handle.await;
+        }
         Ok(())
     }
 
@@ -535,6 +563,9 @@ impl Daemon {
             while let Some((family, action)) = self.groups[slot].election.poll_action() {
                 self.perform(slot, family, action).await;
             }
+            if let Some(generation) = self.groups[slot].start_pending.take() {
+                self.start_resources(slot, generation);
+            }
             if let Some(at) = self.groups[slot].election.poll_timeout() {
                 self.timers.push(Reverse((at, slot)));
             }
@@ -570,6 +601,79 @@ impl Daemon {
         self.dns = Some(server);
         peers::spawn(&self.config, self.node, self.peers.clone());
         Ok(())
+    }
+
+    fn resource_context(&self, slot: usize) -> resources::Context {
+        let group = &self.config.groups[self.groups[slot].index];
+        resources::Context {
+            group: group.name.clone(),
+            node: self.config.nodes[self.node].name.clone(),
+            addresses: group
+                .addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// The addresses are up: start the group's resources (checked while master).
+    fn start_resources(&mut self, slot: usize, generation: u64) {
+        let group = &self.config.groups[self.groups[slot].index];
+        if group.resources.is_empty()
+            || self.groups[slot].mastership.load(Ordering::SeqCst) != generation
+        {
+            return;
+        }
+        let runtime = &self.groups[slot];
+        resources::start(
+            slot,
+            generation,
+            runtime.mastership.clone(),
+            group.resources.clone(),
+            runtime.resource_lock.clone(),
+            self.resource_context(slot),
+            self.resource_reports.0.clone(),
+        );
+        self.groups[slot].resource_state = "starting".into();
+    }
+
+    /// Stepped down: stop the group's resources, in reverse order.
+    fn stop_resources(&mut self, slot: usize) {
+        let group = &self.config.groups[self.groups[slot].index];
+        if group.resources.is_empty() {
+            return;
+        }
+        let handle = resources::stop(
+            group.resources.clone(),
+            self.groups[slot].resource_lock.clone(),
+            self.resource_context(slot),
+        );
+        self.stopping.retain(|h| !h.is_finished());
+        self.stopping.push(handle);
+        // A failure stays visible until the next start.
+        let state = &mut self.groups[slot].resource_state;
+        if !state.starts_with("failed") {
+            *state = "stopped".into();
+        }
+    }
+
+    /// A resource task reported: a failure while still master gives the group up.
+    fn handle_resource_report(&mut self, report: resources::Report) {
+        let runtime = &mut self.groups[report.slot];
+        if runtime.mastership.load(Ordering::SeqCst) != report.generation {
+            return;
+        }
+        let name = self.config.groups[runtime.index].name.clone();
+        match report.outcome {
+            resources::Outcome::Started => runtime.resource_state = "started".into(),
+            resources::Outcome::StartFailed(why) | resources::Outcome::CheckFailed(why) => {
+                tracing::error!(group = %name, "resource failed, giving the group up: {why}");
+                runtime.resource_state = format!("failed: {why}");
+                runtime.election.give_up(Instant::now());
+                self.touched.push(report.slot);
+            }
+        }
     }
 
     /// Registers the group's names in the site's DNS, retrying with backoff while this
@@ -727,6 +831,9 @@ impl Daemon {
                         self.groups[slot].mastership.fetch_add(1, Ordering::SeqCst) + 1;
                     if t.to == State::Master {
                         self.register(slot, generation);
+                        self.groups[slot].start_pending = Some(generation);
+                    } else {
+                        self.stop_resources(slot);
                     }
                 }
                 let record = TransitionRecord {
@@ -840,6 +947,7 @@ impl Daemon {
                             })
                             .collect(),
                         transitions: runtime.transitions.iter().cloned().collect(),
+                        resources: runtime.resource_state.clone(),
                     }
                 })
                 .collect(),

@@ -34,6 +34,9 @@ pub struct GroupStatus {
     pub instances: Vec<InstanceStatus>,
     /// Most recent last.
     pub transitions: Vec<TransitionRecord>,
+    /// What the group's resources are doing here (empty: none configured).
+    #[serde(default)]
+    pub resources: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -303,6 +306,9 @@ impl Status {
                 );
             }
         }
+        for group in self.groups.iter().filter(|g| !g.resources.is_empty()) {
+            let _ = writeln!(out, "resources of {}: {}", group.name, group.resources);
+        }
         let recent: Vec<(&str, &TransitionRecord)> = self
             .groups
             .iter()
@@ -410,6 +416,7 @@ mod tests {
                     became_master: 1,
                 }],
                 transitions: vec![],
+                resources: String::new(),
             }],
             dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
             adverts_sent: 10,

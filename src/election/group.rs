@@ -49,6 +49,12 @@ impl Group {
         self.each(now, |i, now| i.set_link(now, up));
     }
 
+    /// The node cannot serve the group (a resource failed): every family gives it up as on a
+    /// failed claim.
+    pub fn give_up(&mut self, now: Instant) {
+        self.each(now, |i, now| i.claim_failed(now));
+    }
+
     /// The shell could not add the addresses of `family`: see [`Instance::claim_failed`].
     pub fn claim_failed(&mut self, now: Instant, family: Family) {
         if let Some(index) = self

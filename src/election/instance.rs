@@ -140,6 +140,9 @@ pub struct Instance {
     /// While set and in the future, lower-priority masters are tolerated (preempt_delay).
     preempt_after: Option<Instant>,
     last_heal: Option<Instant>,
+    /// After this node gave the group up (addresses or resources failed), it does not
+    /// preempt again: it takes over only when the master goes away.
+    preempt_suppressed: bool,
     actions: VecDeque<Action>,
     counters: Counters,
 }
@@ -160,6 +163,7 @@ impl Instance {
             announces_left: 0,
             preempt_after: None,
             last_heal: None,
+            preempt_suppressed: false,
             actions: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -297,12 +301,15 @@ impl Instance {
             }
             return;
         }
-        let tolerated = !self.config.preempt || advert.priority >= self.config.priority || {
-            let deadline = *self
-                .preempt_after
-                .get_or_insert(now + self.config.preempt_delay);
-            now < deadline
-        };
+        let tolerated = !self.config.preempt
+            || self.preempt_suppressed
+            || advert.priority >= self.config.priority
+            || {
+                let deadline = *self
+                    .preempt_after
+                    .get_or_insert(now + self.config.preempt_delay);
+                now < deadline
+            };
         if tolerated {
             if advert.priority >= self.config.priority {
                 self.preempt_after = None;
@@ -412,6 +419,7 @@ impl Instance {
         self.actions.push_back(Action::SendAdvert { priority: 0 });
         self.actions.push_back(Action::Release);
         self.cancel_timers();
+        self.preempt_suppressed = true;
         self.transition(State::Fault, Reason::ClaimFailed);
         self.master_down_at = Some(now + RETRY_AFTER_CLAIM_FAILURE);
     }
@@ -462,6 +470,7 @@ impl Instance {
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
         self.cancel_timers();
+        self.preempt_suppressed = false;
         self.master = None;
         self.preempt_after = None;
         self.counters.became_master += 1;

@@ -14,6 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
 use tokio::io::unix::AsyncFd;
 
+/// Receive buffer of a VRRP socket.
+const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
 pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
@@ -80,6 +83,16 @@ impl VrrpSocket {
         };
         socket.bind_device(Some(interface.as_bytes()))?;
         socket.set_nonblocking(true)?;
+        // Room for bursts (a flood of junk must not crowd out the real adverts before we
+        // read them): beyond rmem_max with CAP_NET_ADMIN, else as much as the kernel allows.
+        let forced = nix::sys::socket::setsockopt(
+            &socket.as_fd(),
+            sockopt::RcvBufForce,
+            &RECEIVE_BUFFER_BYTES,
+        );
+        if forced.is_err() {
+            let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
+        }
         // SAFETY: the socket owns its descriptor, which stays open as long as the AsyncFd.
         let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)?;
         Ok(VrrpSocket {
