@@ -83,6 +83,24 @@ pub fn node_report(config: &Config, node: usize) -> String {
                 "multicast"
             },
         );
+        if !group.resources.is_empty() {
+            let resources: Vec<String> = group
+                .resources
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}{}",
+                        r.name,
+                        if r.check.is_some() {
+                            format!(" (checked every {})", format(r.check_interval))
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "    as owner runs, in order: {}", resources.join(", "));
+        }
         for instance in &group_plan.instances {
             let interval = instance.advert_interval;
             let skew = instance.skew_time(interval);
