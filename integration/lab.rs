@@ -782,6 +782,14 @@ fn resources_start_on_the_owner_and_a_failing_check_moves_the_group() {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let events_dir = std::env::temp_dir().join(format!("vipd-resources-{}", std::process::id()));
     std::fs::create_dir_all(&events_dir).unwrap();
+    // Removed even when an assertion below fails.
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = RemoveOnDrop(events_dir.clone());
     let dir = events_dir.to_str().unwrap();
     let toml = cluster("")
         + &format!(
@@ -838,6 +846,5 @@ timeout = "2s"
     lab.stop(beta).unwrap();
     assert!(events().contains("stop-beta"), "{:?}", events());
     drop(lab);
-    let _ = std::fs::remove_dir_all(&events_dir);
     drop(guard);
 }
