@@ -443,13 +443,7 @@ fn the_owner_registers_the_virtual_name_in_the_site_dns_with_tsig() {
     let key_file = std::env::temp_dir().join(format!("vipd-lab-tsig-{}.key", std::process::id()));
     std::fs::write(&key_file, format!("{TSIG_SECRET}\n")).unwrap();
     // Removed even when an assertion below fails.
-    struct RemoveOnDrop(std::path::PathBuf);
-    impl Drop for RemoveOnDrop {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let _cleanup = RemoveOnDrop(key_file.clone());
+    let _cleanup = vipd::lab::RemoveOnDrop(key_file.clone());
     let toml = toml.replace("KEYFILE", key_file.to_str().unwrap());
     let mut lab = Lab::new("register", &toml, env!("CARGO_BIN_EXE_vipd").as_ref()).unwrap();
     start_site_dns(&mut lab, true);

@@ -783,13 +783,7 @@ fn resources_start_on_the_owner_and_a_failing_check_moves_the_group() {
     let events_dir = std::env::temp_dir().join(format!("vipd-resources-{}", std::process::id()));
     std::fs::create_dir_all(&events_dir).unwrap();
     // Removed even when an assertion below fails.
-    struct RemoveOnDrop(std::path::PathBuf);
-    impl Drop for RemoveOnDrop {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = RemoveOnDrop(events_dir.clone());
+    let _cleanup = vipd::lab::RemoveOnDrop(events_dir.clone());
     let dir = events_dir.to_str().unwrap();
     let toml = cluster("")
         + &format!(
