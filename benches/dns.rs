@@ -7,24 +7,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use vipd::lab::Lab;
 
-const CLUSTER: &str = r#"
-[cluster]
-name = "bench"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[group]]
-name = "master-server"
-vrid = 51
-addresses = ["192.0.2.100/24", "2001:db8::100/64"]
-names = ["nbu-master"]
-priority = { alpha = 200 }
-advert_interval = "100ms"
-"#;
+fn cluster() -> String {
+    vipd::lab::cluster_file(
+        1,
+        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\n\
+         names = [\"nbu-master\"]\npriority = { alpha = 200 }\nadvert_interval = \"100ms\"\n",
+    )
+}
 
 /// The same records as vipd serves, as a zone file for knot.
 const ZONE: &str = "$ORIGIN cluster.example.\n$TTL 5\n@ SOA alpha hostmaster 1 3600 600 86400 5\n@ NS alpha\n\
@@ -94,7 +83,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let mut lab = Lab::new("dnsbench", CLUSTER, env!("CARGO_BIN_EXE_vipd").as_ref())
+    let mut lab = Lab::new("dnsbench", &cluster(), env!("CARGO_BIN_EXE_vipd").as_ref())
         .expect("lab (run as root)");
     lab.start(0).unwrap();
     lab.wait_for_holder(

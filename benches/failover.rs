@@ -11,28 +11,13 @@ use vipd::lab::{Lab, probe};
 
 const VIP: &str = "192.0.2.100";
 
-const CLUSTER: &str = r#"
-[cluster]
-name = "bench"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = { alpha = 200, beta = 100 }
-advert_interval = "100ms"
-"#;
+fn cluster() -> String {
+    vipd::lab::cluster_file(
+        2,
+        "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = { alpha = 200, beta = 100 }\nadvert_interval = \"100ms\"\n",
+    )
+}
 
 fn keepalived_conf(priority: u8) -> String {
     vipd::lab::keepalived_conf(51, priority, "0.1", &["192.0.2.100/24"])
@@ -70,8 +55,8 @@ fn unix_us() -> u64 {
 /// Outages seen by the client over `trials` faults of the owner.
 fn measure(daemon: Daemon, fault: Fault, trials: usize) -> Vec<Duration> {
     let vip: IpAddr = VIP.parse().unwrap();
-    let mut lab =
-        Lab::new("bench", CLUSTER, env!("CARGO_BIN_EXE_vipd").as_ref()).expect("lab (run as root)");
+    let mut lab = Lab::new("bench", &cluster(), env!("CARGO_BIN_EXE_vipd").as_ref())
+        .expect("lab (run as root)");
     let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
     for node in [alpha, beta] {
         lab.start_responder(node).unwrap();

@@ -9,18 +9,14 @@ use std::time::Duration;
 use vipd::lab::Lab;
 
 fn cluster(groups: usize) -> String {
-    let mut text = String::from(
-        "[cluster]\nname = \"scale\"\nzone = \"cluster.example.\"\n\
-         [[node]]\nname = \"alpha\"\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\n\
-         [[node]]\nname = \"beta\"\ninterface = \"eth0\"\naddress = \"192.0.2.12\"\n",
-    );
+    let mut text = String::new();
     for g in 1..=groups {
         let _ = write!(
             text,
             "[[group]]\nname = \"g{g}\"\nvrid = {g}\naddresses = [\"198.51.100.{g}/32\"]\npriority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n"
         );
     }
-    text
+    vipd::lab::cluster_file(2, &text)
 }
 
 fn keepalived(groups: usize, priority: u8) -> String {

@@ -21,22 +21,10 @@ fn ip(text: &str) -> IpAddr {
 
 fn cluster(dns_extra: &str) -> String {
     let big: Vec<String> = (150..190).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
-    format!(
-        r#"
-[cluster]
-name = "lab"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
+    vipd::lab::cluster_file(
+        2,
+        &format!(
+            r#"
 [[group]]
 name = "master-server"
 vrid = 51
@@ -58,7 +46,8 @@ ttl = "5s"
 negative_ttl = "3s"
 {dns_extra}
 "#,
-        big.join(", ")
+            big.join(", ")
+        ),
     )
 }
 

@@ -18,35 +18,12 @@ fn ip(text: &str) -> IpAddr {
 }
 
 fn cluster(group_extra: &str) -> String {
-    format!(
-        r#"
-[cluster]
-name = "lab"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[node]]
-name = "gamma"
-interface = "eth0"
-address = "192.0.2.13"
-
-[[group]]
-name = "master-server"
-vrid = 51
-addresses = ["192.0.2.100/24", "2001:db8::100/64"]
-priority = {{ alpha = 200, beta = 150, gamma = 100 }}
-advert_interval = "100ms"
-{group_extra}
-"#
+    vipd::lab::cluster_file(
+        3,
+        &format!(
+            "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\n\
+             priority = {{ alpha = 200, beta = 150, gamma = 100 }}\nadvert_interval = \"100ms\"\n{group_extra}\n"
+        ),
     )
 }
 
@@ -397,31 +374,11 @@ advert_interval = "100ms"
 
 /// Two nodes, IPv4 group, `alpha` is keepalived (foreign), `beta` vipd.
 fn mixed_cluster(alpha_priority: u8, beta_priority: u8) -> String {
-    format!(
-        r#"
-[cluster]
-name = "mixed"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-foreign = true
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[group]]
-name = "master-server"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = {{ alpha = {alpha_priority}, beta = {beta_priority} }}
-advert_interval = "100ms"
-"#
-    )
+    let group = format!(
+        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = {{ alpha = {alpha_priority}, beta = {beta_priority} }}\nadvert_interval = \"100ms\"\n"
+    );
+    vipd::lab::with_foreign(&vipd::lab::cluster_file(2, &group), "alpha")
 }
 
 fn keepalived_conf(priority: u8) -> String {
@@ -566,29 +523,11 @@ fn tshark_decodes_vipd_adverts_as_valid_vrrp() {
 
 #[test]
 fn unicast_adverts_elect_and_fail_over_without_multicast() {
-    let toml = r#"
-[cluster]
-name = "unicast"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = { alpha = 200, beta = 100 }
-advert_interval = "100ms"
-unicast = true
-"#;
+    let toml = &vipd::lab::cluster_file(
+        2,
+        "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = { alpha = 200, beta = 100 }\nadvert_interval = \"100ms\"\nunicast = true\n",
+    );
     let (_guard, mut lab) = elected("unicast", toml);
     let beta = lab.node("beta");
     // The adverts on the wire go to beta's address, not to 224.0.0.18: seen from beta.
@@ -627,28 +566,11 @@ unicast = true
 
 #[test]
 fn the_address_owner_keeps_its_own_address_and_routes() {
-    let toml = r#"
-[cluster]
-name = "owner"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[group]]
-name = "router"
-vrid = 51
-addresses = ["192.0.2.11/24"]
-priority = { alpha = 255, beta = 100 }
-advert_interval = "100ms"
-"#;
+    let toml = &vipd::lab::cluster_file(
+        2,
+        "[[group]]\nname = \"router\"\nvrid = 51\naddresses = [\"192.0.2.11/24\"]\n\
+         priority = { alpha = 255, beta = 100 }\nadvert_interval = \"100ms\"\n",
+    );
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new("owner", toml, env!("CARGO_BIN_EXE_vipd").as_ref()).unwrap();
     lab.start_all().unwrap();

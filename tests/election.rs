@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 use support::sim::{Sim, What};
 use vipd::election::{Reason, State};
+use vipd::lab::{cluster_file, with_foreign};
 use vipd::wire::Family::{V4, V6};
 
 const MS: Duration = Duration::from_millis(1);
@@ -17,64 +18,25 @@ fn pair(group_extra: &str) -> Sim {
 }
 
 fn pair_with(node_extra: &str, group_extra: &str) -> Sim {
-    Sim::new(&format!(
-        r#"
-[cluster]
-name = "test"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-{node_extra}
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24"]
-priority = {{ alpha = 150, beta = 100 }}
-advert_interval = "100ms"
-{group_extra}
-"#
-    ))
+    let group = format!(
+        "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = {{ alpha = 150, beta = 100 }}\nadvert_interval = \"100ms\"\n{group_extra}\n"
+    );
+    let cluster = cluster_file(2, &group);
+    Sim::new(&match node_extra {
+        "foreign = true" => with_foreign(&cluster, "alpha"),
+        "" => cluster,
+        other => panic!("test bug: node extra {other:?}"),
+    })
 }
 
 fn trio(group_extra: &str) -> Sim {
-    Sim::new(&format!(
-        r#"
-[cluster]
-name = "test"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[node]]
-name = "gamma"
-interface = "eth0"
-address = "192.0.2.13"
-
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.100/24", "2001:db8::100/64"]
-priority = {{ alpha = 200, beta = 150, gamma = 100 }}
-advert_interval = "100ms"
-{group_extra}
-"#
+    Sim::new(&cluster_file(
+        3,
+        &format!(
+            "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\n\
+             priority = {{ alpha = 200, beta = 150, gamma = 100 }}\nadvert_interval = \"100ms\"\n{group_extra}\n"
+        ),
     ))
 }
 
@@ -150,27 +112,11 @@ fn rfc_timers_when_a_foreign_speaker_is_a_member() {
 
 #[test]
 fn the_address_owner_starts_as_master_at_once() {
-    let mut sim = Sim::new(
-        r#"
-[cluster]
-name = "test"
-zone = "cluster.example."
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-[[group]]
-name = "g"
-vrid = 51
-addresses = ["192.0.2.11/24"]
-priority = { alpha = 255, beta = 100 }
-advert_interval = "100ms"
-"#,
-    );
+    let mut sim = Sim::new(&cluster_file(
+        2,
+        "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.11/24\"]\n\
+         priority = { alpha = 255, beta = 100 }\nadvert_interval = \"100ms\"\n",
+    ));
     let alpha = sim.node("alpha");
     sim.start_all();
     assert_eq!(sim.state(alpha, 0, V4), Some(State::Master));

@@ -7,35 +7,15 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-/// The built-in cluster file of the demo.
-pub const DEMO_CLUSTER: &str = r#"# vipd lab: three nodes, one group with an IPv4 and an IPv6 virtual address.
-[cluster]
-name = "lab"
-zone = "cluster.example."
-
-[[node]]
-name = "alpha"
-interface = "eth0"
-address = "192.0.2.11"
-
-[[node]]
-name = "beta"
-interface = "eth0"
-address = "192.0.2.12"
-
-[[node]]
-name = "gamma"
-interface = "eth0"
-address = "192.0.2.13"
-
-[[group]]
-name = "master-server"
-vrid = 51
-addresses = ["192.0.2.100/24", "2001:db8::100/64"]
-names = ["nbu-master"]
-priority = { alpha = 200, beta = 150, gamma = 100 }
-advert_interval = "100ms"
-"#;
+/// The built-in cluster file of the demo: three nodes, one group with an IPv4 and an IPv6
+/// virtual address and a virtual name.
+pub fn demo_cluster() -> String {
+    super::cluster_file(
+        3,
+        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\n\
+         names = [\"nbu-master\"]\npriority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\n",
+    )
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
@@ -65,7 +45,7 @@ pub fn main(options: DemoOptions) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        None => DEMO_CLUSTER.to_string(),
+        None => demo_cluster(),
     };
     match run(&cluster) {
         Ok(()) => ExitCode::SUCCESS,
