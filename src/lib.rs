@@ -1,8 +1,8 @@
 //! vipd: one stable endpoint (virtual addresses and names) for an active/passive cluster,
 //! elected over VRRP version 3.
 //!
-//! The core is pure ([`wire`], [`election`], [`config`]); the shell that touches the kernel
-//! is kept thin around it.
+//! The core is pure ([`wire`], [`election`], [`node`], [`config`]); the shell that touches
+//! the kernel ([`daemon`], [`net`]) is kept thin around it.
 
 pub mod check;
 pub mod config;
@@ -11,5 +11,6 @@ pub mod dns;
 pub mod election;
 pub mod lab;
 pub mod net;
+pub mod node;
 pub mod plan;
 pub mod wire;

@@ -189,22 +189,23 @@ fn dns_unregister(file: &Path, group_name: &str) -> ExitCode {
         Ok(key) => key,
         Err(e) => return fail(e.to_string()),
     };
-    let zone = hickory_proto::rr::Name::from_ascii(&update.zone).expect("validated zone");
-    let result = runtime().block_on(async {
-        for fqdn in &group.names {
-            let Some(name) = vipd::dns::update::site_name(fqdn, &config.cluster.zone, &update.zone)
-            else {
-                continue;
-            };
-            let owner = hickory_proto::rr::Name::from_ascii(&name).map_err(|e| e.to_string())?;
-            let message = vipd::dns::update::build(&zone, &owner, &[], 0);
-            vipd::dns::update::send(update.server, &key, message)
-                .await
-                .map_err(|e| format!("{name}: {e}"))?;
-            println!("removed {name} from {}", update.server);
+    let outcomes = runtime().block_on(vipd::dns::update::update_names(
+        &update,
+        &key,
+        &config.cluster.zone,
+        &group.names,
+        &[],
+    ));
+    let mut result = Ok(());
+    for (_, name, outcome) in outcomes {
+        match outcome {
+            Ok(()) => println!("removed {name} from {}", update.server),
+            Err(e) => {
+                result = Err(format!("{name}: {e}"));
+                break;
+            }
         }
-        Ok::<(), String>(())
-    });
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

@@ -25,6 +25,76 @@ pub fn source_address(node: &Node, family: Family) -> Option<IpAddr> {
     }
 }
 
+/// The addresses a node sends its adverts from, one per family, as found on its interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub v4: Option<IpAddr>,
+    pub v6: Option<IpAddr>,
+}
+
+impl Sources {
+    /// The one rule for where adverts come from: what the file says ([`source_address`]);
+    /// else, for IPv4, the first address of the interface that is not a virtual address of
+    /// the cluster, and for IPv6 the interface's link-local address.
+    pub fn find(config: &Config, node: usize, interface_addresses: &[IpAddr]) -> Sources {
+        let me = &config.nodes[node];
+        let is_virtual = |a: &IpAddr| {
+            config
+                .groups
+                .iter()
+                .any(|g| g.addresses.iter().any(|v| v.address == *a))
+        };
+        let v4 = source_address(me, Family::V4).or_else(|| {
+            interface_addresses
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv4() && !is_virtual(a))
+        });
+        let v6 = source_address(me, Family::V6).or_else(|| {
+            interface_addresses
+                .iter()
+                .copied()
+                .find(|a| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        });
+        Sources { v4, v6 }
+    }
+
+    pub fn get(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+}
+
+/// Virtual addresses of `node`'s groups found on its interface: left by an earlier run that
+/// crashed, they must go before the node joins, so that two nodes never hold them at once.
+/// The node's own address (an address owner's) is never among them.
+pub fn stale_addresses(
+    config: &Config,
+    node: usize,
+    interface_addresses: &[IpAddr],
+) -> Vec<(usize, crate::config::VirtualAddress)> {
+    let own = config.nodes[node].address;
+    config
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.priority_of(node).is_some())
+        .flat_map(|(index, g)| g.addresses.iter().map(move |a| (index, *a)))
+        .filter(|(_, a)| a.address != own && interface_addresses.contains(&a.address))
+        .collect()
+}
+
+/// True when `node` backs up a group whose address owner (priority 255) is another node:
+/// while it holds that address, the owner's adverts come from an address local here, which
+/// the kernel drops as martian unless accept_local is on for the interface.
+pub fn backs_up_an_owner(config: &Config, node: usize) -> bool {
+    config.groups.iter().any(|g| {
+        g.priority_of(node).is_some_and(|p| p < 255) && g.priorities.iter().any(|(_, p)| *p == 255)
+    })
+}
+
 fn unspecified(family: Family) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -75,8 +145,9 @@ pub fn instance_config(
     })
 }
 
-/// Every group node `node` is a member of, with one instance per family.
-pub fn for_node(config: &Config, node: usize) -> Vec<GroupPlan> {
+/// Every group node `node` is a member of, with one instance per family, sending from
+/// `sources` where the file does not say.
+pub fn for_node_with(config: &Config, node: usize, sources: &Sources) -> Vec<GroupPlan> {
     config
         .groups
         .iter()
@@ -87,8 +158,16 @@ pub fn for_node(config: &Config, node: usize) -> Vec<GroupPlan> {
             instances: group
                 .families()
                 .into_iter()
-                .filter_map(|family| instance_config(config, group, node, family, None))
+                .filter_map(|family| {
+                    instance_config(config, group, node, family, sources.get(family))
+                })
                 .collect(),
         })
         .collect()
+}
+
+/// Every group node `node` is a member of, with one instance per family (the file's source
+/// addresses only).
+pub fn for_node(config: &Config, node: usize) -> Vec<GroupPlan> {
+    for_node_with(config, node, &Sources::default())
 }

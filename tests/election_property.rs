@@ -155,7 +155,7 @@ fn run(seed: u64, verbose: bool) -> Result<(), String> {
             .priorities
             .iter()
             .map(|(n, _)| *n)
-            .filter(|n| sim.nodes[*n].running)
+            .filter(|n| sim.nodes[*n].running())
             .collect();
         if live.is_empty() {
             continue;

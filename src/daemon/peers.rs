@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::dns::zone::VERSION_LABEL;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
-use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,15 +15,7 @@ use tracing::{info, warn};
 const PERIOD: Duration = Duration::from_secs(10);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One peer as last asked.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PeerVersion {
-    pub node: String,
-    /// None until it answered.
-    pub version: Option<String>,
-    /// Why the last question got no version.
-    pub error: Option<String>,
-}
+pub use crate::node::status::PeerVersion;
 
 pub type Shared = Arc<Mutex<Vec<PeerVersion>>>;
 

@@ -12,20 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Started,
-    StartFailed(String),
-    CheckFailed(String),
-}
-
-/// What a resource task tells the loop, for the mastership it was started in.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub slot: usize,
-    pub generation: u64,
-    pub outcome: Outcome,
-}
+pub use crate::node::{ResourceOutcome as Outcome, ResourceReport as Report};
 
 /// What the commands see of their context.
 #[derive(Debug, Clone)]
@@ -66,7 +53,7 @@ async fn run(
 
 /// Starts the resources in order, then checks them while the mastership lasts.
 pub fn start(
-    slot: usize,
+    group: usize,
     generation: u64,
     mastership: Arc<AtomicU64>,
     resources: Vec<Resource>,
@@ -78,7 +65,7 @@ pub fn start(
         let current = || mastership.load(Ordering::SeqCst) == generation;
         let report = |outcome| {
             let _ = reports.send(Report {
-                slot,
+                group,
                 generation,
                 outcome,
             });

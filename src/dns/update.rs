@@ -153,6 +153,39 @@ pub async fn send(server: SocketAddr, key: &Key, mut message: Message) -> Result
     }
 }
 
+/// Registers `names` (virtual names of the cluster zone) in the site's zone with
+/// `addresses`, or removes them when `addresses` is empty: one signed update per name.
+/// Returns each name with its site name and outcome; names outside the cluster zone are
+/// skipped.
+pub async fn update_names(
+    update: &crate::config::dns::Update,
+    key: &Key,
+    cluster_zone: &str,
+    names: &[String],
+    addresses: &[IpAddr],
+) -> Vec<(String, String, Result<(), UpdateError>)> {
+    let Ok(zone) = Name::from_ascii(&update.zone) else {
+        return Vec::new();
+    };
+    let ttl = if addresses.is_empty() {
+        0
+    } else {
+        update.ttl.as_secs() as u32
+    };
+    let mut outcomes = Vec::new();
+    for fqdn in names {
+        let Some(name) = site_name(fqdn, cluster_zone, &update.zone) else {
+            continue;
+        };
+        let outcome = match Name::from_ascii(&name) {
+            Ok(owner) => send(update.server, key, build(&zone, &owner, addresses, ttl)).await,
+            Err(e) => Err(dns_error(e)),
+        };
+        outcomes.push((fqdn.clone(), name, outcome));
+    }
+    outcomes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! keepalived sync group does. When one family's instance becomes master, the others follow;
 //! when one steps down, the others step down too.
 
-use super::{Action, Advert, Instance, InstanceConfig, State};
+use super::{Action, Advert, Ignored, Instance, InstanceConfig, Reason, State};
 use crate::wire::Family;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -30,11 +30,21 @@ impl Group {
         self.instances.iter().find(|i| i.config().family == family)
     }
 
-    /// The group's state: the state its instances agree on, else that of the first.
+    /// The instance that leads the group: the first one (IPv4 in a dual-stack group). Its
+    /// state is the group's state, and its transitions to and from Master begin and end the
+    /// group's mastership (resources, registration); the sync rules keep the others with it.
+    pub fn leader(&self) -> Option<&Instance> {
+        self.instances.first()
+    }
+
+    /// The family of the leading instance.
+    pub fn leader_family(&self) -> Option<Family> {
+        self.leader().map(|i| i.config().family)
+    }
+
+    /// The group's state: the leading instance's.
     pub fn state(&self) -> State {
-        self.instances
-            .first()
-            .map_or(State::Initialize, Instance::state)
+        self.leader().map_or(State::Initialize, Instance::state)
     }
 
     pub fn start(&mut self, now: Instant) {
@@ -49,10 +59,10 @@ impl Group {
         self.each(now, |i, now| i.set_link(now, up));
     }
 
-    /// The node cannot serve the group (a resource failed): every family gives it up as on a
-    /// failed claim.
-    pub fn give_up(&mut self, now: Instant) {
-        self.each(now, |i, now| i.claim_failed(now));
+    /// The node cannot serve the group (`reason`: a resource failed): every family gives it
+    /// up, see [`Instance::give_up`].
+    pub fn give_up(&mut self, now: Instant, reason: Reason) {
+        self.each(now, |i, now| i.give_up(now, reason));
     }
 
     /// The shell could not add the addresses of `family`: see [`Instance::claim_failed`].
@@ -66,14 +76,20 @@ impl Group {
         }
     }
 
-    pub fn handle_advert(&mut self, now: Instant, family: Family, advert: &Advert) {
-        if let Some(index) = self
+    /// Feeds an advert to the instance of `family`; returns why it was not acted on, if not.
+    pub fn handle_advert(
+        &mut self,
+        now: Instant,
+        family: Family,
+        advert: &Advert,
+    ) -> Option<Ignored> {
+        let index = self
             .instances
             .iter()
-            .position(|i| i.config().family == family)
-        {
-            self.on_one(now, index, |i, now| i.handle_advert(now, advert));
-        }
+            .position(|i| i.config().family == family)?;
+        let mut ignored = None;
+        self.on_one(now, index, |i, now| ignored = i.handle_advert(now, advert));
+        ignored
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -1,11 +1,13 @@
 //! One virtual router: the RFC 9568 state machine for one group and one address family.
 
 use super::InstanceConfig;
+use super::timer::{Timer, TimerTable};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// How long a node that could not add its addresses stays out of the election.
+/// How long a node that gave a group up (its addresses or its resources failed) stays out of
+/// the election.
 pub const RETRY_AFTER_CLAIM_FAILURE: Duration = Duration::from_secs(5);
 
 /// RFC 9568 states, plus Fault (the interface is down: keepalived's FAULT).
@@ -52,7 +54,10 @@ pub enum Reason {
     LinkUp,
     /// The virtual addresses could not be added: this node gives the group up for a while.
     ClaimFailed,
-    /// Trying again after a failed claim.
+    /// A resource failed to start or its check failed: this node gives the group up for a
+    /// while.
+    ResourceFailed,
+    /// Trying again after giving the group up.
     Retry,
 }
 
@@ -71,7 +76,8 @@ impl std::fmt::Display for Reason {
             Reason::LinkDown => "link down",
             Reason::LinkUp => "link up",
             Reason::ClaimFailed => "the virtual addresses could not be added",
-            Reason::Retry => "trying again after a failed claim",
+            Reason::ResourceFailed => "a resource failed",
+            Reason::Retry => "trying again after giving the group up",
         })
     }
 }
@@ -107,6 +113,15 @@ pub struct Advert {
     pub interval: Duration,
 }
 
+/// Why an advert that passed the wire checks was not acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ignored {
+    /// This node's own advert, looped back.
+    Own,
+    /// The source is not a member of the group (and unknown peers are not allowed).
+    NotMember,
+}
+
 /// Received adverts the state machine did not act on, and other things worth a metric.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -133,9 +148,7 @@ pub struct Instance {
     master: Option<usize>,
     /// IPv6 link-local sources matched to peers whose address the file does not give.
     learned_sources: Vec<(IpAddr, usize)>,
-    master_down_at: Option<Instant>,
-    advert_at: Option<Instant>,
-    announce_at: Option<Instant>,
+    timers: TimerTable,
     announces_left: u32,
     /// While set and in the future, lower-priority masters are tolerated (preempt_delay).
     preempt_after: Option<Instant>,
@@ -157,9 +170,7 @@ impl Instance {
             master_adver_interval,
             master: None,
             learned_sources: Vec::new(),
-            master_down_at: None,
-            advert_at: None,
-            announce_at: None,
+            timers: TimerTable::default(),
             announces_left: 0,
             preempt_after: None,
             last_heal: None,
@@ -246,17 +257,18 @@ impl Instance {
         }
     }
 
-    /// An advert for this virtual router passed the wire checks.
-    pub fn handle_advert(&mut self, now: Instant, advert: &Advert) {
+    /// An advert for this virtual router passed the wire checks. Returns why it was not acted
+    /// on, if it was not.
+    pub fn handle_advert(&mut self, now: Instant, advert: &Advert) -> Option<Ignored> {
         self.counters.adverts_received += 1;
         if advert.src == self.config.primary {
             self.counters.dropped_own += 1;
-            return;
+            return Some(Ignored::Own);
         }
         let sender = self.identify(advert);
         if sender.is_none() && !self.config.allow_unknown_peers {
             self.counters.dropped_not_member += 1;
-            return;
+            return Some(Ignored::NotMember);
         }
         if advert.interval != self.config.advert_interval {
             self.counters.interval_mismatch += 1;
@@ -269,6 +281,7 @@ impl Instance {
             State::Backup => self.backup_hears(now, advert, sender, learned),
             State::Master => self.master_hears(now, advert, sender, learned),
         }
+        None
     }
 
     fn backup_hears(
@@ -281,7 +294,10 @@ impl Instance {
         if advert.priority == 0 {
             if !self.config.fast_takeover {
                 // RFC 9568: the master is leaving; wait Skew_Time for a better backup.
-                self.master_down_at = Some(now + self.config.skew_time(self.master_adver_interval));
+                self.timers.set(
+                    Timer::MasterDown,
+                    now + self.config.skew_time(self.master_adver_interval),
+                );
                 return;
             }
             match self.master {
@@ -294,10 +310,10 @@ impl Instance {
                 Some(master) if sender != Some(master) => {}
                 // Not first in line, or no master known yet (this node just started): the
                 // RFC's Skew_Time, so that a better node, or a live lower master, speaks first.
-                _ => {
-                    self.master_down_at =
-                        Some(now + self.config.skew_time(self.master_adver_interval))
-                }
+                _ => self.timers.set(
+                    Timer::MasterDown,
+                    now + self.config.skew_time(self.master_adver_interval),
+                ),
             }
             return;
         }
@@ -316,7 +332,8 @@ impl Instance {
             }
             self.master = sender;
             self.master_adver_interval = learned;
-            self.master_down_at = Some(now + self.master_down_interval());
+            self.timers
+                .set(Timer::MasterDown, now + self.master_down_interval());
         } else if self.config.fast_takeover && self.follows_no_better_master(sender) {
             // Every member knows the priorities: no need to wait out Master_Down_Interval,
             // the lower master yields as soon as it hears this node's advert.
@@ -375,31 +392,28 @@ impl Instance {
 
     /// The earliest instant at which [`Instance::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.master_down_at, self.advert_at, self.announce_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.timers.next_timeout()
+    }
+
+    /// When `timer` is due, if it runs.
+    pub fn timer(&self, timer: Timer) -> Option<Instant> {
+        self.timers.get(timer)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.master_down_at.is_some_and(|t| t <= now) {
-            self.master_down_at = None;
-            match self.state {
-                State::Backup => {
-                    self.master = None;
-                    self.become_master(now, Reason::MasterDown);
-                }
-                // The wait after a failed claim is over.
-                State::Fault if self.link_up => {
-                    self.become_backup(now, Reason::Retry, self.config.advert_interval)
-                }
-                _ => {}
-            }
+        if self.timers.expire(Timer::MasterDown, now) && self.state == State::Backup {
+            self.master = None;
+            self.become_master(now, Reason::MasterDown);
         }
-        if self.advert_at.is_some_and(|t| t <= now) {
+        // The wait after giving the group up is over.
+        if self.timers.expire(Timer::FaultRetry, now) && self.state == State::Fault && self.link_up
+        {
+            self.become_backup(now, Reason::Retry, self.config.advert_interval);
+        }
+        if self.timers.expire(Timer::Advert, now) {
             self.send_advert(now);
         }
-        if self.announce_at.is_some_and(|t| t <= now) {
+        if self.timers.expire(Timer::Announce, now) {
             self.actions.push_back(Action::Announce);
             self.schedule_next_announce(now);
         }
@@ -409,10 +423,16 @@ impl Instance {
         self.actions.pop_front()
     }
 
-    /// The shell could not add the virtual addresses: a master that cannot serve them says
-    /// priority 0 (another node takes over at once), releases what it added, and stays in
-    /// Fault for RETRY_AFTER_CLAIM_FAILURE before it tries again through Backup.
+    /// The shell could not add the virtual addresses: see [`Instance::give_up`].
     pub fn claim_failed(&mut self, now: Instant) {
+        self.give_up(now, Reason::ClaimFailed);
+    }
+
+    /// A master that cannot serve the group (`reason`: its addresses or its resources failed)
+    /// says priority 0 (another node takes over at once), releases what it added, and stays
+    /// in Fault for RETRY_AFTER_CLAIM_FAILURE before it tries again through Backup, without
+    /// preempting again.
+    pub fn give_up(&mut self, now: Instant, reason: Reason) {
         if self.state != State::Master {
             return;
         }
@@ -420,8 +440,9 @@ impl Instance {
         self.actions.push_back(Action::Release);
         self.cancel_timers();
         self.preempt_suppressed = true;
-        self.transition(State::Fault, Reason::ClaimFailed);
-        self.master_down_at = Some(now + RETRY_AFTER_CLAIM_FAILURE);
+        self.transition(State::Fault, reason);
+        self.timers
+            .set(Timer::FaultRetry, now + RETRY_AFTER_CLAIM_FAILURE);
     }
 
     /// Sync group: the other family became master; follow unless this link is down.
@@ -481,7 +502,8 @@ impl Instance {
             priority: self.config.priority,
         });
         self.actions.push_back(Action::Claim { accept });
-        self.advert_at = Some(now + self.config.advert_interval);
+        self.timers
+            .set(Timer::Advert, now + self.config.advert_interval);
         if self.config.announce.count > 0 {
             self.actions.push_back(Action::Announce);
             self.announces_left = self.config.announce.count - 1;
@@ -503,35 +525,35 @@ impl Instance {
             self.actions.push_back(Action::Release);
         }
         self.master_adver_interval = master_adver_interval;
-        self.master_down_at = Some(now + self.master_down_interval());
+        self.timers
+            .set(Timer::MasterDown, now + self.master_down_interval());
     }
 
     fn send_advert(&mut self, now: Instant) {
         self.actions.push_back(Action::SendAdvert {
             priority: self.config.priority,
         });
-        self.advert_at = Some(now + self.config.advert_interval);
+        self.timers
+            .set(Timer::Advert, now + self.config.advert_interval);
     }
 
     /// After an announcement: the next of the initial burst, else the periodic refresh.
     fn schedule_next_announce(&mut self, now: Instant) {
         let announce = self.config.announce;
-        self.announce_at = if self.announces_left > 0 {
+        if self.announces_left > 0 {
             self.announces_left -= 1;
-            Some(now + announce.interval)
+            self.timers.set(Timer::Announce, now + announce.interval);
         } else if announce.refresh > Duration::ZERO {
-            Some(now + announce.refresh)
+            self.timers.set(Timer::Announce, now + announce.refresh);
         } else {
-            None
-        };
+            self.timers.stop(Timer::Announce);
+        }
     }
 
     fn cancel_timers(&mut self) {
         // A preempt_delay runs within one stay in Backup only.
         self.preempt_after = None;
-        self.master_down_at = None;
-        self.advert_at = None;
-        self.announce_at = None;
+        self.timers.stop_all();
         self.announces_left = 0;
     }
 

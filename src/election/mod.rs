@@ -7,11 +7,14 @@
 
 mod group;
 mod instance;
+mod timer;
 
 pub use group::Group;
 pub use instance::{
-    Action, Advert, Counters, Instance, RETRY_AFTER_CLAIM_FAILURE, Reason, State, Transition,
+    Action, Advert, Counters, Ignored, Instance, RETRY_AFTER_CLAIM_FAILURE, Reason, State,
+    Transition,
 };
+pub use timer::{Timer, TimerTable};
 
 use crate::wire::Family;
 use std::net::IpAddr;

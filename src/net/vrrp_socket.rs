@@ -10,22 +10,14 @@ use nix::sys::socket::{
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
 use tokio::io::unix::AsyncFd;
 
 /// Receive buffer of a VRRP socket.
 const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 
-pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
-
-pub fn multicast_group(family: Family) -> IpAddr {
-    match family {
-        Family::V4 => IpAddr::V4(MULTICAST_V4),
-        Family::V6 => IpAddr::V6(MULTICAST_V6),
-    }
-}
+pub use crate::wire::ip::{MULTICAST_V4, MULTICAST_V6, multicast_group};
 
 /// A received datagram: for IPv4 the whole IP packet (raw IPv4 sockets deliver the header),
 /// for IPv6 the VRRP message with the header fields from ancillary data.

@@ -51,3 +51,38 @@ pub fn split_vrrp(datagram: &[u8]) -> Result<(Header, &[u8]), WireError> {
     }
     Ok((header, &datagram[header_len..total_len]))
 }
+
+/// Writes a 20-byte IPv4 header for a VRRP message of `payload_len` bytes (as the kernel puts
+/// in front of what a raw socket sends): what a simulated LAN or a test feeds to
+/// [`split_vrrp`].
+pub fn emit_header(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, payload_len: usize) -> [u8; 20] {
+    let total = (20 + payload_len) as u16;
+    let mut header = [0u8; 20];
+    header[0] = 0x45;
+    header[1] = 0xc0;
+    header[2..4].copy_from_slice(&total.to_be_bytes());
+    header[8] = ttl;
+    header[9] = PROTOCOL_VRRP;
+    header[12..16].copy_from_slice(&src.octets());
+    header[16..20].copy_from_slice(&dst.octets());
+    let sum = super::checksum::plain(&header);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emitted_header_splits_back() {
+        let src = Ipv4Addr::new(192, 0, 2, 11);
+        let dst = Ipv4Addr::new(224, 0, 0, 18);
+        let mut packet = emit_header(src, dst, 255, 3).to_vec();
+        packet.extend_from_slice(&[1, 2, 3]);
+        let (header, payload) = split_vrrp(&packet).unwrap();
+        assert_eq!((header.src, header.dst, header.ttl), (src, dst, 255));
+        assert_eq!(payload, &[1, 2, 3]);
+        assert_eq!(super::super::checksum::plain(&packet[..20]), 0);
+    }
+}

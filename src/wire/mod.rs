@@ -2,6 +2,7 @@
 
 pub mod announce;
 pub mod checksum;
+pub mod ip;
 pub mod ipv4;
 pub mod vrrp;
 

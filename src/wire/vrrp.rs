@@ -15,8 +15,27 @@ use super::checksum;
 use super::{Family, WireError};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// Byte ranges of the fixed header (smoltcp's `mod field`).
+mod field {
+    use std::ops::Range;
+
+    /// Version (high nibble) and type (low nibble).
+    pub const VERSION_TYPE: usize = 0;
+    pub const VRID: usize = 1;
+    pub const PRIORITY: usize = 2;
+    pub const COUNT: usize = 3;
+    /// v3: 4 reserved bits and 12 bits of Max Advertise Interval (centiseconds).
+    pub const MAX_ADVER_INT: Range<usize> = 4..6;
+    /// v2: authentication type, then the interval in seconds.
+    pub const AUTH_TYPE: usize = 4;
+    pub const ADVER_INT: usize = 5;
+    pub const CHECKSUM: Range<usize> = 6..8;
+    /// The addresses start here.
+    pub const ADDRESSES: usize = 8;
+}
+
 /// Length of the fixed part of every VRRP message.
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = field::ADDRESSES;
 /// Length of the authentication data trailing a VRRPv2 message.
 pub const V2_AUTH_LEN: usize = 8;
 /// The only message type VRRP defines.
@@ -116,53 +135,55 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn version_number(&self) -> u8 {
-        self.bytes()[0] >> 4
+        self.bytes()[field::VERSION_TYPE] >> 4
     }
 
     pub fn message_type(&self) -> u8 {
-        self.bytes()[0] & 0x0f
+        self.bytes()[field::VERSION_TYPE] & 0x0f
     }
 
     pub fn vrid(&self) -> u8 {
-        self.bytes()[1]
+        self.bytes()[field::VRID]
     }
 
     pub fn priority(&self) -> u8 {
-        self.bytes()[2]
+        self.bytes()[field::PRIORITY]
     }
 
     pub fn count(&self) -> u8 {
-        self.bytes()[3]
+        self.bytes()[field::COUNT]
     }
 
     /// v3: Max Advertise Interval in centiseconds (the low 12 bits of bytes 4..6).
     pub fn max_advert_interval_cs(&self) -> u16 {
-        u16::from_be_bytes([self.bytes()[4], self.bytes()[5]]) & MAX_V3_INTERVAL_CS
+        let raw = &self.bytes()[field::MAX_ADVER_INT];
+        u16::from_be_bytes([raw[0], raw[1]]) & MAX_V3_INTERVAL_CS
     }
 
     /// v2: authentication type.
     pub fn auth_type(&self) -> u8 {
-        self.bytes()[4]
+        self.bytes()[field::AUTH_TYPE]
     }
 
     /// v2: advertisement interval in seconds.
     pub fn advert_interval_s(&self) -> u8 {
-        self.bytes()[5]
+        self.bytes()[field::ADVER_INT]
     }
 
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes([self.bytes()[6], self.bytes()[7]])
+        let raw = &self.bytes()[field::CHECKSUM];
+        u16::from_be_bytes([raw[0], raw[1]])
     }
 
     /// The raw address bytes.
     pub fn address_bytes(&self, family: Family) -> &[u8] {
-        let end = HEADER_LEN + usize::from(self.count()) * family.address_len();
-        &self.bytes()[HEADER_LEN..end]
+        let end = field::ADDRESSES + usize::from(self.count()) * family.address_len();
+        &self.bytes()[field::ADDRESSES..end]
     }
 
     /// v2: the 8 bytes of authentication data after the addresses.
     pub fn auth_data(&self) -> [u8; V2_AUTH_LEN] {
-        let start = HEADER_LEN + usize::from(self.count()) * Family::V4.address_len();
+        let start = field::ADDRESSES + usize::from(self.count()) * Family::V4.address_len();
         let mut data = [0; V2_AUTH_LEN];
         data.copy_from_slice(&self.bytes()[start..start + V2_AUTH_LEN]);
         data
@@ -175,37 +196,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_version_and_type(&mut self, version: Version, message_type: u8) {
-        self.bytes_mut()[0] = (version.number() << 4) | (message_type & 0x0f);
+        self.bytes_mut()[field::VERSION_TYPE] = (version.number() << 4) | (message_type & 0x0f);
     }
 
     pub fn set_vrid(&mut self, vrid: u8) {
-        self.bytes_mut()[1] = vrid;
+        self.bytes_mut()[field::VRID] = vrid;
     }
 
     pub fn set_priority(&mut self, priority: u8) {
-        self.bytes_mut()[2] = priority;
+        self.bytes_mut()[field::PRIORITY] = priority;
     }
 
     pub fn set_count(&mut self, count: u8) {
-        self.bytes_mut()[3] = count;
+        self.bytes_mut()[field::COUNT] = count;
     }
 
     /// v3: writes the interval with the reserved bits zero.
     pub fn set_max_advert_interval_cs(&mut self, centis: u16) {
         let word = centis & MAX_V3_INTERVAL_CS;
-        self.bytes_mut()[4..6].copy_from_slice(&word.to_be_bytes());
+        self.bytes_mut()[field::MAX_ADVER_INT].copy_from_slice(&word.to_be_bytes());
     }
 
     pub fn set_auth_type(&mut self, auth_type: u8) {
-        self.bytes_mut()[4] = auth_type;
+        self.bytes_mut()[field::AUTH_TYPE] = auth_type;
     }
 
     pub fn set_advert_interval_s(&mut self, seconds: u8) {
-        self.bytes_mut()[5] = seconds;
+        self.bytes_mut()[field::ADVER_INT] = seconds;
     }
 
     pub fn set_checksum(&mut self, value: u16) {
-        self.bytes_mut()[6..8].copy_from_slice(&value.to_be_bytes());
+        self.bytes_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
     }
 }
 
@@ -369,7 +390,7 @@ impl Repr {
                 packet.set_advert_interval_s(seconds as u8);
             }
         }
-        let mut offset = HEADER_LEN;
+        let mut offset = field::ADDRESSES;
         for address in &self.addresses {
             match address {
                 IpAddr::V4(a) => buffer[offset..offset + 4].copy_from_slice(&a.octets()),
@@ -402,43 +423,33 @@ fn compute_checksum(version: Version, ends: IpEnds, form: Ipv4ChecksumForm, mess
     }
 }
 
-/// A correct checksum leaves a zero sum over the message with its checksum field filled in.
+/// A correct checksum leaves a zero sum over the message with its checksum field filled in:
+/// verified in place, without copying the message. The expected value (for the error) is
+/// computed only for a message that fails.
 fn verify_checksum(
     version: Version,
     ends: IpEnds,
     message: &[u8],
 ) -> Result<Option<Ipv4ChecksumForm>, WireError> {
-    let got = Packet::new_unchecked(message).checksum();
-    let mut zeroed = message.to_vec();
-    zeroed[6..8].fill(0);
-    let expected = |form| compute_checksum(version, ends, form, &zeroed);
-    match (version, ends.src) {
-        (Version::V3, IpAddr::V4(_)) => {
-            for form in [
-                Ipv4ChecksumForm::PseudoHeader,
-                Ipv4ChecksumForm::MessageOnly,
-            ] {
-                if expected(form) == got {
-                    return Ok(Some(form));
-                }
-            }
-            Err(WireError::BadChecksum {
-                got,
-                expected: expected(Ipv4ChecksumForm::PseudoHeader),
-            })
+    let sums_to_zero = |form| compute_checksum(version, ends, form, message) == 0;
+    let accepted = match (version, ends.src) {
+        (Version::V3, IpAddr::V4(_)) => [
+            Ipv4ChecksumForm::PseudoHeader,
+            Ipv4ChecksumForm::MessageOnly,
+        ]
+        .into_iter()
+        .find(|form| sums_to_zero(*form))
+        .map(Some),
+        _ => sums_to_zero(Ipv4ChecksumForm::PseudoHeader).then_some(None),
+    };
+    accepted.ok_or_else(|| {
+        let mut zeroed = message.to_vec();
+        zeroed[field::CHECKSUM].fill(0);
+        WireError::BadChecksum {
+            got: Packet::new_unchecked(message).checksum(),
+            expected: compute_checksum(version, ends, Ipv4ChecksumForm::PseudoHeader, &zeroed),
         }
-        _ => {
-            let want = expected(Ipv4ChecksumForm::PseudoHeader);
-            if want == got {
-                Ok(None)
-            } else {
-                Err(WireError::BadChecksum {
-                    got,
-                    expected: want,
-                })
-            }
-        }
-    }
+    })
 }
 
 #[cfg(test)]

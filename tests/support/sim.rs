@@ -1,15 +1,19 @@
-//! A whole cluster in one process: every node runs the real election core, joined by a
-//! virtual LAN that delays, drops, partitions and heals, under a virtual clock that jumps
-//! from one event to the next. Deterministic for a given seed.
+//! A whole cluster in one process: every node runs the real node layer (`vipd::node::Node`),
+//! fed the very bytes the others emit, joined by a virtual LAN that delays, drops,
+//! partitions and heals, under a virtual clock that jumps from one event to the next.
+//! Deterministic for a given seed.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use vipd::config::Config;
-use vipd::election::{Action, Advert, Group, State, Transition};
+use vipd::election::{State, Transition};
+use vipd::node::{Effect, Node, Setup};
 use vipd::plan;
 use vipd::wire::Family;
+use vipd::wire::ip::Datagram;
+use vipd::wire::ipv4;
 
 /// SplitMix64: small, seedable, good enough to draw fault schedules.
 #[derive(Debug, Clone)]
@@ -58,25 +62,33 @@ pub enum What {
     Announced,
 }
 
+/// A datagram on the virtual LAN, as the receiver's raw socket would hand it over.
 #[derive(Debug, Clone)]
 struct InFlight {
     from: usize,
     to: usize,
-    group: usize,
-    family: Family,
-    advert: Advert,
+    src: IpAddr,
+    dst: IpAddr,
+    message: Vec<u8>,
 }
 
 pub struct SimNode {
     pub name: String,
-    pub running: bool,
+    /// The running daemon, if any: the real node layer.
+    pub node: Option<Node>,
     pub link_up: bool,
     /// Side of the partition the node is on; adverts only pass within a side.
     pub side: u8,
-    /// (config group index, election group)
-    groups: Vec<(usize, Group)>,
     /// Virtual addresses this node holds now: (group, family).
     pub holds: BTreeSet<(usize, Family)>,
+    /// Effects other than sends and address changes, as the node handed them out.
+    pub effects: Vec<(Duration, Effect)>,
+}
+
+impl SimNode {
+    pub fn running(&self) -> bool {
+        self.node.is_some()
+    }
 }
 
 pub struct Sim {
@@ -90,6 +102,8 @@ pub struct Sim {
     pub loss_per_mille: u64,
     /// Adverts of this family are lost (a family-specific fault).
     pub block_family: Option<Family>,
+    /// Claims on these nodes fail (the kernel refuses the addresses).
+    pub failing_claims: BTreeSet<usize>,
     pub rng: Rng,
     in_flight: BinaryHeap<Reverse<(Instant, u64)>>,
     packets: std::collections::HashMap<u64, InFlight>,
@@ -97,19 +111,23 @@ pub struct Sim {
     pub log: Vec<Logged>,
 }
 
-/// The source address a simulated node sends `family` adverts from: its address, or for
-/// IPv6 a link-local address the file does not know (as on a real LAN).
+/// The IPv6 link-local address of a simulated node: one the file does not know, as on a
+/// real LAN.
+pub fn link_local(node: usize) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, node as u16 + 1))
+}
+
+/// What a simulated node finds on its interface: its address and its link-local address.
+pub fn interface_addresses(config: &Config, node: usize) -> Vec<IpAddr> {
+    vec![config.nodes[node].address, link_local(node)]
+}
+
+/// The source address a simulated node sends `family` adverts from, by the node layer's own
+/// rule.
 pub fn sim_source(config: &Config, node: usize, family: Family) -> IpAddr {
-    plan::source_address(&config.nodes[node], family).unwrap_or(IpAddr::V6(Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        node as u16 + 1,
-    )))
+    plan::Sources::find(config, node, &interface_addresses(config, node))
+        .get(family)
+        .expect("every simulated node has a source in each family")
 }
 
 impl Sim {
@@ -122,11 +140,11 @@ impl Sim {
             .iter()
             .map(|n| SimNode {
                 name: n.name.clone(),
-                running: false,
+                node: None,
                 link_up: true,
                 side: 0,
-                groups: Vec::new(),
                 holds: BTreeSet::new(),
+                effects: Vec::new(),
             })
             .collect();
         Sim {
@@ -137,6 +155,7 @@ impl Sim {
             delay: Duration::ZERO,
             loss_per_mille: 0,
             block_family: None,
+            failing_claims: BTreeSet::new(),
             rng: Rng::new(0),
             in_flight: BinaryHeap::new(),
             packets: std::collections::HashMap::new(),
@@ -168,35 +187,26 @@ impl Sim {
         self.start + since_start
     }
 
+    /// The wall clock the simulated nodes see: a fixed epoch plus the virtual time.
+    fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + self.elapsed()
+    }
+
+    /// The running node layer of `node`.
+    pub fn running(&mut self, node: usize) -> &mut Node {
+        self.nodes[node].node.as_mut().expect("node runs")
+    }
+
     /// Starts (or restarts) a node's daemon: fresh state, as a new process.
     pub fn start_node(&mut self, node: usize) {
-        let config = &self.config;
-        let groups = plan::for_node(config, node)
-            .into_iter()
-            .map(|gp| {
-                let instances = gp
-                    .instances
-                    .into_iter()
-                    .map(|mut ic| {
-                        ic.primary = sim_source(config, node, ic.family);
-                        ic
-                    })
-                    .collect();
-                (gp.group, Group::new(instances))
-            })
-            .collect();
-        let link_up = self.nodes[node].link_up;
-        let now = self.now;
+        let setup = Setup {
+            interface_addresses: interface_addresses(&self.config, node),
+            link_up: self.nodes[node].link_up,
+        };
+        let started = Node::new(self.config.clone(), node, &setup, self.now, self.wall());
         let n = &mut self.nodes[node];
-        n.running = true;
-        n.groups = groups;
+        n.node = Some(started);
         n.holds.clear();
-        for (_, group) in &mut n.groups {
-            if !link_up {
-                group.set_link(now, false);
-            }
-            group.start(now);
-        }
         self.drain(node);
     }
 
@@ -210,16 +220,15 @@ impl Sim {
     /// nobody answers for them) its claim on the addresses.
     pub fn kill(&mut self, node: usize) {
         let n = &mut self.nodes[node];
-        n.running = false;
-        n.groups.clear();
+        n.node = None;
         n.holds.clear();
     }
 
     /// SIGTERM: a graceful stop (priority 0 from a master, addresses released).
     pub fn stop(&mut self, node: usize) {
         let now = self.now;
-        for (_, group) in &mut self.nodes[node].groups {
-            group.shutdown(now);
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            n.shutdown(now);
         }
         self.drain(node);
         self.kill(node);
@@ -228,8 +237,17 @@ impl Sim {
     pub fn set_link(&mut self, node: usize, up: bool) {
         let now = self.now;
         self.nodes[node].link_up = up;
-        for (_, group) in &mut self.nodes[node].groups {
-            group.set_link(now, up);
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            n.handle_link(now, up);
+        }
+        self.drain(node);
+    }
+
+    /// Feeds a node any input, then carries out its effects.
+    pub fn input(&mut self, node: usize, input: impl FnOnce(&mut Node, Instant)) {
+        let now = self.now;
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            input(n, now);
         }
         self.drain(node);
     }
@@ -255,9 +273,9 @@ impl Sim {
             let next_packet = self.in_flight.peek().map(|Reverse((t, _))| *t);
             let next_timer = self.next_timer();
             let next = match (next_packet, next_timer) {
-                (Some(p), Some((t, _, _))) => p.min(t),
+                (Some(p), Some((t, _))) => p.min(t),
                 (Some(p), None) => p,
-                (None, Some((t, _, _))) => t,
+                (None, Some((t, _))) => t,
                 (None, None) => break,
             };
             if next > until {
@@ -270,10 +288,8 @@ impl Sim {
                 let Reverse((_, id)) = self.in_flight.pop().expect("peeked");
                 let packet = self.packets.remove(&id).expect("packet stored");
                 self.deliver(packet);
-            } else if let Some((_, node, slot)) = next_timer {
-                let now = self.now;
-                self.nodes[node].groups[slot].1.handle_timeout(now);
-                self.drain(node);
+            } else if let Some((_, node)) = next_timer {
+                self.input(node, |n, now| n.handle_timeout(now));
             }
         }
         self.now = until;
@@ -284,119 +300,156 @@ impl Sim {
         self.run_until(until);
     }
 
-    fn next_timer(&self) -> Option<(Instant, usize, usize)> {
-        let mut best: Option<(Instant, usize, usize)> = None;
-        for (node, n) in self.nodes.iter().enumerate() {
-            if !n.running {
-                continue;
-            }
-            for (slot, (_, group)) in n.groups.iter().enumerate() {
-                if let Some(t) = group.poll_timeout()
-                    && best.is_none_or(|(b, _, _)| t < b)
-                {
-                    best = Some((t, node, slot));
-                }
+    fn next_timer(&mut self) -> Option<(Instant, usize)> {
+        let mut best: Option<(Instant, usize)> = None;
+        for (index, n) in self.nodes.iter_mut().enumerate() {
+            if let Some(t) = n.node.as_mut().and_then(Node::poll_timeout)
+                && best.is_none_or(|(b, _)| t < b)
+            {
+                best = Some((t, index));
             }
         }
         best
     }
 
+    /// Hands a datagram to the receiver as its raw socket would: IPv4 with the header in
+    /// front, IPv6 with the header's fields beside the message.
     fn deliver(&mut self, packet: InFlight) {
         let (from, to) = (&self.nodes[packet.from], &self.nodes[packet.to]);
-        if !to.running || !to.link_up || !from.link_up || from.side != to.side {
+        if !to.running() || !to.link_up || !from.link_up || from.side != to.side {
             return;
         }
+        let ipv4_packet;
+        let datagram = match (packet.src, packet.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let mut bytes = ipv4::emit_header(src, dst, 255, packet.message.len()).to_vec();
+                bytes.extend_from_slice(&packet.message);
+                ipv4_packet = bytes;
+                Datagram::V4(&ipv4_packet)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => Datagram::V6 {
+                src,
+                dst,
+                hop_limit: 255,
+                message: &packet.message,
+            },
+            _ => unreachable!("one family per datagram"),
+        };
         let now = self.now;
-        let to = packet.to;
-        if let Some((_, group)) = self.nodes[to]
-            .groups
-            .iter_mut()
-            .find(|(g, _)| *g == packet.group)
-        {
-            group.handle_advert(now, packet.family, &packet.advert);
+        if let Some(n) = self.nodes[packet.to].node.as_mut() {
+            n.handle_datagram(now, datagram);
+        }
+        self.drain(packet.to);
+    }
+
+    /// Carries out what a node asked for.
+    fn drain(&mut self, node: usize) {
+        let elapsed = self.elapsed();
+        let now = self.now;
+        let mut sends = Vec::new();
+        while let Some(effect) = self.nodes[node].node.as_mut().and_then(Node::poll_effect) {
+            let (group, family, what) = match effect {
+                Effect::Send {
+                    group,
+                    family,
+                    priority,
+                    datagrams,
+                } => {
+                    sends.push((family, datagrams));
+                    (group, family, What::Sent { priority })
+                }
+                Effect::Claim {
+                    group,
+                    family,
+                    accept,
+                    ..
+                } => {
+                    if self.failing_claims.contains(&node) {
+                        if let Some(n) = self.nodes[node].node.as_mut() {
+                            n.handle_claim_failed(now, group, family);
+                        }
+                    } else {
+                        self.nodes[node].holds.insert((group, family));
+                    }
+                    (group, family, What::Claimed { accept })
+                }
+                Effect::Release { group, family, .. } => {
+                    self.nodes[node].holds.remove(&(group, family));
+                    (group, family, What::Released)
+                }
+                Effect::Announce { group, family, .. } => (group, family, What::Announced),
+                Effect::Transition {
+                    group,
+                    family,
+                    transition,
+                } => (group, family, What::Transition(transition)),
+                other => {
+                    self.nodes[node].effects.push((elapsed, other));
+                    continue;
+                }
+            };
+            self.log.push(Logged {
+                at: elapsed,
+                node,
+                group,
+                family,
+                what,
+            });
+        }
+        for (family, datagrams) in sends {
+            self.send(node, family, datagrams);
+        }
+    }
+
+    fn send(&mut self, from: usize, family: Family, datagrams: Vec<(IpAddr, Vec<u8>)>) {
+        if !self.nodes[from].link_up {
+            return;
+        }
+        let src = sim_source(&self.config, from, family);
+        for (dst, message) in datagrams {
+            for to in 0..self.nodes.len() {
+                let reaches = dst.is_multicast()
+                    || plan::source_address(&self.config.nodes[to], family) == Some(dst);
+                if to == from
+                    || !reaches
+                    || self.block_family == Some(family)
+                    || self.rng.chance(self.loss_per_mille)
+                {
+                    continue;
+                }
+                self.seq += 1;
+                self.packets.insert(
+                    self.seq,
+                    InFlight {
+                        from,
+                        to,
+                        src,
+                        dst,
+                        message: message.clone(),
+                    },
+                );
+                self.in_flight
+                    .push(Reverse((self.now + self.delay, self.seq)));
+            }
+        }
+    }
+
+    /// Injects a datagram from outside (a stranger on the LAN, a forged packet) into `to`.
+    pub fn inject(&mut self, to: usize, datagram: Datagram<'_>) {
+        let now = self.now;
+        if let Some(n) = self.nodes[to].node.as_mut() {
+            n.handle_datagram(now, datagram);
         }
         self.drain(to);
     }
 
-    /// Carries out what a node's groups asked for.
-    fn drain(&mut self, node: usize) {
-        let elapsed = self.elapsed();
-        let mut sends = Vec::new();
-        for slot in 0..self.nodes[node].groups.len() {
-            let group_index = self.nodes[node].groups[slot].0;
-            while let Some((family, action)) = self.nodes[node].groups[slot].1.poll_action() {
-                let what = match action {
-                    Action::SendAdvert { priority } => {
-                        sends.push((group_index, family, priority));
-                        What::Sent { priority }
-                    }
-                    Action::Claim { accept } => {
-                        self.nodes[node].holds.insert((group_index, family));
-                        What::Claimed { accept }
-                    }
-                    Action::Release => {
-                        self.nodes[node].holds.remove(&(group_index, family));
-                        What::Released
-                    }
-                    Action::Announce => What::Announced,
-                    Action::Transition(t) => What::Transition(t),
-                };
-                self.log.push(Logged {
-                    at: elapsed,
-                    node,
-                    group: group_index,
-                    family,
-                    what,
-                });
-            }
-        }
-        for (group, family, priority) in sends {
-            self.send(node, group, family, priority);
-        }
-    }
-
-    fn send(&mut self, from: usize, group: usize, family: Family, priority: u8) {
-        if !self.nodes[from].link_up {
-            return;
-        }
-        let advert = Advert {
-            src: sim_source(&self.config, from, family),
-            priority,
-            interval: self.config.groups[group].advert_interval,
-        };
-        for to in 0..self.nodes.len() {
-            if to == from
-                || self.block_family == Some(family)
-                || self.rng.chance(self.loss_per_mille)
-            {
-                continue;
-            }
-            self.seq += 1;
-            self.packets.insert(
-                self.seq,
-                InFlight {
-                    from,
-                    to,
-                    group,
-                    family,
-                    advert,
-                },
-            );
-            self.in_flight
-                .push(Reverse((self.now + self.delay, self.seq)));
-        }
-    }
-
     /// State of a node's instance, if it runs.
     pub fn state(&self, node: usize, group: usize, family: Family) -> Option<State> {
-        let n = &self.nodes[node];
-        if !n.running {
-            return None;
-        }
-        n.groups
-            .iter()
-            .find(|(g, _)| *g == group)
-            .and_then(|(_, gr)| gr.instance(family))
+        self.nodes[node]
+            .node
+            .as_ref()?
+            .election(group)?
+            .instance(family)
             .map(|i| i.state())
     }
 
@@ -410,7 +463,7 @@ impl Sim {
     /// Running nodes that hold the addresses of (group, family).
     pub fn holders(&self, group: usize, family: Family) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|n| self.nodes[*n].running && self.nodes[*n].holds.contains(&(group, family)))
+            .filter(|n| self.nodes[*n].running() && self.nodes[*n].holds.contains(&(group, family)))
             .collect()
     }
 

@@ -14,8 +14,11 @@ pub struct Status {
     pub link_up: bool,
     pub uptime_ms: u64,
     pub groups: Vec<GroupStatus>,
-    /// Received packets dropped before the election saw them, by reason.
+    /// Received packets not acted on, by reason (wire checks, node rules, election).
     pub dropped: BTreeMap<String, u64>,
+    /// Adverts acted on although odd (e.g. `address_list_mismatch`), by name.
+    #[serde(default)]
+    pub anomalies: BTreeMap<String, u64>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     /// The DNS server's counters and zone serial, when it serves the zone.
@@ -23,7 +26,7 @@ pub struct Status {
     pub dns: Option<crate::dns::server::CountersSnapshot>,
     /// The other vipd nodes and the versions they run, as last asked.
     #[serde(default)]
-    pub peers: Vec<super::peers::PeerVersion>,
+    pub peers: Vec<PeerVersion>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,9 +54,24 @@ pub struct InstanceStatus {
     pub holds_addresses: bool,
     pub adverts_received: u64,
     pub dropped_not_member: u64,
+    #[serde(default)]
+    pub dropped_own: u64,
+    /// Adverts of a lower priority while backup (a preempt, or discarded per RFC 9568).
+    #[serde(default)]
+    pub dropped_lower_priority: u64,
     pub interval_mismatch: u64,
     pub second_master_seen: u64,
     pub became_master: u64,
+}
+
+/// Another node, and the vipd version it runs, as last asked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerVersion {
+    pub node: String,
+    /// None until it answered.
+    pub version: Option<String>,
+    /// Why the last question got no version.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -162,6 +180,12 @@ impl Status {
             per_instance(&|i| i.dropped_not_member as f64),
         );
         metric(
+            "adverts_lower_priority_total",
+            "counter",
+            "Lower-priority adverts heard while backup (a preempt, or discarded per RFC 9568).",
+            per_instance(&|i| i.dropped_lower_priority as f64),
+        );
+        metric(
             "interval_mismatch_total",
             "counter",
             "Adverts whose interval disagrees with the cluster file.",
@@ -188,12 +212,26 @@ impl Status {
         metric(
             "packets_dropped_total",
             "counter",
-            "Received VRRP packets dropped before the election, by reason.",
+            "Received VRRP packets not acted on, by reason.",
             self.dropped
                 .iter()
                 .map(|(reason, n)| {
                     (
                         format!("{{node=\"{node}\",reason=\"{}\"}}", label(reason)),
+                        *n as f64,
+                    )
+                })
+                .collect(),
+        );
+        metric(
+            "advert_anomalies_total",
+            "counter",
+            "Adverts acted on although odd (RFC 9568 leaves them to the receiver), by kind.",
+            self.anomalies
+                .iter()
+                .map(|(kind, n)| {
+                    (
+                        format!("{{node=\"{node}\",kind=\"{}\"}}", label(kind)),
                         *n as f64,
                     )
                 })
@@ -411,6 +449,8 @@ mod tests {
                     holds_addresses: true,
                     adverts_received: 3,
                     dropped_not_member: 0,
+                    dropped_own: 0,
+                    dropped_lower_priority: 0,
                     interval_mismatch: 0,
                     second_master_seen: 0,
                     became_master: 1,
@@ -419,6 +459,7 @@ mod tests {
                 resources: String::new(),
             }],
             dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
+            anomalies: BTreeMap::new(),
             adverts_sent: 10,
             adverts_received: 3,
             dns: None,
