@@ -197,6 +197,15 @@ impl Sim {
         self.nodes[node].node.as_mut().expect("node runs")
     }
 
+    /// What `vipd status` would show for a running node now.
+    pub fn status(&self, node: usize) -> vipd::node::status::Status {
+        self.nodes[node]
+            .node
+            .as_ref()
+            .expect("node runs")
+            .status(self.now)
+    }
+
     /// Starts (or restarts) a node's daemon: fresh state, as a new process.
     pub fn start_node(&mut self, node: usize) {
         let setup = Setup {
