@@ -17,7 +17,7 @@ use vipd::node::{Effect, ResourceOutcome, ResourceReport};
 use vipd::wire::Family::{V4, V6};
 use vipd::wire::ip::{Datagram, MULTICAST_V6, multicast_group};
 use vipd::wire::ipv4;
-use vipd::wire::vrrp::{Ipv4ChecksumForm, IpEnds, Repr, V2Auth, Version};
+use vipd::wire::vrrp::{IpEnds, Ipv4ChecksumForm, Repr, V2Auth, Version};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -63,8 +63,8 @@ fn advert(version: Version, vrid: u8, priority: u8, addresses: &[&str], src: IpA
 /// The same advert inside an IPv4 header with `ttl`, as a raw IPv4 socket delivers it.
 fn ipv4_packet(message: &[u8], src: &str, ttl: u8) -> Vec<u8> {
     let src = Ipv4Addr::from_str(src).unwrap();
-    let mut packet = ipv4::emit_header(src, Ipv4Addr::new(224, 0, 0, 18), ttl, message.len())
-        .to_vec();
+    let mut packet =
+        ipv4::emit_header(src, Ipv4Addr::new(224, 0, 0, 18), ttl, message.len()).to_vec();
     packet.extend_from_slice(message);
     packet
 }
@@ -174,7 +174,10 @@ fn a_stranger_is_dropped_as_not_a_member_and_moves_nothing() {
     let (mut sim, alpha, beta) = elected("");
     let forged = advert(Version::V3, 51, 254, &["192.0.2.100"], ip("192.0.2.99"));
     for _ in 0..3 {
-        sim.inject(alpha, Datagram::V4(&ipv4_packet(&forged, "192.0.2.99", 255)));
+        sim.inject(
+            alpha,
+            Datagram::V4(&ipv4_packet(&forged, "192.0.2.99", 255)),
+        );
         sim.inject(beta, Datagram::V4(&ipv4_packet(&forged, "192.0.2.99", 255)));
     }
     sim.run_for(Duration::from_secs(1));
@@ -225,7 +228,8 @@ fn the_zone_names_the_owner_and_its_serial_moves_with_every_change() {
     assert!(zones.windows(2).all(|w| w[1].serial() > w[0].serial()));
 }
 
-const RESOURCE: &str = "[[group.resource]]\nname = \"service\"\nstart = \"true\"\nstop = \"true\"\n";
+const RESOURCE: &str =
+    "[[group.resource]]\nname = \"service\"\nstart = \"true\"\nstop = \"true\"\n";
 
 #[test]
 fn resources_start_after_the_claim_and_a_failure_gives_the_group_to_the_next_node() {
