@@ -5,6 +5,7 @@
 //! the kernel ([`daemon`], [`net`]) is kept thin around it.
 
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dns;

@@ -1,0 +1,85 @@
+//! The command line, as a library item so that man pages can be generated from it
+//! (`clap_mangen`); `main.rs` only dispatches.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// vipd: a virtual IP address and a virtual name that follow the active node of a cluster.
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate a cluster file and print what a node will do; touches no network.
+    Check {
+        /// The cluster file.
+        file: PathBuf,
+        /// The node to report on (default: the host name if it is a node, else every node).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Run the daemon for one node of the cluster.
+    Run {
+        /// The cluster file, the same on every node.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// This node's name in the file (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+        /// Control socket (default: /run/vipd/NODE.sock).
+        #[arg(long)]
+        control: Option<PathBuf>,
+    },
+    /// Show the groups, their state, owner, priorities and last transitions.
+    Status {
+        /// Control socket of the daemon (default: /run/vipd/NODE.sock for the host name).
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Node name used to find the default control socket.
+        #[arg(long)]
+        node: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Print Prometheus text format (for node_exporter's textfile collector).
+        #[arg(long, conflicts_with = "json")]
+        metrics: bool,
+    },
+    /// Remove a group's names from the site's DNS ([dns.update]), e.g. when it is retired.
+    DnsUnregister {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The group whose names to remove.
+        #[arg(long)]
+        group: String,
+    },
+    /// Build a three-node cluster in network namespaces on this machine, fail its owner over,
+    /// and show what a client saw (root).
+    Lab(crate::lab::demo::DemoOptions),
+    /// Lab helper: answer UDP probes with this node's name (runs inside a lab namespace).
+    #[command(hide = true)]
+    LabResponder {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = crate::lab::probe::PORT)]
+        port: u16,
+    },
+    /// Lab helper: probe an address every interval and print who answered when.
+    #[command(hide = true)]
+    LabProbe(crate::lab::probe::ProbeOptions),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
