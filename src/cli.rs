@@ -33,6 +33,12 @@ pub enum Command {
         /// Control socket (default: /run/vipd/NODE.sock).
         #[arg(long)]
         control: Option<PathBuf>,
+        /// Where state that survives restarts is kept (the drain mark NODE.drained).
+        #[arg(long, default_value = "/var/lib/vipd")]
+        state_dir: PathBuf,
+        /// Members of this Unix group may use the control socket too (default: root only).
+        #[arg(long)]
+        control_group: Option<String>,
     },
     /// Show the groups, their state, owner, priorities and last transitions.
     Status {
@@ -49,6 +55,24 @@ pub enum Command {
         #[arg(long, conflicts_with = "json")]
         metrics: bool,
     },
+    /// Read the cluster file again and apply it as a difference, as SIGHUP does; prints
+    /// what changed, or why the file was refused (then the running configuration stays).
+    Reload(Target),
+    /// Planned move of a group from this node (its owner) to another, make-before-break.
+    Handover {
+        /// The group to move.
+        group: String,
+        /// The node to take it (default: the next live member in line).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Hand over every group this node owns, then take none until undrained (survives
+    /// restarts).
+    Drain(Target),
+    /// Take part in the elections again after a drain.
+    Undrain(Target),
     /// Remove a group's names from the site's DNS ([dns.update]), e.g. when it is retired.
     DnsUnregister {
         #[arg(long, short)]
@@ -71,6 +95,17 @@ pub enum Command {
     /// Lab helper: probe an address every interval and print who answered when.
     #[command(hide = true)]
     LabProbe(crate::lab::probe::ProbeOptions),
+}
+
+/// Which running daemon a command talks to.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// The node whose daemon to ask (default: the host name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Its control socket (default: /run/vipd/NODE.sock).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vipd::cli::{Cli, Command};
+use vipd::cli::{Cli, Command, Target};
 use vipd::config::Config;
+use vipd::daemon::control;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,7 +13,15 @@ fn main() -> ExitCode {
             config,
             node,
             control,
-        } => run(config, node, control),
+            state_dir,
+            control_group,
+        } => run(config, node, control, state_dir, control_group),
+        Command::Reload(target) => ask(&target, control::Command::Reload),
+        Command::Handover { group, to, target } => {
+            ask(&target, control::Command::Handover { group, to })
+        }
+        Command::Drain(target) => ask(&target, control::Command::Drain),
+        Command::Undrain(target) => ask(&target, control::Command::Undrain),
         Command::Status {
             control,
             node,
@@ -47,7 +56,43 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn run(config: PathBuf, node: Option<String>, control: Option<PathBuf>) -> ExitCode {
+/// Sends one control command to a running daemon; prints its answer, and fails when the
+/// daemon refused.
+fn ask(target: &Target, command: control::Command) -> ExitCode {
+    let Some(control) = target.control.clone().or_else(|| {
+        target
+            .node
+            .clone()
+            .or_else(hostname)
+            .map(|n| default_control(&n))
+    }) else {
+        eprintln!("error: give --control or --node");
+        return ExitCode::FAILURE;
+    };
+    let wait = std::time::Duration::from_secs(30);
+    match runtime().block_on(control::request(&control, command, wait)) {
+        Ok(response) if response.ok => {
+            println!("{}", response.message.unwrap_or_else(|| "ok".into()));
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!("error: {}", response.error.unwrap_or_default());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    config: PathBuf,
+    node: Option<String>,
+    control: Option<PathBuf>,
+    state_dir: PathBuf,
+    control_group: Option<String>,
+) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIPD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -61,10 +106,27 @@ fn run(config: PathBuf, node: Option<String>, control: Option<PathBuf>) -> ExitC
         return ExitCode::FAILURE;
     };
     let control = control.unwrap_or_else(|| default_control(&node));
+    let control_group = match control_group
+        .map(|name| nix::unistd::Group::from_name(&name).map(|g| (name, g)))
+        .transpose()
+    {
+        Ok(None) => None,
+        Ok(Some((_, Some(group)))) => Some(group.gid.as_raw()),
+        Ok(Some((name, None))) => {
+            eprintln!("error: --control-group {name}: no such group");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: --control-group: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let options = vipd::daemon::Options {
         config,
         node,
         control,
+        state_dir,
+        control_group,
     };
     match runtime().block_on(vipd::daemon::run(options)) {
         Ok(()) => ExitCode::SUCCESS,

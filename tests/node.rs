@@ -250,7 +250,7 @@ fn resources_start_after_the_claim_and_a_failure_gives_the_group_to_the_next_nod
         node.handle_resources(
             now,
             ResourceReport {
-                group: 0,
+                group: "g".into(),
                 generation: generation - 1,
                 outcome: ResourceOutcome::CheckFailed("stale".into()),
             },
@@ -261,7 +261,7 @@ fn resources_start_after_the_claim_and_a_failure_gives_the_group_to_the_next_nod
         node.handle_resources(
             now,
             ResourceReport {
-                group: 0,
+                group: "g".into(),
                 generation,
                 outcome: ResourceOutcome::CheckFailed("disk gone".into()),
             },
@@ -276,7 +276,7 @@ fn resources_start_after_the_claim_and_a_failure_gives_the_group_to_the_next_nod
         sim.nodes[alpha]
             .effects
             .iter()
-            .any(|(_, e)| matches!(e, Effect::StopResources { group: 0 }))
+            .any(|(_, e)| matches!(e, Effect::StopResources { group, .. } if &**group == "g"))
     );
     let status = sim.status(alpha);
     assert_eq!(status.groups[0].resources, "failed: disk gone");
@@ -397,4 +397,332 @@ fn shutdown_says_priority_0_and_releases_and_the_next_node_takes_over_at_once() 
     sim.run_for(MS);
     assert_eq!(sim.masters(0, V4), vec![beta]);
     assert_eq!(sim.became_master_at(beta, 0, V4), Some(at));
+}
+
+/// Three nodes, one IPv4 group (alpha 200, beta 150, gamma 100).
+fn trio(group_extra: &str) -> (Sim, usize, usize, usize) {
+    let mut sim = Sim::new(&cluster_file(
+        3,
+        &format!(
+            "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+             priority = {{ alpha = 200, beta = 150, gamma = 100 }}\nadvert_interval = \"100ms\"\n{group_extra}\n"
+        ),
+    ));
+    let (alpha, beta, gamma) = (sim.node("alpha"), sim.node("beta"), sim.node("gamma"));
+    sim.start_all();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+    (sim, alpha, beta, gamma)
+}
+
+fn everyone_alive(_: &str) -> bool {
+    true
+}
+
+/// When `node` last did `what` in group 0, IPv4.
+fn last(sim: &Sim, node: usize, what: What) -> Option<Duration> {
+    sim.log
+        .iter()
+        .rev()
+        .find(|l| l.node == node && l.group == 0 && l.family == V4 && l.what == what)
+        .map(|l| l.at)
+}
+
+fn claimed_at(sim: &Sim, node: usize) -> Option<Duration> {
+    sim.log
+        .iter()
+        .rev()
+        .find(|l| l.node == node && matches!(l.what, What::Claimed { .. }))
+        .map(|l| l.at)
+}
+
+#[test]
+fn a_handover_makes_before_it_breaks_and_the_old_owner_does_not_take_it_back() {
+    let (mut sim, alpha, beta, gamma) = trio("");
+    sim.delay = Duration::from_micros(200);
+    let mut answer = None;
+    sim.input(alpha, |node, now| {
+        answer = Some(node.handover(now, "g", None, &everyone_alive))
+    });
+    assert_eq!(answer, Some(Ok("beta".to_string())));
+    // While the handover waits, alpha still holds the address and says priority 0.
+    assert_eq!(sim.holders(0, V4), vec![alpha]);
+    assert!(sim.status(alpha).groups[0].handing_over);
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    assert_eq!(sim.holders(0, V4), vec![beta]);
+    // beta claimed before alpha released: never a moment without a holder.
+    let claimed = claimed_at(&sim, beta).expect("beta claimed");
+    let released = last(&sim, alpha, What::Released).expect("alpha released");
+    assert!(
+        claimed <= released,
+        "claim {claimed:?} before release {released:?}"
+    );
+    let reason = sim.log.iter().rev().find_map(|l| match l.what {
+        What::Transition(t) if l.node == alpha && t.to == State::Backup => Some(t.reason),
+        _ => None,
+    });
+    assert_eq!(reason, Some(Reason::HandedOver));
+    // gamma, not first in line, never moved.
+    assert_eq!(transitions_to(&sim, gamma, State::Master), 0);
+    // alpha (priority 200) hears beta (150) for seconds and does not preempt back.
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    // Handing it back from beta: alpha is first in line and takes it at once.
+    let mut answer = None;
+    sim.input(beta, |node, now| {
+        answer = Some(node.handover(now, "g", None, &everyone_alive))
+    });
+    assert_eq!(answer, Some(Ok("alpha".to_string())));
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+    assert_eq!(sim.holders(0, V4), vec![alpha]);
+}
+
+#[test]
+fn a_handover_is_refused_off_the_owner_to_a_stranger_a_dead_node_or_past_a_live_better_one() {
+    let (mut sim, alpha, beta, gamma) = trio("");
+    let mut tries = Vec::new();
+    sim.input(beta, |node, now| {
+        tries.push(node.handover(now, "g", None, &everyone_alive))
+    });
+    sim.input(alpha, |node, now| {
+        tries.push(node.handover(now, "g", Some("omega"), &everyone_alive));
+        tries.push(node.handover(now, "g", Some("gamma"), &everyone_alive));
+        tries.push(node.handover(now, "g", Some("beta"), &|n| n != "beta"));
+        tries.push(node.handover(now, "nope", None, &everyone_alive));
+        tries.push(node.handover(now, "g", None, &|_| false));
+    });
+    let errors: Vec<String> = tries.into_iter().map(|t| t.unwrap_err()).collect();
+    assert!(
+        errors[0].contains("does not own g (owner: alpha)"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[1].contains("omega is not a member"), "{}", errors[1]);
+    assert!(
+        errors[2].contains("beta (priority 150) ranks above gamma"),
+        "{}",
+        errors[2]
+    );
+    assert!(
+        errors[3].contains("beta is not a live member"),
+        "{}",
+        errors[3]
+    );
+    assert!(
+        errors[4].contains("not a member of a group \"nope\""),
+        "{}",
+        errors[4]
+    );
+    assert!(errors[5].contains("no other live member"), "{}", errors[5]);
+    // Nothing moved.
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+    assert!(!sim.status(alpha).groups[0].handing_over);
+    // Past a dead better node, to gamma: beta is down, gamma takes it (after its skew).
+    sim.kill(beta);
+    let mut answer = None;
+    sim.input(alpha, |node, now| {
+        answer = Some(node.handover(now, "g", Some("gamma"), &|n| n != "beta"))
+    });
+    assert_eq!(answer, Some(Ok("gamma".to_string())));
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(sim.masters(0, V4), vec![gamma]);
+    assert_eq!(sim.holders(0, V4), vec![gamma]);
+}
+
+#[test]
+fn a_handover_nobody_takes_leaves_the_owner_in_place() {
+    let (mut sim, alpha, beta, gamma) = trio("");
+    sim.kill(beta);
+    sim.kill(gamma);
+    let mut answer = None;
+    sim.input(alpha, |node, now| {
+        answer = Some(node.handover(now, "g", None, &everyone_alive))
+    });
+    assert_eq!(answer, Some(Ok("beta".to_string())));
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+    assert_eq!(sim.holders(0, V4), vec![alpha]);
+    assert!(!sim.status(alpha).groups[0].handing_over);
+    // And it adverts its own priority again.
+    let priority = sim.log.iter().rev().find_map(|l| match l.what {
+        What::Sent { priority } if l.node == alpha => Some(priority),
+        _ => None,
+    });
+    assert_eq!(priority, Some(200));
+}
+
+#[test]
+fn a_drained_node_hands_over_takes_nothing_even_last_and_comes_back_when_undrained() {
+    let (mut sim, alpha, beta, gamma) = trio("");
+    sim.input(alpha, |node, now| node.set_drained(now, true));
+    sim.run_for(Duration::from_millis(50));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    assert!(sim.status(alpha).drained);
+    // beta dies: gamma takes over, not the drained alpha.
+    sim.kill(beta);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![gamma]);
+    // gamma dies too: alpha is the last one alive and still takes nothing.
+    sim.kill(gamma);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.masters(0, V4), Vec::<usize>::new());
+    assert!(sim.holders(0, V4).is_empty());
+    sim.input(alpha, |node, now| node.set_drained(now, false));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+}
+
+#[test]
+fn a_drained_master_with_nobody_to_take_over_lets_go_all_the_same() {
+    let (mut sim, alpha, beta, gamma) = trio("");
+    sim.kill(beta);
+    sim.kill(gamma);
+    sim.input(alpha, |node, now| node.set_drained(now, true));
+    sim.run_for(Duration::from_secs(2));
+    assert!(sim.holders(0, V4).is_empty());
+    assert_eq!(sim.state(alpha, 0, V4), Some(State::Backup));
+}
+
+fn trio_file(priorities: &str, addresses: &str, extra: &str) -> String {
+    cluster_file(
+        3,
+        &format!(
+            "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [{addresses}]\n\
+             priority = {{ {priorities} }}\nadvert_interval = \"100ms\"\n{extra}\n"
+        ),
+    )
+}
+
+const PRIORITIES: &str = "alpha = 200, beta = 150, gamma = 100";
+
+#[test]
+fn a_reload_of_the_same_file_changes_nothing_and_keeps_the_advert_rhythm() {
+    let (mut sim, alpha, _, _) = trio("");
+    let before = sim.log.len();
+    let sent_before = last(&sim, alpha, What::Sent { priority: 200 }).unwrap();
+    let outcomes = sim.reload_all(&trio_file(PRIORITIES, "\"192.0.2.100/24\"", ""));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.as_deref() == Ok(&["no change".to_string()][..]))
+    );
+    // No transition, no claim, no release, no advert: only the zone was republished.
+    assert_eq!(sim.log.len(), before);
+    sim.run_for(Duration::from_millis(150));
+    // The next advert comes on the old rhythm: 100 ms after the last one before the reload.
+    let next = sim
+        .log
+        .iter()
+        .find(|l| l.node == alpha && l.at > sent_before && matches!(l.what, What::Sent { .. }))
+        .map(|l| l.at);
+    assert_eq!(next, Some(sent_before + Duration::from_millis(100)));
+}
+
+#[test]
+fn a_reload_applies_priorities_addresses_and_groups_in_place() {
+    let (mut sim, alpha, beta, _) = trio("");
+    // beta raised above alpha: it preempts at alpha's next advert.
+    sim.reload_all(&trio_file(
+        "alpha = 200, beta = 250, gamma = 100",
+        "\"192.0.2.100/24\"",
+        "",
+    ));
+    sim.run_for(Duration::from_millis(150));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    // An address added and one removed: the master claims and announces only the change.
+    let outcomes = sim.reload_all(&trio_file(
+        "alpha = 200, beta = 250, gamma = 100",
+        "\"192.0.2.101/24\"",
+        "",
+    ));
+    assert!(outcomes[1].as_ref().unwrap()[0].contains("changed group g"));
+    // beta's last address effects: 192.0.2.100 released, 192.0.2.101 claimed and announced.
+    let addresses: Vec<String> = sim.nodes[beta]
+        .effects
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Effect::Release { addresses, .. } => Some(format!("-{}", addresses[0].address)),
+            Effect::Claim { addresses, .. } => Some(format!("+{}", addresses[0].address)),
+            Effect::Announce { addresses, .. } => Some(format!("!{}", addresses[0])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        addresses[addresses.len() - 3..],
+        ["-192.0.2.100", "+192.0.2.101", "!192.0.2.101"]
+    );
+    let owner = sim.running(alpha).zone();
+    let vip = LowerName::from(Name::from_ascii("beta.cluster.example.").unwrap());
+    assert!(matches!(
+        owner.lookup(&vip, RecordType::A),
+        Lookup::Answer(_)
+    ));
+    // A second group added: it starts in backup and is elected; then removed again.
+    let two_groups = format!(
+        "{}[[group]]\nname = \"h\"\nvrid = 52\naddresses = [\"192.0.2.102/24\"]\n\
+         priority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n",
+        trio_file(
+            "alpha = 200, beta = 250, gamma = 100",
+            "\"192.0.2.101/24\"",
+            ""
+        )
+    );
+    sim.reload_all(&two_groups);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(1, V4), vec![alpha]);
+    assert_eq!(sim.holders(1, V4), vec![alpha]);
+    let outcomes = sim.reload_all(&trio_file(
+        "alpha = 200, beta = 250, gamma = 100",
+        "\"192.0.2.101/24\"",
+        "",
+    ));
+    assert!(
+        outcomes[0]
+            .as_ref()
+            .unwrap()
+            .contains(&"removed group h".to_string())
+    );
+    assert!(sim.nodes[alpha].holds.iter().all(|(g, _)| g == "g"));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+}
+
+#[test]
+fn a_reload_that_needs_a_restart_is_refused_and_changes_nothing() {
+    let (mut sim, alpha, _, _) = trio("");
+    let moved = trio_file(PRIORITIES, "\"192.0.2.100/24\"", "").replacen(
+        "interface = \"eth0\"",
+        "interface = \"eth1\"",
+        1,
+    );
+    let outcomes = sim.reload_all(&moved);
+    let error = outcomes[0].clone().unwrap_err();
+    assert!(
+        error.contains("`interface` changes from eth0 to eth1"),
+        "{error}"
+    );
+    assert!(error.contains("restart"), "{error}");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+}
+
+#[test]
+fn a_reload_restarts_changed_resources_under_their_new_definition() {
+    let (mut sim, alpha, _, _) = trio(RESOURCE);
+    let changed = RESOURCE.replace("start = \"true\"", "start = \"true # v2\"");
+    sim.reload_all(&trio_file(PRIORITIES, "\"192.0.2.100/24\"", &changed));
+    let effects: Vec<&Effect> = sim.nodes[alpha].effects.iter().map(|(_, e)| e).collect();
+    let stop = effects.iter().rposition(
+        |e| matches!(e, Effect::StopResources { resources, .. } if resources[0].start == "true"),
+    );
+    let start = effects.iter().rposition(
+        |e| matches!(e, Effect::StartResources { resources, .. } if resources[0].start == "true # v2"),
+    );
+    assert!(
+        stop.is_some() && start.is_some() && stop < start,
+        "{effects:?}"
+    );
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
 }

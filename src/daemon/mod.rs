@@ -4,6 +4,7 @@
 //! remove addresses, announce, run resources, register names, serve the zone). Every decision
 //! is the node's.
 
+pub mod control;
 pub mod peers;
 pub mod resources;
 
@@ -14,27 +15,31 @@ use crate::dns;
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, Event, Link};
 use crate::net::vrrp_socket::{self, VrrpSocket};
-use crate::node::{Effect, GroupIndex, Node, ResourceReport, Setup};
+use crate::node::{Effect, GroupName, Node, ResourceReport, Setup};
 use crate::plan;
 use crate::wire::Family;
 use crate::wire::ip::Datagram;
+use control::{Access, Command, Response};
 use futures::StreamExt;
 use status::Status;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::AsyncWriteExt;
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub struct Options {
     pub config: PathBuf,
     pub node: String,
     pub control: PathBuf,
+    /// Where state that survives restarts lives (the drain mark).
+    pub state_dir: PathBuf,
+    /// Members of this group (gid) may use the control socket, beside root.
+    pub control_group: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,8 @@ pub enum DaemonError {
     },
     #[error("interface {0} has no {1} address to send adverts from")]
     NoSource(String, Family),
+    #[error("another vipd already runs for this node (control socket {0}): stop it first")]
+    AlreadyRunning(String),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -71,18 +78,28 @@ struct GroupTasks {
 
 struct Daemon {
     node: Node,
+    config_path: PathBuf,
+    /// The file `<state_dir>/<node>.drained` marks a drained node across restarts.
+    drain_mark: PathBuf,
+    access: Access,
+    /// Handovers asked over the control socket, answered when the group moved or the wait
+    /// is over.
+    handovers: Vec<PendingHandover>,
     netlink: rtnetlink::Handle,
     link: Link,
     link_local: Option<Ipv6Addr>,
     sockets: Vec<VrrpSocket>,
     announcer: Announcer,
-    tasks: HashMap<GroupIndex, GroupTasks>,
+    tasks: HashMap<GroupName, GroupTasks>,
     /// The DNS server's shared state, when the zone is served.
     dns: Option<Arc<dns::server::Server>>,
     /// Registration in the site's DNS, when configured: the key read at start.
     registration: Option<Arc<dns::update::Key>>,
     /// The other nodes' versions, asked over DNS.
     peers: peers::Shared,
+    peers_task: Option<tokio::task::JoinHandle<()>>,
+    /// Addresses the DNS server listens on.
+    dns_addresses: Vec<IpAddr>,
     /// Resource tasks report here.
     resource_reports: (
         tokio::sync::mpsc::UnboundedSender<ResourceReport>,
@@ -94,27 +111,77 @@ struct Daemon {
     events: Option<futures::stream::BoxStream<'static, Event>>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+struct PendingHandover {
+    group: String,
+    target: String,
+    deadline: Instant,
+    client: UnixStream,
+}
+
+/// How long a handover may take: the old owner's wait for a taker, and some.
+const HANDOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// A digest of the cluster file's bytes: the same on every node that runs the same file.
+pub fn file_digest(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path)?;
+    let hash = sha2::Sha256::digest(&bytes);
+    Ok(hash[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Runs the daemon until SIGTERM, SIGINT or SIGQUIT.
 pub async fn run(options: Options) -> Result<(), DaemonError> {
     let config = Config::load(&options.config)?;
     let node = config
         .node_index(&options.node)
         .ok_or_else(|| DaemonError::UnknownNode(options.node.clone()))?;
-    let mut daemon = Daemon::start(config, node).await?;
-    let listener = bind_control(&options.control)?;
+    // One daemon per node and host: the lock is held for the life of the process.
+    let _lock = lock_control(&options.control)?;
+    let listener = bind_control(&options.control, options.control_group)?;
+    let drain_mark = options.state_dir.join(format!("{}.drained", options.node));
+    let mut daemon = Daemon::start(config, node, &options, drain_mark).await?;
     info!(node = %options.node, control = %options.control.display(), "vipd {} running", env!("CARGO_PKG_VERSION"));
+    notify(&[sd_notify::NotifyState::Ready]);
     let result = daemon.run(listener).await;
     let _ = std::fs::remove_file(&options.control);
     result
 }
 
-fn bind_control(path: &std::path::Path) -> Result<UnixListener, DaemonError> {
+/// Tells systemd (Type=notify) where the daemon stands; nothing when not under systemd.
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        debug!("sd_notify: {e}");
+    }
+}
+
+/// Takes `<control>.lock` for good, or says that another daemon holds it.
+fn lock_control(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
     }
-    // A socket file left by a killed daemon would make bind fail.
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_error(format!("lock file {}", lock_path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| DaemonError::AlreadyRunning(path.display().to_string()))
+}
+
+fn bind_control(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
+    // A socket file left by a killed daemon would make bind fail; the lock says none runs.
     let _ = std::fs::remove_file(path);
-    UnixListener::bind(path).map_err(io_error(format!("control socket {}", path.display())))
+    let listener =
+        UnixListener::bind(path).map_err(io_error(format!("control socket {}", path.display())))?;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    if let Some(gid) = group {
+        let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)));
+    }
+    Ok(listener)
 }
 
 /// Datagrams read per socket per turn of the loop.
@@ -168,7 +235,12 @@ async fn receive_batch(socket: Option<&VrrpSocket>, batch: &mut Batch) -> Option
 }
 
 impl Daemon {
-    async fn start(config: Config, me: usize) -> Result<Daemon, DaemonError> {
+    async fn start(
+        config: Config,
+        me: usize,
+        options: &Options,
+        drain_mark: PathBuf,
+    ) -> Result<Daemon, DaemonError> {
         let interface = config.nodes[me].interface.clone();
         // Listen for link and address changes before reading the link's state, so that no
         // change between the two is lost.
@@ -186,17 +258,7 @@ impl Daemon {
             info!(%group, %address, "removing a stale virtual address left by an earlier run");
             netlink::del_address(&handle, link.index, address).await?;
         }
-        if plan::backs_up_an_owner(&config, me) {
-            let path = format!("/proc/sys/net/ipv4/conf/{interface}/accept_local");
-            match std::fs::write(&path, "1") {
-                Ok(()) => info!(
-                    "{path} = 1: the address owner's adverts must reach us while we hold its address"
-                ),
-                Err(e) => {
-                    warn!("cannot set {path}: {e}; the address owner's return may go unheard")
-                }
-            }
-        }
+        accept_local_if_needed(&config, me);
         let link_local = on_interface.iter().find_map(|a| match a {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,
@@ -205,7 +267,21 @@ impl Daemon {
             interface_addresses: on_interface,
             link_up: link.up,
         };
-        let node = Node::new(config, me, &setup, Instant::now(), SystemTime::now());
+        let drained = drain_mark.exists();
+        if drained {
+            info!(mark = %drain_mark.display(), "drained (vipd undrain to take part again)");
+        }
+        let digest = file_digest(&options.config)
+            .map_err(io_error(format!("reading {}", options.config.display())))?;
+        let mut node = Node::with_drain(
+            config,
+            me,
+            &setup,
+            Instant::now(),
+            SystemTime::now(),
+            drained,
+        );
+        node.set_facts(Instant::now(), facts(&digest, drained));
 
         let mut sockets = Vec::new();
         for family in node.families() {
@@ -231,6 +307,12 @@ impl Daemon {
         };
         let mut daemon = Daemon {
             node,
+            config_path: options.config.clone(),
+            drain_mark,
+            access: Access {
+                group: options.control_group,
+            },
+            handovers: Vec::new(),
             netlink: handle,
             link,
             link_local,
@@ -241,6 +323,8 @@ impl Daemon {
             registration,
             events: Some(events),
             peers: peers::Shared::default(),
+            peers_task: None,
+            dns_addresses: Vec::new(),
             resource_reports: {
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
                 (sender, Some(receiver))
@@ -248,21 +332,33 @@ impl Daemon {
             stopping: Vec::new(),
         };
         daemon.start_dns()?;
+        daemon.start_peers(digest);
         daemon.perform_effects().await;
         Ok(daemon)
     }
 
     async fn run(&mut self, control: UnixListener) -> Result<(), DaemonError> {
-        let mut sigterm = signal(SignalKind::terminate()).map_err(io_error("SIGTERM handler"))?;
-        let mut sigint = signal(SignalKind::interrupt()).map_err(io_error("SIGINT handler"))?;
+        let handler = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(io_error(format!("{name} handler")))
+        };
+        let mut sigterm = handler(SignalKind::terminate(), "SIGTERM")?;
+        let mut sigint = handler(SignalKind::interrupt(), "SIGINT")?;
+        let mut sigquit = handler(SignalKind::quit(), "SIGQUIT")?;
+        let mut sighup = handler(SignalKind::hangup(), "SIGHUP")?;
+        let mut sigusr1 = handler(SignalKind::user_defined1(), "SIGUSR1")?;
+        let mut sigusr2 = handler(SignalKind::user_defined2(), "SIGUSR2")?;
         let mut events = self.events.take().expect("subscribed at start");
         let mut reports = self.resource_reports.1.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
+        // systemd's watchdog, fed by this loop: a stuck loop gets the daemon restarted.
+        let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
+        let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         loop {
             let sleep_until = tokio::time::Instant::from_std(
                 self.node
                     .poll_timeout()
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+                    .min(self.next_handover_deadline()),
             );
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_until) => self.node.handle_timeout(Instant::now()),
@@ -272,23 +368,200 @@ impl Daemon {
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
-                Ok((mut stream, _)) = control.accept() => {
-                    let mut json = serde_json::to_vec(&self.status()).unwrap_or_default();
-                    json.push(b'\n');
-                    tokio::spawn(async move {
-                        let _ = stream.write_all(&json).await;
-                    });
+                _ = sigquit.recv() => break,
+                _ = sighup.recv() => {
+                    info!("SIGHUP: reloading {}", self.config_path.display());
+                    let _ = self.reload().await;
                 }
+                _ = sigusr1.recv() => self.log_status(),
+                _ = sigusr2.recv() => self.log_status(),
+                _ = feed.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
+                Ok((stream, _)) = control.accept() => self.control(stream).await,
             }
             self.perform_effects().await;
+            self.settle_handovers().await;
         }
+        notify(&[sd_notify::NotifyState::Stopping]);
         self.node.shutdown(Instant::now());
         self.perform_effects().await;
+        for pending in std::mem::take(&mut self.handovers) {
+            let mut client = pending.client;
+            control::answer(&mut client, &Response::error("vipd is stopping")).await;
+        }
         // Let the stop commands finish (each has its own time-out).
         for handle in std::mem::take(&mut self.stopping) {
             let _ = handle.await;
         }
         Ok(())
+    }
+
+    /// One control request: answered at once, or (a handover) once the group moved.
+    async fn control(&mut self, mut stream: UnixStream) {
+        let request = match control::read_request(&mut stream, self.access).await {
+            Ok(request) => request,
+            Err(e) => {
+                warn!("control: {e}");
+                control::answer(&mut stream, &Response::error(e)).await;
+                return;
+            }
+        };
+        let now = Instant::now();
+        let response = match request.command {
+            Command::Status => Response::status(self.status()),
+            Command::Reload => match self.reload().await {
+                Ok(summary) => Response::ok(summary),
+                Err(e) => Response::error(e),
+            },
+            Command::Handover { group, to } => {
+                let peers = self.peers.clone();
+                let alive = move |node: &str| peers::is_live(&peers, node);
+                match self.node.handover(now, &group, to.as_deref(), &alive) {
+                    Ok(target) => {
+                        self.handovers.push(PendingHandover {
+                            group,
+                            target,
+                            deadline: now + HANDOVER_WAIT,
+                            client: stream,
+                        });
+                        return;
+                    }
+                    Err(e) => Response::error(e),
+                }
+            }
+            Command::Drain => self.drain(true),
+            Command::Undrain => self.drain(false),
+        };
+        control::answer(&mut stream, &response).await;
+    }
+
+    fn next_handover_deadline(&self) -> Instant {
+        self.handovers
+            .iter()
+            .map(|h| h.deadline)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// Answers the handovers that are over: the group left this node, or the wait ended.
+    async fn settle_handovers(&mut self) {
+        let now = Instant::now();
+        let mut waiting = Vec::new();
+        for pending in std::mem::take(&mut self.handovers) {
+            let still_master =
+                self.node.state_of(&pending.group) == Some(crate::election::State::Master);
+            let response = if !still_master {
+                Response::ok(format!(
+                    "{} handed over (expected taker: {})",
+                    pending.group, pending.target
+                ))
+            } else if self.node.handing_over(&pending.group) == Some(false)
+                || now >= pending.deadline
+            {
+                Response::error(format!(
+                    "no node took {} over: this node stays its owner",
+                    pending.group
+                ))
+            } else {
+                waiting.push(pending);
+                continue;
+            };
+            let mut client = pending.client;
+            control::answer(&mut client, &response).await;
+        }
+        self.handovers = waiting;
+    }
+
+    /// Drains or undrains this node; the mark survives restarts.
+    fn drain(&mut self, drained: bool) -> Response {
+        let mark = &self.drain_mark;
+        let persisted = if drained {
+            mark.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(mark, "drained by vipd drain\n"))
+        } else {
+            match std::fs::remove_file(mark) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        if let Err(e) = persisted {
+            return Response::error(format!(
+                "cannot record the drain in {}: {e}",
+                mark.display()
+            ));
+        }
+        let now = Instant::now();
+        self.node.set_drained(now, drained);
+        let digest = file_digest(&self.config_path).unwrap_or_default();
+        self.node.set_facts(now, facts(&digest, drained));
+        Response::ok(if drained {
+            format!(
+                "{} drained: it hands over what it owns and takes nothing until `vipd undrain` (mark: {})",
+                self.node.name(),
+                mark.display()
+            )
+        } else {
+            format!("{} undrained", self.node.name())
+        })
+    }
+
+    /// Reads the file again and applies it as a difference; a bad file changes nothing.
+    async fn reload(&mut self) -> Result<String, String> {
+        notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::monotonic_usec_now()
+                .unwrap_or(sd_notify::NotifyState::Reloading),
+        ]);
+        let result = self.apply_file().await;
+        match &result {
+            Ok(summary) => info!("reloaded: {summary}"),
+            Err(e) => error!("reload refused, the running configuration stays: {e}"),
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+        result
+    }
+
+    async fn apply_file(&mut self) -> Result<String, String> {
+        let config = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let digest = file_digest(&self.config_path).map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        let summary = self.node.reload(now, config)?;
+        self.node
+            .set_facts(now, facts(&digest, self.node.drained()));
+        accept_local_if_needed(self.node.config(), self.node.me());
+        self.open_missing_sockets();
+        self.listen_dns_on_new_addresses();
+        self.start_peers(digest);
+        Ok(summary.join("; "))
+    }
+
+    /// A reload may bring a family this node did not speak yet.
+    fn open_missing_sockets(&mut self) {
+        let interface = self.node.config().nodes[self.node.me()].interface.clone();
+        for family in self.node.families() {
+            if self.sockets.iter().any(|s| s.family() == family) {
+                continue;
+            }
+            let Some(source) = self.node.source(family) else {
+                error!("interface {interface} has no {family} address to send adverts from");
+                continue;
+            };
+            match VrrpSocket::open(family, &interface, self.link.index, source) {
+                Ok(socket) => self.sockets.push(socket),
+                Err(e) => error!("VRRP {family} socket on {interface}: {e}"),
+            }
+        }
+    }
+
+    /// USR1/USR2: one line per group in the log (keepalived writes its data file then).
+    fn log_status(&self) {
+        let status = self.status();
+        for group in &status.groups {
+            for instance in &group.instances {
+                info!(group = %group.name, family = %instance.family, state = %instance.state, master = ?instance.master, priority = instance.priority, "status");
+            }
+        }
+        info!(drained = status.drained, dropped = ?status.dropped, sent = status.adverts_sent, received = status.adverts_received, "status");
     }
 
     fn receive(&mut self, batch: &Batch) {
@@ -318,14 +591,23 @@ impl Daemon {
         let mut starts = Vec::new();
         while let Some(effect) = self.node.poll_effect() {
             match effect {
-                Effect::StartResources { group, generation } => starts.push((group, generation)),
+                start @ Effect::StartResources { .. } => starts.push(start),
                 effect => self.perform(effect).await,
             }
         }
-        for (group, generation) in starts {
-            let tasks = self.tasks.entry(group).or_default();
+        for start in starts {
+            let Effect::StartResources {
+                group,
+                generation,
+                resources,
+                addresses,
+            } = start
+            else {
+                continue;
+            };
+            let tasks = self.tasks.entry(group.clone()).or_default();
             if tasks.mastership.load(Ordering::SeqCst) == generation {
-                self.start_resources(group, generation);
+                self.start_resources(group, generation, resources, addresses);
             }
         }
     }
@@ -343,7 +625,6 @@ impl Daemon {
                 };
                 for (destination, message) in datagrams {
                     if let Err(e) = socket.send(destination, &message) {
-                        let group = &self.node.config().groups[group].name;
                         debug!(%group, "sending advert to {destination}: {e}");
                     }
                 }
@@ -359,19 +640,18 @@ impl Daemon {
                     if let Err(e) =
                         netlink::add_address(&self.netlink, self.link.index, address).await
                     {
-                        let group = &self.node.config().groups[group].name;
-                        tracing::error!(%group, %address, "cannot add the virtual address, giving the group up: {e}");
+                        error!(%group, %address, "cannot add the virtual address, giving the group up: {e}");
                         failed = true;
                     }
                 }
                 if failed {
-                    self.node.handle_claim_failed(Instant::now(), group, family);
+                    self.node
+                        .handle_claim_failed(Instant::now(), &group, family);
                 }
             }
             Effect::Restore { group, address } => {
                 if let Err(e) = netlink::add_address(&self.netlink, self.link.index, address).await
                 {
-                    let group = &self.node.config().groups[group].name;
                     warn!(%group, %address, "cannot put the address back: {e}");
                 }
             }
@@ -382,7 +662,6 @@ impl Daemon {
                     if let Err(e) =
                         netlink::del_address(&self.netlink, self.link.index, address).await
                     {
-                        let group = &self.node.config().groups[group].name;
                         warn!(%group, %address, "cannot remove the virtual address: {e}");
                     }
                 }
@@ -399,15 +678,26 @@ impl Daemon {
                 group,
                 generation,
                 began,
+                names,
+                addresses,
             } => {
-                let tasks = self.tasks.entry(group).or_default();
+                let tasks = self.tasks.entry(group.clone()).or_default();
                 tasks.mastership.store(generation, Ordering::SeqCst);
                 if began {
-                    self.register(group, generation);
+                    self.register(group, generation, names, addresses);
                 }
             }
-            Effect::StartResources { group, generation } => self.start_resources(group, generation),
-            Effect::StopResources { group } => self.stop_resources(group),
+            Effect::StartResources {
+                group,
+                generation,
+                resources,
+                addresses,
+            } => self.start_resources(group, generation, resources, addresses),
+            Effect::StopResources {
+                group,
+                resources,
+                addresses,
+            } => self.stop_resources(group, resources, addresses),
             Effect::PublishZone(zone) => {
                 if let Some(server) = &self.dns {
                     server.set_zone(*zone);
@@ -416,30 +706,29 @@ impl Daemon {
         }
     }
 
-    fn resource_context(&self, group: GroupIndex) -> resources::Context {
-        let config = self.node.config();
-        let group = &config.groups[group];
+    fn resource_context(&self, group: &str, addresses: String) -> resources::Context {
         resources::Context {
-            group: group.name.clone(),
-            node: config.nodes[self.node.me()].name.clone(),
-            addresses: group
-                .addresses
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" "),
+            group: group.to_string(),
+            node: self.node.name().to_string(),
+            addresses,
         }
     }
 
     /// The addresses are up: start the group's resources (checked while master).
-    fn start_resources(&mut self, group: GroupIndex, generation: u64) {
-        let context = self.resource_context(group);
-        let tasks = self.tasks.entry(group).or_default();
+    fn start_resources(
+        &mut self,
+        group: GroupName,
+        generation: u64,
+        definitions: Vec<crate::config::Resource>,
+        addresses: String,
+    ) {
+        let context = self.resource_context(&group, addresses);
+        let tasks = self.tasks.entry(group.clone()).or_default();
         resources::start(
             group,
             generation,
             tasks.mastership.clone(),
-            self.node.config().groups[group].resources.clone(),
+            definitions,
             tasks.resource_lock.clone(),
             context,
             self.resource_reports.0.clone(),
@@ -447,32 +736,41 @@ impl Daemon {
     }
 
     /// Stepped down: stop the group's resources, in reverse order.
-    fn stop_resources(&mut self, group: GroupIndex) {
-        let context = self.resource_context(group);
+    fn stop_resources(
+        &mut self,
+        group: GroupName,
+        definitions: Vec<crate::config::Resource>,
+        addresses: String,
+    ) {
+        let context = self.resource_context(&group, addresses);
         let tasks = self.tasks.entry(group).or_default();
-        let handle = resources::stop(
-            self.node.config().groups[group].resources.clone(),
-            tasks.resource_lock.clone(),
-            context,
-        );
+        let handle = resources::stop(definitions, tasks.resource_lock.clone(), context);
         self.stopping.retain(|h| !h.is_finished());
         self.stopping.push(handle);
     }
 
     /// Registers the group's names in the site's DNS, retrying with backoff while this
     /// mastership lasts.
-    fn register(&mut self, group: GroupIndex, generation: u64) {
+    fn register(
+        &mut self,
+        group: GroupName,
+        generation: u64,
+        names: Vec<String>,
+        addresses: Vec<IpAddr>,
+    ) {
         let config = self.node.config();
         let (Some(key), Some(update)) = (self.registration.clone(), config.dns.update.clone())
         else {
             return;
         };
         let cluster_zone = config.cluster.zone.clone();
-        let group_config = &config.groups[group];
-        let addresses: Vec<IpAddr> = group_config.addresses.iter().map(|a| a.address).collect();
-        let mut pending = group_config.names.clone();
-        let group_name = group_config.name.clone();
-        let mastership = self.tasks.entry(group).or_default().mastership.clone();
+        let mut pending = names;
+        let mastership = self
+            .tasks
+            .entry(group.clone())
+            .or_default()
+            .mastership
+            .clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             while mastership.load(Ordering::SeqCst) == generation {
@@ -483,10 +781,10 @@ impl Daemon {
                 for (fqdn, name, outcome) in outcomes {
                     match outcome {
                         Ok(()) => {
-                            info!(group = %group_name, %name, server = %update.server, "registered in the site's DNS")
+                            info!(%group, %name, server = %update.server, "registered in the site's DNS")
                         }
                         Err(e) => {
-                            warn!(group = %group_name, %name, server = %update.server, "registration failed, retrying in {backoff:?}: {e}");
+                            warn!(%group, %name, server = %update.server, "registration failed, retrying in {backoff:?}: {e}");
                             failed.push(fqdn);
                         }
                     }
@@ -501,13 +799,10 @@ impl Daemon {
         });
     }
 
-    /// Serves the zone on the node's address and on every virtual address of its groups
-    /// (bound ahead of time: a virtual address answers while this node holds it).
-    fn start_dns(&mut self) -> Result<(), DaemonError> {
+    /// The addresses the zone is served on: the node's own and every virtual address of its
+    /// groups (bound ahead of time: a virtual address answers while this node holds it).
+    fn wanted_dns_addresses(&self) -> Vec<IpAddr> {
         let config = self.node.config();
-        if !config.dns.enabled {
-            return Ok(());
-        }
         let me = self.node.me();
         let mut addresses = vec![config.nodes[me].address];
         for group in config.groups.iter().filter(|g| g.priority_of(me).is_some()) {
@@ -517,37 +812,102 @@ impl Daemon {
                 }
             }
         }
+        addresses
+    }
+
+    fn start_dns(&mut self) -> Result<(), DaemonError> {
+        let config = self.node.config();
+        if !config.dns.enabled {
+            return Ok(());
+        }
+        let addresses = self.wanted_dns_addresses();
         let server = Arc::new(dns::server::Server::new(&config.dns, self.node.zone()));
         dns::server::spawn(server.clone(), &addresses, config.dns.port)
             .map_err(io_error(format!("DNS on port {}", config.dns.port)))?;
         self.dns = Some(server);
-        peers::spawn(config, me, self.peers.clone());
+        self.dns_addresses = addresses;
         Ok(())
+    }
+
+    /// A reload may add virtual addresses: the zone is served on them too.
+    fn listen_dns_on_new_addresses(&mut self) {
+        let Some(server) = self.dns.clone() else {
+            return;
+        };
+        let new: Vec<IpAddr> = self
+            .wanted_dns_addresses()
+            .into_iter()
+            .filter(|a| !self.dns_addresses.contains(a))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let port = self.node.config().dns.port;
+        match dns::server::spawn(server, &new, port) {
+            Ok(()) => self.dns_addresses.extend(new),
+            Err(e) => error!("DNS on the new addresses {new:?}: {e}"),
+        }
+    }
+
+    /// (Re)starts asking the other nodes for their version, file digest and drain.
+    fn start_peers(&mut self, digest: String) {
+        if !self.node.config().dns.enabled {
+            return;
+        }
+        if let Some(task) = self.peers_task.take() {
+            task.abort();
+        }
+        self.peers_task = Some(peers::spawn(
+            self.node.config(),
+            self.node.me(),
+            self.peers.clone(),
+            digest,
+        ));
     }
 
     fn status(&self) -> Status {
         let mut status = self.node.status(Instant::now());
+        status.config_digest = file_digest(&self.config_path).ok();
         status.dns = self.dns.as_ref().map(|d| d.snapshot());
         status.peers = self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         status
     }
 }
 
+/// The facts a node publishes about itself beside its version.
+fn facts(digest: &str, drained: bool) -> Vec<String> {
+    let mut facts = vec![format!("config={digest}")];
+    if drained {
+        facts.push("drained=1".into());
+    }
+    facts
+}
+
+/// A group whose address owner is another node: when we hold that address and the owner
+/// returns, its adverts come from an address that is local here, which the kernel drops as
+/// martian unless accept_local is on for the interface.
+fn accept_local_if_needed(config: &Config, me: usize) {
+    if !plan::backs_up_an_owner(config, me) {
+        return;
+    }
+    let path = format!(
+        "/proc/sys/net/ipv4/conf/{}/accept_local",
+        config.nodes[me].interface
+    );
+    match std::fs::write(&path, "1") {
+        Ok(()) => {
+            info!("{path} = 1: the address owner's adverts must reach us while we hold its address")
+        }
+        Err(e) => warn!("cannot set {path}: {e}; the address owner's return may go unheard"),
+    }
+}
+
 /// Reads the status from a running daemon's control socket.
-pub async fn query_status(control: &std::path::Path) -> Result<Status, String> {
-    use tokio::io::AsyncReadExt;
-    let mut stream = tokio::net::UnixStream::connect(control)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach vipd at {}: {e} (is it running? --control)",
-                control.display()
-            )
-        })?;
-    let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .await
-        .map_err(|e| format!("reading status: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("bad status from vipd: {e}"))
+pub async fn query_status(control: &Path) -> Result<Status, String> {
+    let response = control::request(control, Command::Status, Duration::from_secs(5)).await?;
+    match (response.status, response.error) {
+        (Some(status), _) => Ok(*status),
+        (None, Some(error)) => Err(error),
+        (None, None) => Err("vipd answered without a status".into()),
+    }
 }

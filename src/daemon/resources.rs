@@ -53,7 +53,7 @@ async fn run(
 
 /// Starts the resources in order, then checks them while the mastership lasts.
 pub fn start(
-    group: usize,
+    group: crate::node::GroupName,
     generation: u64,
     mastership: Arc<AtomicU64>,
     resources: Vec<Resource>,
@@ -65,7 +65,7 @@ pub fn start(
         let current = || mastership.load(Ordering::SeqCst) == generation;
         let report = |outcome| {
             let _ = reports.send(Report {
-                group,
+                group: group.clone(),
                 generation,
                 outcome,
             });

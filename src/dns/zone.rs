@@ -51,6 +51,18 @@ fn fqdn(text: &str) -> Name {
 /// `me`: the node serving this copy of the zone, which adds `_vipd.<me>.<zone>. TXT
 /// "version=..."` so that the other nodes can check they run the same version.
 pub fn build(config: &Config, me: Option<usize>, owners: &[Option<String>], serial: u32) -> Zone {
+    build_with(config, me, owners, serial, &[])
+}
+
+/// [`build`], with more facts about this node beside its version (`config=<digest>`,
+/// `drained=1`, ...) in its `_vipd.<me>.<zone>.` TXT record.
+pub fn build_with(
+    config: &Config,
+    me: Option<usize>,
+    owners: &[Option<String>],
+    serial: u32,
+    facts: &[String],
+) -> Zone {
     let zone = &config.cluster.zone;
     let origin = fqdn(zone);
     let ttl = config.dns.ttl.as_secs() as u32;
@@ -100,7 +112,8 @@ pub fn build(config: &Config, me: Option<usize>, owners: &[Option<String>], seri
     }
     if let Some(me) = me {
         let name = fqdn(&format!("{VERSION_LABEL}.{}.{zone}", config.nodes[me].name));
-        let text = vec![format!("version={}", env!("CARGO_PKG_VERSION"))];
+        let mut text = vec![format!("version={}", env!("CARGO_PKG_VERSION"))];
+        text.extend(facts.iter().cloned());
         add(Record::from_rdata(name, ttl, RData::TXT(TXT::new(text))));
     }
     for (index, group) in config.groups.iter().enumerate() {

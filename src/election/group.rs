@@ -65,6 +65,33 @@ impl Group {
         self.each(now, |i, now| i.give_up(now, reason));
     }
 
+    /// A planned handover of every family: see [`Instance::hand_over`]. False when this
+    /// node is not master.
+    pub fn hand_over(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        self.each(now, |i, now| any |= i.hand_over(now));
+        any
+    }
+
+    /// See [`Instance::set_drained`].
+    pub fn set_drained(&mut self, now: Instant, drained: bool) {
+        self.each(now, |i, now| i.set_drained(now, drained));
+    }
+
+    /// New settings for the same families in place: see [`Instance::reconfigure`].
+    pub fn reconfigure(&mut self, now: Instant, configs: Vec<InstanceConfig>) {
+        for config in configs {
+            if let Some(instance) = self
+                .instances
+                .iter_mut()
+                .find(|i| i.config().family == config.family)
+            {
+                instance.reconfigure(now, config);
+            }
+        }
+        self.collect();
+    }
+
     /// The shell could not add the addresses of `family`: see [`Instance::claim_failed`].
     pub fn claim_failed(&mut self, now: Instant, family: Family) {
         if let Some(index) = self

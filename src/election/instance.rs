@@ -59,6 +59,10 @@ pub enum Reason {
     ResourceFailed,
     /// Trying again after giving the group up.
     Retry,
+    /// A planned handover: another node took the group over.
+    HandedOver,
+    /// The configuration changed: this node is no longer in the group.
+    Removed,
 }
 
 impl std::fmt::Display for Reason {
@@ -78,6 +82,8 @@ impl std::fmt::Display for Reason {
             Reason::ClaimFailed => "the virtual addresses could not be added",
             Reason::ResourceFailed => "a resource failed",
             Reason::Retry => "trying again after giving the group up",
+            Reason::HandedOver => "handed over",
+            Reason::Removed => "removed from the configuration",
         })
     }
 }
@@ -156,6 +162,11 @@ pub struct Instance {
     /// After this node gave the group up (addresses or resources failed), it does not
     /// preempt again: it takes over only when the master goes away.
     preempt_suppressed: bool,
+    /// Master handing the group over: it says priority 0 and keeps its addresses until
+    /// another node speaks as master (make before break).
+    handing_over: bool,
+    /// Drained: this node takes the group in no case (it hands it over when master).
+    drained: bool,
     actions: VecDeque<Action>,
     counters: Counters,
 }
@@ -175,6 +186,8 @@ impl Instance {
             preempt_after: None,
             last_heal: None,
             preempt_suppressed: false,
+            handing_over: false,
+            drained: false,
             actions: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -214,10 +227,79 @@ impl Instance {
         }
         if !self.link_up {
             self.transition(State::Fault, Reason::LinkDown);
-        } else if self.config.priority == 255 {
+        } else if self.config.priority == 255 && !self.drained {
             self.become_master(now, Reason::AddressOwner);
         } else {
             self.become_backup(now, Reason::Startup, self.config.advert_interval);
+        }
+    }
+
+    /// A planned move: a master says priority 0 while it keeps its addresses and keeps
+    /// answering, so the next node in line claims and announces before this one lets go
+    /// (make before break); it steps down when it hears the new master, and does not
+    /// preempt back. If nobody takes over within Master_Down_Interval (and the RFC's skew),
+    /// it stays master, unless it is drained. Returns false when not master.
+    pub fn hand_over(&mut self, now: Instant) -> bool {
+        if self.state != State::Master {
+            return false;
+        }
+        self.handing_over = true;
+        self.preempt_suppressed = true;
+        self.actions.push_back(Action::SendAdvert { priority: 0 });
+        self.timers
+            .set(Timer::Advert, now + self.config.advert_interval);
+        let wait =
+            3 * self.config.advert_interval + self.config.skew_time(self.config.advert_interval);
+        self.timers
+            .set(Timer::Handover, now + wait + self.config.advert_interval);
+        true
+    }
+
+    /// True while a handover waits for another node.
+    pub fn handing_over(&self) -> bool {
+        self.handing_over
+    }
+
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    /// Drain: take the group in no case; a master hands it over (and gives it up when no
+    /// node takes it). Undrain: take part again (with preempt, a better node takes the group
+    /// back at the master's next advert).
+    pub fn set_drained(&mut self, now: Instant, drained: bool) {
+        self.drained = drained;
+        if drained {
+            self.hand_over(now);
+        } else {
+            self.preempt_suppressed = false;
+            if self.state == State::Backup && self.config.priority == 255 {
+                self.become_master(now, Reason::AddressOwner);
+            }
+        }
+    }
+
+    /// The configuration changed in place (same family and VRID): the state, the timers'
+    /// rhythm and the known master stay; priority, interval, peers, preemption and the rest
+    /// take effect from the next advert, by the same rules as at run time.
+    pub fn reconfigure(&mut self, now: Instant, config: InstanceConfig) {
+        let rename = |index: Option<usize>, old: &InstanceConfig, new: &InstanceConfig| {
+            let name = &old.peers.get(index?)?.name;
+            new.peers.iter().position(|p| &p.name == name)
+        };
+        self.master = rename(self.master, &self.config, &config);
+        self.learned_sources = std::mem::take(&mut self.learned_sources)
+            .into_iter()
+            .filter_map(|(src, i)| Some((src, rename(Some(i), &self.config, &config)?)))
+            .collect();
+        let interval_changed = config.advert_interval != self.config.advert_interval;
+        self.config = config;
+        self.master_adver_interval = self.master_adver_interval.min(self.config.advert_interval);
+        if interval_changed && self.state == State::Master {
+            let next = now + self.config.advert_interval;
+            if self.timers.get(Timer::Advert).is_none_or(|at| at > next) {
+                self.timers.set(Timer::Advert, next);
+            }
         }
     }
 
@@ -249,7 +331,7 @@ impl Instance {
             }
         } else if self.state == State::Fault {
             self.master = None;
-            if self.config.priority == 255 {
+            if self.config.priority == 255 && !self.drained {
                 self.become_master(now, Reason::LinkUp);
             } else {
                 self.become_backup(now, Reason::LinkUp, self.config.advert_interval);
@@ -291,6 +373,12 @@ impl Instance {
         sender: Option<usize>,
         learned: Duration,
     ) {
+        if advert.priority == 0 && self.drained {
+            // A drained node takes nothing: it leaves the group to the others.
+            self.timers
+                .set(Timer::MasterDown, now + self.master_down_interval());
+            return;
+        }
         if advert.priority == 0 {
             if !self.config.fast_takeover {
                 // RFC 9568: the master is leaving; wait Skew_Time for a better backup.
@@ -318,6 +406,7 @@ impl Instance {
             return;
         }
         let tolerated = !self.config.preempt
+            || self.drained
             || self.preempt_suppressed
             || advert.priority >= self.config.priority
             || {
@@ -363,6 +452,11 @@ impl Instance {
         sender: Option<usize>,
         learned: Duration,
     ) {
+        if self.handing_over && advert.priority > 0 {
+            self.master = sender;
+            self.become_backup(now, Reason::HandedOver, learned);
+            return;
+        }
         let mine = self.config.priority;
         let yields =
             advert.priority > mine || (advert.priority == mine && advert.src > self.config.primary);
@@ -403,7 +497,23 @@ impl Instance {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.timers.expire(Timer::MasterDown, now) && self.state == State::Backup {
             self.master = None;
-            self.become_master(now, Reason::MasterDown);
+            if self.drained {
+                // No master, and this node takes nothing while drained: wait on.
+                self.timers
+                    .set(Timer::MasterDown, now + self.master_down_interval());
+            } else {
+                self.become_master(now, Reason::MasterDown);
+            }
+        }
+        if self.timers.expire(Timer::Handover, now) && self.state == State::Master {
+            // Nobody took the group: a drained node lets go all the same, another stays.
+            self.handing_over = false;
+            if self.drained {
+                self.become_backup(now, Reason::HandedOver, self.config.advert_interval);
+            } else {
+                self.preempt_suppressed = false;
+                self.send_advert(now);
+            }
         }
         // The wait after giving the group up is over.
         if self.timers.expire(Timer::FaultRetry, now) && self.state == State::Fault && self.link_up
@@ -492,6 +602,7 @@ impl Instance {
     fn become_master(&mut self, now: Instant, reason: Reason) {
         self.cancel_timers();
         self.preempt_suppressed = false;
+        self.handing_over = false;
         self.master = None;
         self.preempt_after = None;
         self.counters.became_master += 1;
@@ -513,6 +624,7 @@ impl Instance {
 
     fn become_backup(&mut self, now: Instant, reason: Reason, master_adver_interval: Duration) {
         let was_master = self.state == State::Master;
+        self.handing_over = false;
         self.cancel_timers();
         self.transition(State::Backup, reason);
         if was_master {
@@ -530,9 +642,12 @@ impl Instance {
     }
 
     fn send_advert(&mut self, now: Instant) {
-        self.actions.push_back(Action::SendAdvert {
-            priority: self.config.priority,
-        });
+        let priority = if self.handing_over {
+            0
+        } else {
+            self.config.priority
+        };
+        self.actions.push_back(Action::SendAdvert { priority });
         self.timers
             .set(Timer::Advert, now + self.config.advert_interval);
     }
@@ -555,6 +670,7 @@ impl Instance {
         self.preempt_after = None;
         self.timers.stop_all();
         self.announces_left = 0;
+        self.handing_over = false;
     }
 
     fn transition(&mut self, to: State, reason: Reason) {

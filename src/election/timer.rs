@@ -14,14 +14,17 @@ pub enum Timer {
     Announce,
     /// Fault after giving the group up: the wait before trying again through Backup.
     FaultRetry,
+    /// Master handing the group over: the wait for another node to take it.
+    Handover,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::MasterDown,
         Timer::Advert,
         Timer::Announce,
         Timer::FaultRetry,
+        Timer::Handover,
     ];
 
     fn slot(self) -> usize {

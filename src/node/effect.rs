@@ -1,51 +1,53 @@
 //! What a node asks the world to do: values handed out by [`super::Node::poll_effect`], in
-//! the order they must be carried out.
+//! the order they must be carried out. Each effect is self-contained (a reload may change the
+//! configuration before the shell carries it out).
 
-use crate::config::VirtualAddress;
+use crate::config::{Resource, VirtualAddress};
 use crate::dns::zone::Zone;
 use crate::election::Transition;
 use crate::wire::Family;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-/// A group is named by its index in the cluster file's `groups`.
-pub type GroupIndex = usize;
+/// A group is named by its name in the cluster file (stable across reloads).
+pub type GroupName = Arc<str>;
 
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// Send one advert: the same message to each destination, checksummed for it.
     Send {
-        group: GroupIndex,
+        group: GroupName,
         family: Family,
         priority: u8,
         datagrams: Vec<(IpAddr, Vec<u8>)>,
     },
     /// Add the virtual addresses (a failure goes back as `Node::handle_claim_failed`).
     Claim {
-        group: GroupIndex,
+        group: GroupName,
         family: Family,
         accept: bool,
         addresses: Vec<VirtualAddress>,
     },
     /// Put back one virtual address that someone else removed while this node is master.
     Restore {
-        group: GroupIndex,
+        group: GroupName,
         address: VirtualAddress,
     },
     /// Remove the virtual addresses.
     Release {
-        group: GroupIndex,
+        group: GroupName,
         family: Family,
         addresses: Vec<VirtualAddress>,
     },
     /// Gratuitous ARP / unsolicited neighbour advertisement for these addresses.
     Announce {
-        group: GroupIndex,
+        group: GroupName,
         family: Family,
         addresses: Vec<IpAddr>,
     },
     /// A state changed (already logged by the node).
     Transition {
-        group: GroupIndex,
+        group: GroupName,
         family: Family,
         transition: Transition,
     },
@@ -53,14 +55,27 @@ pub enum Effect {
     /// to a mastership (registration in the site's DNS, resource checks) lasts while the
     /// generation is current.
     Mastership {
-        group: GroupIndex,
+        group: GroupName,
         generation: u64,
         began: bool,
+        /// The group's virtual names and addresses (for the registration).
+        names: Vec<String>,
+        addresses: Vec<IpAddr>,
     },
     /// The addresses are up: start the group's resources, in order, then check them.
-    StartResources { group: GroupIndex, generation: u64 },
-    /// Stepped down: stop the group's resources, in reverse order.
-    StopResources { group: GroupIndex },
-    /// The zone changed (an owner moved): serve this one.
+    StartResources {
+        group: GroupName,
+        generation: u64,
+        resources: Vec<Resource>,
+        /// The group's addresses as the commands see them (`VIPD_ADDRESSES`).
+        addresses: String,
+    },
+    /// Stepped down (or the definition changed): stop these resources, in reverse order.
+    StopResources {
+        group: GroupName,
+        resources: Vec<Resource>,
+        addresses: String,
+    },
+    /// The zone changed (an owner moved, a reload): serve this one.
     PublishZone(Box<Zone>),
 }

@@ -17,7 +17,7 @@ pub mod effect;
 pub mod status;
 
 pub use discard::{Discard, Discards};
-pub use effect::{Effect, GroupIndex};
+pub use effect::{Effect, GroupName};
 
 use crate::config::{Config, VirtualAddress};
 use crate::dns::zone::{self, Zone};
@@ -30,6 +30,7 @@ use status::{GroupStatus, InstanceStatus, Status, TransitionRecord};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
@@ -47,7 +48,7 @@ pub struct Setup {
 /// What a resource task reports, for the mastership it was started in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceReport {
-    pub group: GroupIndex,
+    pub group: GroupName,
     pub generation: u64,
     pub outcome: ResourceOutcome,
 }
@@ -87,7 +88,8 @@ impl std::fmt::Display for ResourceState {
 /// One group as this node runs it.
 struct GroupRuntime {
     /// Index into `Config::groups`.
-    index: GroupIndex,
+    index: usize,
+    name: GroupName,
     election: Group,
     /// Families whose addresses are on the interface now.
     claimed: Vec<Family>,
@@ -100,11 +102,39 @@ struct GroupRuntime {
     resources: ResourceState,
 }
 
+impl GroupRuntime {
+    fn new(index: usize, config: &Config, instances: Vec<crate::election::InstanceConfig>) -> Self {
+        GroupRuntime {
+            index,
+            name: Arc::from(config.groups[index].name.as_str()),
+            election: Group::new(instances),
+            claimed: Vec::new(),
+            transitions: VecDeque::new(),
+            mastership: 0,
+            start_pending: false,
+            resources: ResourceState::Idle,
+        }
+    }
+
+    /// Starts the election, down when the link is, drained when the node is.
+    fn start(&mut self, now: Instant, link_up: bool, drained: bool) {
+        if !link_up {
+            self.election.set_link(now, false);
+        }
+        if drained {
+            self.election.set_drained(now, true);
+        }
+        self.election.start(now);
+    }
+}
+
 pub struct Node {
     config: Config,
     me: usize,
     sources: Sources,
     link_up: bool,
+    /// Drained: this node takes no group (it hands over those it owns).
+    drained: bool,
     groups: Vec<GroupRuntime>,
     /// (family, vrid) → index into `groups`.
     by_vrid: HashMap<(Family, u8), usize>,
@@ -125,42 +155,39 @@ pub struct Node {
     /// The owner of each group of the file, as this node knows it (for the zone).
     owners: Vec<Option<String>>,
     zone_serial: u32,
+    /// More facts this node publishes beside its version (config digest, drained).
+    facts: Vec<String>,
+    /// The zone must be published even if no owner moved (a reload).
+    zone_stale: bool,
 }
+
+/// What a reload changed, for the log and the caller.
+pub type ReloadSummary = Vec<String>;
 
 impl Node {
     /// The node `me` of `config`, started at `now` (`wall`: the wall clock at `now`).
     pub fn new(config: Config, me: usize, setup: &Setup, now: Instant, wall: SystemTime) -> Node {
+        Node::with_drain(config, me, setup, now, wall, false)
+    }
+
+    /// [`Node::new`], drained from the start when `drained` (a drain survives restarts).
+    pub fn with_drain(
+        config: Config,
+        me: usize,
+        setup: &Setup,
+        now: Instant,
+        wall: SystemTime,
+        drained: bool,
+    ) -> Node {
         let sources = Sources::find(&config, me, &setup.interface_addresses);
-        let mut groups = Vec::new();
-        let mut by_vrid = HashMap::new();
-        for group_plan in plan::for_node_with(&config, me, &sources) {
-            for instance in &group_plan.instances {
-                by_vrid.insert((instance.family, instance.vrid), groups.len());
-            }
-            groups.push(GroupRuntime {
-                index: group_plan.group,
-                election: Group::new(group_plan.instances),
-                claimed: Vec::new(),
-                transitions: VecDeque::new(),
-                mastership: 0,
-                start_pending: false,
-                resources: ResourceState::Idle,
-            });
-        }
-        // Groups this node is not a member of: it hears none of their adverts, so it cannot
-        // tell their owner, and says so.
-        let owners = config
-            .groups
-            .iter()
-            .map(|g| g.priority_of(me).is_none().then(|| "unknown".to_string()))
-            .collect();
         let mut node = Node {
             config,
             me,
             sources,
             link_up: setup.link_up,
-            groups,
-            by_vrid,
+            drained,
+            groups: Vec::new(),
+            by_vrid: HashMap::new(),
             discards: Discards::default(),
             anomalies: BTreeMap::new(),
             adverts_sent: 0,
@@ -170,16 +197,18 @@ impl Node {
             timers: BinaryHeap::new(),
             touched: Vec::new(),
             effects: VecDeque::new(),
-            owners,
+            owners: Vec::new(),
             zone_serial: 0,
+            facts: Vec::new(),
+            zone_stale: false,
         };
         node.zone_serial = node.unix_seconds(now);
-        for runtime in &mut node.groups {
-            if !setup.link_up {
-                runtime.election.set_link(now, false);
-            }
-            runtime.election.start(now);
+        for plan in plan::for_node_with(&node.config, me, &node.sources) {
+            let mut runtime = GroupRuntime::new(plan.group, &node.config, plan.instances);
+            runtime.start(now, setup.link_up, drained);
+            node.groups.push(runtime);
         }
+        node.index_groups();
         node.touch_all();
         node.process(now);
         node
@@ -192,6 +221,11 @@ impl Node {
     /// This node's index in the cluster file.
     pub fn me(&self) -> usize {
         self.me
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.config.nodes[self.me].name
     }
 
     /// The address adverts of `family` go out from.
@@ -207,8 +241,8 @@ impl Node {
         families
     }
 
-    /// The election of the file's group `group`, when this node is a member.
-    pub fn election(&self, group: GroupIndex) -> Option<&Group> {
+    /// The election of the file's group number `group`, when this node is a member.
+    pub fn election(&self, group: usize) -> Option<&Group> {
         self.groups
             .iter()
             .find(|r| r.index == group)
@@ -219,9 +253,28 @@ impl Node {
         &self.discards
     }
 
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
     /// The zone as this node serves it now.
     pub fn zone(&self) -> Zone {
-        zone::build(&self.config, Some(self.me), &self.owners, self.zone_serial)
+        zone::build_with(
+            &self.config,
+            Some(self.me),
+            &self.owners,
+            self.zone_serial,
+            &self.facts,
+        )
+    }
+
+    /// Facts this node publishes beside its version in the zone (`config=...`, ...).
+    pub fn set_facts(&mut self, now: Instant, facts: Vec<String>) {
+        if facts != self.facts {
+            self.facts = facts;
+            self.zone_stale = true;
+            self.process(now);
+        }
     }
 
     // ---- inputs ----
@@ -253,8 +306,7 @@ impl Node {
     /// An address disappeared from the node's interface.
     pub fn handle_address_removed(&mut self, now: Instant, address: IpAddr) {
         let family = Family::of(&address);
-        for slot in 0..self.groups.len() {
-            let runtime = &self.groups[slot];
+        for runtime in &self.groups {
             let group = &self.config.groups[runtime.index];
             let Some(virtual_address) = group.addresses.iter().find(|a| a.address == address)
             else {
@@ -267,11 +319,11 @@ impl Node {
             if master && runtime.claimed.contains(&family) {
                 warn!(group = %group.name, %address, "virtual address removed by someone else while master: putting it back");
                 self.effects.push_back(Effect::Restore {
-                    group: runtime.index,
+                    group: runtime.name.clone(),
                     address: *virtual_address,
                 });
                 self.effects.push_back(Effect::Announce {
-                    group: runtime.index,
+                    group: runtime.name.clone(),
                     family,
                     addresses: vec![address],
                 });
@@ -282,7 +334,7 @@ impl Node {
 
     /// The shell could not add the addresses of `family` of `group`: the node gives the
     /// group up for a while.
-    pub fn handle_claim_failed(&mut self, now: Instant, group: GroupIndex, family: Family) {
+    pub fn handle_claim_failed(&mut self, now: Instant, group: &str, family: Family) {
         if let Some(slot) = self.slot(group) {
             self.groups[slot].election.claim_failed(now, family);
             self.touched.push(slot);
@@ -293,18 +345,17 @@ impl Node {
     /// A resource task reported. A failure while the mastership it was started in lasts gives
     /// the group up; reports of an earlier mastership are stale and ignored.
     pub fn handle_resources(&mut self, now: Instant, report: ResourceReport) {
-        let Some(slot) = self.slot(report.group) else {
+        let Some(slot) = self.slot(&report.group) else {
             return;
         };
         let runtime = &mut self.groups[slot];
         if runtime.mastership != report.generation {
             return;
         }
-        let name = &self.config.groups[runtime.index].name;
         match report.outcome {
             ResourceOutcome::Started => runtime.resources = ResourceState::Started,
             ResourceOutcome::StartFailed(why) | ResourceOutcome::CheckFailed(why) => {
-                error!(group = %name, "resource failed, giving the group up: {why}");
+                error!(group = %runtime.name, "resource failed, giving the group up: {why}");
                 runtime.resources = ResourceState::Failed(why);
                 runtime.election.give_up(now, Reason::ResourceFailed);
                 self.touched.push(slot);
@@ -337,6 +388,219 @@ impl Node {
         }
         self.touch_all();
         self.process(now);
+    }
+
+    /// A planned move of `group` from this node (its owner) to `to`, or to the next live
+    /// member in line: make before break (see [`crate::election::Instance::hand_over`]).
+    /// `alive` tells which members can take it (answering, not drained). Returns the node
+    /// expected to take the group, or why the move is refused.
+    pub fn handover(
+        &mut self,
+        now: Instant,
+        group: &str,
+        to: Option<&str>,
+        alive: &dyn Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let me = self.name().to_string();
+        let slot = self
+            .slot(group)
+            .ok_or_else(|| format!("node {me} is not a member of a group \"{group}\""))?;
+        let leader = self.groups[slot]
+            .election
+            .leader()
+            .ok_or_else(|| format!("group {group} has no address here"))?;
+        if leader.state() != State::Master {
+            let owner = leader.master_peer().unwrap_or("unknown");
+            return Err(format!(
+                "node {me} does not own {group} (owner: {owner}): run the handover on the owner"
+            ));
+        }
+        if leader.handing_over() {
+            return Err(format!("a handover of {group} is already under way"));
+        }
+        // Members in the order they would take over: priority, then address.
+        let mut line: Vec<&crate::election::Peer> = leader.config().peers.iter().collect();
+        line.sort_by_key(|p| std::cmp::Reverse((p.priority, p.address)));
+        let target = match to {
+            None => line
+                .iter()
+                .find(|p| alive(&p.name))
+                .map(|p| p.name.clone())
+                .ok_or_else(|| format!("no other live member can take {group}"))?,
+            Some(name) => {
+                let position = line
+                    .iter()
+                    .position(|p| p.name == name)
+                    .ok_or_else(|| format!("{name} is not a member of {group}"))?;
+                if !alive(name) {
+                    return Err(format!(
+                        "{name} is not a live member (no answer from it, or drained)"
+                    ));
+                }
+                if let Some(ahead) = line[..position].iter().find(|p| alive(&p.name)) {
+                    return Err(format!(
+                        "{} (priority {}) ranks above {name} (priority {}) in {group} and is live: it would take the group; hand over to {} or drain it first",
+                        ahead.name, ahead.priority, line[position].priority, ahead.name
+                    ));
+                }
+                name.to_string()
+            }
+        };
+        info!(%group, to = %target, "handing over");
+        self.groups[slot].election.hand_over(now);
+        self.touched.push(slot);
+        self.process(now);
+        Ok(target)
+    }
+
+    /// True while the handover of `group` waits for another node.
+    pub fn handing_over(&self, group: &str) -> Option<bool> {
+        let slot = self.slot(group)?;
+        let leader = self.groups[slot].election.leader()?;
+        Some(leader.state() == State::Master && leader.handing_over())
+    }
+
+    /// The state of `group`'s leading instance here.
+    pub fn state_of(&self, group: &str) -> Option<State> {
+        Some(self.groups[self.slot(group)?].election.state())
+    }
+
+    /// Drain (hand over every group this node owns, then take none) or undrain.
+    pub fn set_drained(&mut self, now: Instant, drained: bool) {
+        if drained == self.drained {
+            return;
+        }
+        info!("{}", if drained { "draining" } else { "undrained" });
+        self.drained = drained;
+        for runtime in &mut self.groups {
+            runtime.election.set_drained(now, drained);
+        }
+        self.touch_all();
+        self.process(now);
+    }
+
+    /// Applies a new cluster file as a difference: unchanged groups keep everything (state,
+    /// addresses, advert rhythm, running resources); changed settings apply in place by the
+    /// run-time rules; added groups start in Backup; removed groups are given up (priority 0
+    /// when master, resources stopped, addresses released). What needs a restart (this
+    /// node's own interface or addresses, the DNS server's settings) is refused and nothing
+    /// changes.
+    pub fn reload(&mut self, now: Instant, new: Config) -> Result<ReloadSummary, String> {
+        let name = self.name().to_string();
+        let new_me = new
+            .node_index(&name)
+            .ok_or_else(|| format!("node \"{name}\" is not in the new file"))?;
+        let (old_node, new_node) = (&self.config.nodes[self.me], &new.nodes[new_me]);
+        for (field, old, new) in [
+            (
+                "interface",
+                old_node.interface.clone(),
+                new_node.interface.clone(),
+            ),
+            (
+                "address",
+                old_node.address.to_string(),
+                new_node.address.to_string(),
+            ),
+            (
+                "link_local",
+                format!("{:?}", old_node.link_local),
+                format!("{:?}", new_node.link_local),
+            ),
+        ] {
+            if old != new {
+                return Err(format!(
+                    "node \"{name}\": `{field}` changes from {old} to {new}: restart vipd on this node to apply it"
+                ));
+            }
+        }
+        let mut dns = new.dns.clone();
+        (dns.ttl, dns.negative_ttl) = (self.config.dns.ttl, self.config.dns.negative_ttl);
+        if dns != self.config.dns {
+            return Err(
+                "[dns]: only ttl and negative_ttl change on a reload; restart vipd to apply the rest"
+                    .into(),
+            );
+        }
+
+        let mut summary = Vec::new();
+        let plans = plan::for_node_with(&new, new_me, &self.sources);
+        let mut old: Vec<Option<GroupRuntime>> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut kept: Vec<GroupRuntime> = Vec::new();
+        let mut fresh: Vec<(usize, Vec<crate::election::InstanceConfig>)> = Vec::new();
+        let mut in_place: Vec<(usize, Vec<crate::election::InstanceConfig>)> = Vec::new();
+        for plan in plans {
+            let group_name = new.groups[plan.group].name.as_str();
+            let found = old
+                .iter()
+                .position(|r| r.as_ref().is_some_and(|r| &*r.name == group_name));
+            let Some(found) = found else {
+                summary.push(format!("added group {group_name}"));
+                fresh.push((plan.group, plan.instances));
+                continue;
+            };
+            let runtime = old[found].as_ref().expect("found");
+            let before: Vec<_> = runtime
+                .election
+                .instances()
+                .iter()
+                .map(|i| i.config().clone())
+                .collect();
+            let identity = |ics: &[crate::election::InstanceConfig]| -> Vec<(Family, u8, bool)> {
+                ics.iter()
+                    .map(|i| (i.family, i.vrid, i.priority == 255))
+                    .collect()
+            };
+            if identity(&before) != identity(&plan.instances) {
+                summary.push(format!(
+                    "replaced group {group_name} (its VRID, families or address owner changed)"
+                ));
+                old.push(None);
+                let runtime = old.swap_remove(found).expect("found");
+                self.give_up_removed(now, runtime);
+                fresh.push((plan.group, plan.instances));
+                continue;
+            }
+            let runtime = old[found].take().expect("found");
+            let same = before == plan.instances
+                && self.config.groups[runtime.index] == new.groups[plan.group];
+            if !same {
+                summary.push(format!("changed group {group_name}"));
+                in_place.push((kept.len(), plan.instances));
+            }
+            let mut runtime = runtime;
+            runtime.index = plan.group;
+            kept.push(runtime);
+        }
+        for runtime in old.into_iter().flatten() {
+            summary.push(format!("removed group {}", runtime.name));
+            self.give_up_removed(now, runtime);
+        }
+
+        // From here on the new file is in force.
+        let old_config = std::mem::replace(&mut self.config, new);
+        self.me = new_me;
+        self.groups = kept;
+        for (slot, instances) in in_place {
+            self.apply_in_place(now, slot, &old_config, instances);
+        }
+        for (index, instances) in fresh {
+            let mut runtime = GroupRuntime::new(index, &self.config, instances);
+            runtime.start(now, self.link_up, self.drained);
+            self.groups.push(runtime);
+        }
+        self.index_groups();
+        self.timers.clear();
+        self.zone_stale = true;
+        self.touch_all();
+        self.process(now);
+        if summary.is_empty() {
+            summary.push("no change".into());
+        }
+        Ok(summary)
     }
 
     // ---- outputs ----
@@ -400,12 +664,137 @@ impl Node {
         }
     }
 
-    fn slot(&self, group: GroupIndex) -> Option<usize> {
-        self.groups.iter().position(|r| r.index == group)
+    fn slot(&self, group: &str) -> Option<usize> {
+        self.groups.iter().position(|r| &*r.name == group)
     }
 
     fn touch_all(&mut self) {
         self.touched = (0..self.groups.len()).collect();
+    }
+
+    /// Rebuilds what derives from the list of groups: the VRID index and the owners.
+    fn index_groups(&mut self) {
+        self.by_vrid.clear();
+        for (slot, runtime) in self.groups.iter().enumerate() {
+            for instance in runtime.election.instances() {
+                let config = instance.config();
+                self.by_vrid.insert((config.family, config.vrid), slot);
+            }
+        }
+        // Groups this node is not a member of: it hears none of their adverts, so it cannot
+        // tell their owner, and says so. Members' owners are refreshed by `process`.
+        let me = self.me;
+        self.owners = self
+            .config
+            .groups
+            .iter()
+            .map(|g| g.priority_of(me).is_none().then(|| "unknown".to_string()))
+            .collect();
+    }
+
+    /// A group that leaves this node: a master says priority 0, releases its addresses and
+    /// stops its resources, under the definitions it ran with.
+    fn give_up_removed(&mut self, now: Instant, mut runtime: GroupRuntime) {
+        runtime.election.shutdown(now);
+        // The transition to Initialize reads as removal, not a daemon shutdown.
+        while let Some((family, action)) = runtime.election.poll_action() {
+            let action = match action {
+                Action::Transition(t) if t.reason == Reason::Shutdown => {
+                    Action::Transition(Transition {
+                        reason: Reason::Removed,
+                        ..t
+                    })
+                }
+                other => other,
+            };
+            self.out().act(now, &mut runtime, family, action);
+        }
+    }
+
+    /// New settings for a group that stays: the election takes them in place; a master
+    /// releases the addresses the group no longer has, claims and announces the new ones, and
+    /// restarts its resources when their definition changed.
+    fn apply_in_place(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        old_config: &Config,
+        instances: Vec<crate::election::InstanceConfig>,
+    ) {
+        let Node {
+            config,
+            me,
+            groups,
+            effects,
+            ..
+        } = self;
+        let runtime = &mut groups[slot];
+        runtime.election.reconfigure(now, instances);
+        let (old_group, new_group) = (
+            old_config
+                .groups
+                .iter()
+                .find(|g| *g.name == *runtime.name)
+                .expect("kept groups were in the old file"),
+            &config.groups[runtime.index],
+        );
+        let own = config.nodes[*me].address;
+        for family in runtime.claimed.clone() {
+            let of = |group: &crate::config::Group| -> Vec<VirtualAddress> {
+                group
+                    .addresses
+                    .iter()
+                    .filter(|a| Family::of(&a.address) == family && a.address != own)
+                    .copied()
+                    .collect()
+            };
+            let (before, after) = (of(old_group), of(new_group));
+            let gone: Vec<_> = before
+                .iter()
+                .filter(|a| !after.contains(a))
+                .copied()
+                .collect();
+            let new: Vec<_> = after
+                .iter()
+                .filter(|a| !before.contains(a))
+                .copied()
+                .collect();
+            if !gone.is_empty() {
+                effects.push_back(Effect::Release {
+                    group: runtime.name.clone(),
+                    family,
+                    addresses: gone,
+                });
+            }
+            if !new.is_empty() {
+                effects.push_back(Effect::Claim {
+                    group: runtime.name.clone(),
+                    family,
+                    accept: true,
+                    addresses: new.clone(),
+                });
+                effects.push_back(Effect::Announce {
+                    group: runtime.name.clone(),
+                    family,
+                    addresses: new.iter().map(|a| a.address).collect(),
+                });
+            }
+        }
+        let master = runtime.election.state() == State::Master;
+        if master && old_group.resources != new_group.resources {
+            if !old_group.resources.is_empty() {
+                effects.push_back(Effect::StopResources {
+                    group: runtime.name.clone(),
+                    resources: old_group.resources.clone(),
+                    addresses: addresses_text(old_group),
+                });
+            }
+            // A new generation ends the old definition's checks.
+            runtime.mastership += 1;
+            effects.push_back(mastership_effect(config, runtime, true));
+            runtime.start_pending = true;
+            runtime.resources = ResourceState::Idle;
+        }
     }
 
     /// Turns what the touched groups asked for into effects, in order, files their next
@@ -414,22 +803,40 @@ impl Node {
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
+        let Node {
+            config,
+            me,
+            sources,
+            groups,
+            effects,
+            adverts_sent,
+            timers,
+            ..
+        } = self;
+        let mut out = Out {
+            config,
+            me: *me,
+            sources,
+            effects,
+            adverts_sent,
+        };
         for &slot in &touched {
-            while let Some((family, action)) = self.groups[slot].election.poll_action() {
-                self.act(now, slot, family, action);
+            let runtime = &mut groups[slot];
+            while let Some((family, action)) = runtime.election.poll_action() {
+                out.act(now, runtime, family, action);
             }
-            let runtime = &mut self.groups[slot];
-            if std::mem::take(&mut runtime.start_pending)
-                && !self.config.groups[runtime.index].resources.is_empty()
-            {
+            let group = &out.config.groups[runtime.index];
+            if std::mem::take(&mut runtime.start_pending) && !group.resources.is_empty() {
                 runtime.resources = ResourceState::Starting;
-                self.effects.push_back(Effect::StartResources {
-                    group: runtime.index,
+                out.effects.push_back(Effect::StartResources {
+                    group: runtime.name.clone(),
                     generation: runtime.mastership,
+                    resources: group.resources.clone(),
+                    addresses: addresses_text(group),
                 });
             }
-            if let Some(at) = self.groups[slot].election.poll_timeout() {
-                self.timers.push(Reverse((at, slot)));
+            if let Some(at) = runtime.election.poll_timeout() {
+                timers.push(Reverse((at, slot)));
             }
         }
         self.refresh_owners(now, &touched);
@@ -437,147 +844,14 @@ impl Node {
         self.touched = touched;
     }
 
-    fn act(&mut self, now: Instant, slot: usize, family: Family, action: Action) {
-        let index = self.groups[slot].index;
-        match action {
-            Action::SendAdvert { priority } => self.send_advert(slot, family, priority),
-            Action::Claim { accept } => {
-                let claimed = &mut self.groups[slot].claimed;
-                if !claimed.contains(&family) {
-                    claimed.push(family);
-                }
-                self.effects.push_back(Effect::Claim {
-                    group: index,
-                    family,
-                    accept,
-                    addresses: self.claimable(index, family),
-                });
-            }
-            Action::Announce => self.effects.push_back(Effect::Announce {
-                group: index,
-                family,
-                addresses: self
-                    .addresses_of(index, family)
-                    .map(|a| a.address)
-                    .collect(),
-            }),
-            Action::Release => {
-                self.groups[slot].claimed.retain(|f| *f != family);
-                self.effects.push_back(Effect::Release {
-                    group: index,
-                    family,
-                    addresses: self.claimable(index, family),
-                });
-            }
-            Action::Transition(transition) => self.record(now, slot, family, transition),
+    fn out(&mut self) -> Out<'_> {
+        Out {
+            config: &self.config,
+            me: self.me,
+            sources: &self.sources,
+            effects: &mut self.effects,
+            adverts_sent: &mut self.adverts_sent,
         }
-    }
-
-    /// Logs and keeps a transition; the leading instance's transitions to and from Master
-    /// begin and end the group's mastership.
-    fn record(&mut self, now: Instant, slot: usize, family: Family, transition: Transition) {
-        let runtime = &mut self.groups[slot];
-        let group = &self.config.groups[runtime.index];
-        let t = transition;
-        info!(group = %group.name, family = %family, "{} -> {}: {}", t.from, t.to, t.reason);
-        self.effects.push_back(Effect::Transition {
-            group: runtime.index,
-            family,
-            transition,
-        });
-        let leads = runtime.election.leader_family() == Some(family);
-        if leads && (t.to == State::Master || t.from == State::Master) {
-            runtime.mastership += 1;
-            let began = t.to == State::Master;
-            self.effects.push_back(Effect::Mastership {
-                group: runtime.index,
-                generation: runtime.mastership,
-                began,
-            });
-            if began {
-                runtime.start_pending = true;
-            } else if !group.resources.is_empty() {
-                if !matches!(runtime.resources, ResourceState::Failed(_)) {
-                    runtime.resources = ResourceState::Stopped;
-                }
-                self.effects.push_back(Effect::StopResources {
-                    group: runtime.index,
-                });
-            }
-        }
-        if runtime.transitions.len() == TRANSITIONS_KEPT {
-            runtime.transitions.pop_front();
-        }
-        runtime.transitions.push_back((now, family, transition));
-    }
-
-    fn send_advert(&mut self, slot: usize, family: Family, priority: u8) {
-        let index = self.groups[slot].index;
-        let group = &self.config.groups[index];
-        let Some(source) = self.sources.get(family) else {
-            return;
-        };
-        let repr = Repr {
-            version: group.version,
-            vrid: group.vrid,
-            priority,
-            interval_cs: (group.advert_interval.as_millis() / 10) as u16,
-            addresses: self
-                .addresses_of(index, family)
-                .map(|a| a.address)
-                .collect(),
-            auth: V2Auth::default(),
-        };
-        let destinations: Vec<IpAddr> = if group.unicast {
-            group
-                .priorities
-                .iter()
-                .filter(|(n, _)| *n != self.me)
-                .filter_map(|(n, _)| plan::source_address(&self.config.nodes[*n], family))
-                .collect()
-        } else {
-            vec![multicast_group(family)]
-        };
-        let mut datagrams = Vec::with_capacity(destinations.len());
-        for destination in destinations {
-            let ends = IpEnds {
-                src: source,
-                dst: destination,
-            };
-            let mut message = vec![0u8; repr.buffer_len()];
-            match repr.emit(&mut message, ends, self.config.cluster.ipv4_checksum) {
-                Ok(_) => datagrams.push((destination, message)),
-                Err(e) => warn!(group = %group.name, "cannot build advert: {e}"),
-            }
-        }
-        self.adverts_sent += datagrams.len() as u64;
-        self.effects.push_back(Effect::Send {
-            group: index,
-            family,
-            priority,
-            datagrams,
-        });
-    }
-
-    fn addresses_of(
-        &self,
-        group: GroupIndex,
-        family: Family,
-    ) -> impl Iterator<Item = &VirtualAddress> {
-        self.config.groups[group]
-            .addresses
-            .iter()
-            .filter(move |a| Family::of(&a.address) == family)
-    }
-
-    /// The group's addresses this node adds and removes: all but its own real address (the
-    /// address owner, priority 255, has it on its interface for good).
-    fn claimable(&self, group: GroupIndex, family: Family) -> Vec<VirtualAddress> {
-        let own = self.config.nodes[self.me].address;
-        self.addresses_of(group, family)
-            .filter(|a| a.address != own)
-            .copied()
-            .collect()
     }
 
     /// Who owns the group in `slot`, as this node sees it.
@@ -590,9 +864,10 @@ impl Node {
         }
     }
 
-    /// Republishes the zone when an owner changed: the owner records and the serial move.
+    /// Republishes the zone when an owner changed (or it is stale): the owner records and
+    /// the serial move.
     fn refresh_owners(&mut self, now: Instant, touched: &[usize]) {
-        let mut changed = false;
+        let mut changed = std::mem::take(&mut self.zone_stale);
         for &slot in touched {
             let owner = self.owner_of(slot);
             let index = self.groups[slot].index;
@@ -628,6 +903,7 @@ impl Node {
             version: env!("CARGO_PKG_VERSION").to_string(),
             interface: me.interface.clone(),
             link_up: self.link_up,
+            drained: self.drained,
             uptime_ms: now.saturating_duration_since(self.started).as_millis() as u64,
             groups: self
                 .groups
@@ -642,6 +918,7 @@ impl Node {
                 .collect(),
             adverts_sent: self.adverts_sent,
             adverts_received: self.adverts_received,
+            config_digest: None,
             dns: None,
             peers: Vec::new(),
         }
@@ -696,6 +973,181 @@ impl Node {
                 })
                 .collect(),
             resources: runtime.resources.to_string(),
+            handing_over: runtime
+                .election
+                .leader()
+                .is_some_and(|l| l.state() == State::Master && l.handing_over()),
         }
     }
+}
+
+/// What turns a group's actions into effects: the node's configuration and outputs,
+/// borrowed apart from its groups.
+struct Out<'a> {
+    config: &'a Config,
+    me: usize,
+    sources: &'a Sources,
+    effects: &'a mut VecDeque<Effect>,
+    adverts_sent: &'a mut u64,
+}
+
+impl Out<'_> {
+    fn act(&mut self, now: Instant, runtime: &mut GroupRuntime, family: Family, action: Action) {
+        let group = &self.config.groups[runtime.index];
+        let name = runtime.name.clone();
+        match action {
+            Action::SendAdvert { priority } => {
+                let effect = self.advert(group, family, priority);
+                self.effects.push_back(effect);
+            }
+            Action::Claim { accept } => {
+                if !runtime.claimed.contains(&family) {
+                    runtime.claimed.push(family);
+                }
+                self.effects.push_back(Effect::Claim {
+                    group: name,
+                    family,
+                    accept,
+                    addresses: self.claimable(group, family),
+                });
+            }
+            Action::Announce => self.effects.push_back(Effect::Announce {
+                group: name,
+                family,
+                addresses: addresses_of(group, family).map(|a| a.address).collect(),
+            }),
+            Action::Release => {
+                runtime.claimed.retain(|f| *f != family);
+                self.effects.push_back(Effect::Release {
+                    group: name,
+                    family,
+                    addresses: self.claimable(group, family),
+                });
+            }
+            Action::Transition(transition) => self.record(now, runtime, family, transition),
+        }
+    }
+
+    fn mastership_effect(&self, runtime: &GroupRuntime, began: bool) -> Effect {
+        mastership_effect(self.config, runtime, began)
+    }
+
+    /// Logs and keeps a transition; the leading instance's transitions to and from Master
+    /// begin and end the group's mastership.
+    fn record(&mut self, now: Instant, runtime: &mut GroupRuntime, family: Family, t: Transition) {
+        let group = &self.config.groups[runtime.index];
+        info!(group = %group.name, family = %family, "{} -> {}: {}", t.from, t.to, t.reason);
+        self.effects.push_back(Effect::Transition {
+            group: runtime.name.clone(),
+            family,
+            transition: t,
+        });
+        let leads = runtime.election.leader_family() == Some(family);
+        if leads && (t.to == State::Master || t.from == State::Master) {
+            runtime.mastership += 1;
+            let began = t.to == State::Master;
+            self.effects
+                .push_back(self.mastership_effect(runtime, began));
+            if began {
+                runtime.start_pending = true;
+            } else if !group.resources.is_empty() {
+                if !matches!(runtime.resources, ResourceState::Failed(_)) {
+                    runtime.resources = ResourceState::Stopped;
+                }
+                self.effects.push_back(Effect::StopResources {
+                    group: runtime.name.clone(),
+                    resources: group.resources.clone(),
+                    addresses: addresses_text(group),
+                });
+            }
+        }
+        if runtime.transitions.len() == TRANSITIONS_KEPT {
+            runtime.transitions.pop_front();
+        }
+        runtime.transitions.push_back((now, family, t));
+    }
+
+    /// An advert of `group` in `family` with `priority`, checksummed for each destination.
+    fn advert(&mut self, group: &crate::config::Group, family: Family, priority: u8) -> Effect {
+        let mut datagrams = Vec::new();
+        if let Some(source) = self.sources.get(family) {
+            let repr = Repr {
+                version: group.version,
+                vrid: group.vrid,
+                priority,
+                interval_cs: (group.advert_interval.as_millis() / 10) as u16,
+                addresses: addresses_of(group, family).map(|a| a.address).collect(),
+                auth: V2Auth::default(),
+            };
+            let destinations: Vec<IpAddr> = if group.unicast {
+                group
+                    .priorities
+                    .iter()
+                    .filter(|(n, _)| *n != self.me)
+                    .filter_map(|(n, _)| plan::source_address(&self.config.nodes[*n], family))
+                    .collect()
+            } else {
+                vec![multicast_group(family)]
+            };
+            for destination in destinations {
+                let ends = IpEnds {
+                    src: source,
+                    dst: destination,
+                };
+                let mut message = vec![0u8; repr.buffer_len()];
+                match repr.emit(&mut message, ends, self.config.cluster.ipv4_checksum) {
+                    Ok(_) => datagrams.push((destination, message)),
+                    Err(e) => warn!(group = %group.name, "cannot build advert: {e}"),
+                }
+            }
+        }
+        *self.adverts_sent += datagrams.len() as u64;
+        Effect::Send {
+            group: Arc::from(group.name.as_str()),
+            family,
+            priority,
+            datagrams,
+        }
+    }
+
+    /// The group's addresses this node adds and removes: all but its own real address (the
+    /// address owner, priority 255, has it on its interface for good).
+    fn claimable(&self, group: &crate::config::Group, family: Family) -> Vec<VirtualAddress> {
+        let own = self.config.nodes[self.me].address;
+        addresses_of(group, family)
+            .filter(|a| a.address != own)
+            .copied()
+            .collect()
+    }
+}
+
+fn mastership_effect(config: &Config, runtime: &GroupRuntime, began: bool) -> Effect {
+    let group = &config.groups[runtime.index];
+    Effect::Mastership {
+        group: runtime.name.clone(),
+        generation: runtime.mastership,
+        began,
+        names: group.names.clone(),
+        addresses: group.addresses.iter().map(|a| a.address).collect(),
+    }
+}
+
+fn addresses_of(
+    group: &crate::config::Group,
+    family: Family,
+) -> impl Iterator<Item = &VirtualAddress> {
+    group
+        .addresses
+        .iter()
+        .filter(move |a| Family::of(&a.address) == family)
+}
+
+/// The group's addresses as resource commands see them (`VIPD_ADDRESSES`).
+fn addresses_text(group: &crate::config::Group) -> String {
+    group
+        .addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

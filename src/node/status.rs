@@ -12,6 +12,9 @@ pub struct Status {
     pub version: String,
     pub interface: String,
     pub link_up: bool,
+    /// Drained: this node takes no group (`vipd drain`).
+    #[serde(default)]
+    pub drained: bool,
     pub uptime_ms: u64,
     pub groups: Vec<GroupStatus>,
     /// Received packets not acted on, by reason (wire checks, node rules, election).
@@ -21,6 +24,9 @@ pub struct Status {
     pub anomalies: BTreeMap<String, u64>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// A digest of the cluster file this node runs (the same on every node when the file is).
+    #[serde(default)]
+    pub config_digest: Option<String>,
     /// The DNS server's counters and zone serial, when it serves the zone.
     #[serde(default)]
     pub dns: Option<crate::dns::server::CountersSnapshot>,
@@ -40,6 +46,9 @@ pub struct GroupStatus {
     /// What the group's resources are doing here (empty: none configured).
     #[serde(default)]
     pub resources: String,
+    /// A planned handover waits for another node to take the group.
+    #[serde(default)]
+    pub handing_over: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,6 +81,12 @@ pub struct PeerVersion {
     pub version: Option<String>,
     /// Why the last question got no version.
     pub error: Option<String>,
+    /// The digest of the cluster file it runs.
+    #[serde(default)]
+    pub config_digest: Option<String>,
+    /// It is drained (takes no group).
+    #[serde(default)]
+    pub drained: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -434,6 +449,7 @@ mod tests {
             version: "0".into(),
             interface: "eth0".into(),
             link_up: true,
+            drained: false,
             uptime_ms: 1,
             groups: vec![GroupStatus {
                 name: "we\"ird".into(),
@@ -457,11 +473,13 @@ mod tests {
                 }],
                 transitions: vec![],
                 resources: String::new(),
+                handing_over: false,
             }],
             dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
             anomalies: BTreeMap::new(),
             adverts_sent: 10,
             adverts_received: 3,
+            config_digest: None,
             dns: None,
             peers: vec![],
         };

@@ -79,9 +79,9 @@ pub struct SimNode {
     pub link_up: bool,
     /// Side of the partition the node is on; adverts only pass within a side.
     pub side: u8,
-    /// Virtual addresses this node holds now: (group, family).
-    pub holds: BTreeSet<(usize, Family)>,
-    /// Effects other than sends and address changes, as the node handed them out.
+    /// Virtual addresses this node holds now: (group name, family).
+    pub holds: BTreeSet<(String, Family)>,
+    /// Effects other than sends and transitions (those are in the log), as handed out.
     pub effects: Vec<(Duration, Effect)>,
 }
 
@@ -178,6 +178,15 @@ impl Sim {
             .unwrap_or_else(|| panic!("no group {name}"))
     }
 
+    /// The index of a group in the cluster's file (usize::MAX for one it does not have).
+    pub fn group_index(&self, name: &str) -> usize {
+        self.config
+            .groups
+            .iter()
+            .position(|g| g.name == name)
+            .unwrap_or(usize::MAX)
+    }
+
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
@@ -259,6 +268,22 @@ impl Sim {
             input(n, now);
         }
         self.drain(node);
+    }
+
+    /// Copies a new cluster file to every node and reloads the running ones; returns each
+    /// running node's outcome.
+    pub fn reload_all(&mut self, toml: &str) -> Vec<Result<Vec<String>, String>> {
+        let config = Config::parse("sim.toml", toml).unwrap_or_else(|e| panic!("{e}"));
+        self.config = config.clone();
+        let mut outcomes = Vec::new();
+        for node in 0..self.nodes.len() {
+            let now = self.now;
+            if let Some(n) = self.nodes[node].node.as_mut() {
+                outcomes.push(n.reload(now, config.clone()));
+            }
+            self.drain(node);
+        }
+        outcomes
     }
 
     /// Puts the listed nodes on side 1, the others on side 0.
@@ -357,6 +382,9 @@ impl Sim {
         let now = self.now;
         let mut sends = Vec::new();
         while let Some(effect) = self.nodes[node].node.as_mut().and_then(Node::poll_effect) {
+            if !matches!(effect, Effect::Send { .. } | Effect::Transition { .. }) {
+                self.nodes[node].effects.push((elapsed, effect.clone()));
+            }
             let (group, family, what) = match effect {
                 Effect::Send {
                     group,
@@ -375,15 +403,15 @@ impl Sim {
                 } => {
                     if self.failing_claims.contains(&node) {
                         if let Some(n) = self.nodes[node].node.as_mut() {
-                            n.handle_claim_failed(now, group, family);
+                            n.handle_claim_failed(now, &group, family);
                         }
                     } else {
-                        self.nodes[node].holds.insert((group, family));
+                        self.nodes[node].holds.insert((group.to_string(), family));
                     }
                     (group, family, What::Claimed { accept })
                 }
                 Effect::Release { group, family, .. } => {
-                    self.nodes[node].holds.remove(&(group, family));
+                    self.nodes[node].holds.remove(&(group.to_string(), family));
                     (group, family, What::Released)
                 }
                 Effect::Announce { group, family, .. } => (group, family, What::Announced),
@@ -392,11 +420,9 @@ impl Sim {
                     family,
                     transition,
                 } => (group, family, What::Transition(transition)),
-                other => {
-                    self.nodes[node].effects.push((elapsed, other));
-                    continue;
-                }
+                _ => continue,
             };
+            let group = self.group_index(&group);
             self.log.push(Logged {
                 at: elapsed,
                 node,
@@ -472,7 +498,10 @@ impl Sim {
     /// Running nodes that hold the addresses of (group, family).
     pub fn holders(&self, group: usize, family: Family) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|n| self.nodes[*n].running() && self.nodes[*n].holds.contains(&(group, family)))
+            .filter(|n| {
+                let name = self.config.groups[group].name.clone();
+                self.nodes[*n].running() && self.nodes[*n].holds.contains(&(name, family))
+            })
             .collect()
     }
 
