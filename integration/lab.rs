@@ -764,3 +764,74 @@ timeout = "2s"
     drop(lab);
     drop(guard);
 }
+
+#[test]
+fn cleanup_after_sigkill_leaves_the_address_on_the_new_owner_only() {
+    let (_guard, mut lab) = elected("cleanup", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.kill(alpha).unwrap();
+    // The daemon is dead but alpha stays on the LAN: its kernel keeps the addresses while
+    // beta takes them over, so two nodes hold them (what ExecStopPost must repair).
+    let start = Instant::now();
+    while lab.holders(ip(VIP4)).unwrap() != ["alpha", "beta"] {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "expected alpha (dead) and beta (new owner) to hold {VIP4}, got {:?}\n{}",
+            lab.holders(ip(VIP4)).unwrap(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(lab.addresses(alpha).unwrap().contains(&ip(VIP6)));
+    // What the unit's ExecStopPost runs, in alpha's namespace.
+    let config = lab.config_path.to_str().unwrap().to_string();
+    let out = lab
+        .exec(
+            &lab.nodes[alpha].namespace,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "cleanup",
+                "--config",
+                &config,
+                "--node",
+                "alpha",
+            ],
+        )
+        .unwrap();
+    assert!(out.contains("removed 192.0.2.100/24"), "{out}");
+    assert!(out.contains("removed 2001:db8::100/64"), "{out}");
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
+    assert_eq!(lab.holders(ip(VIP6)).unwrap(), ["beta"]);
+    // alpha's own addresses stay.
+    let left = lab.addresses(alpha).unwrap();
+    assert!(left.contains(&ip("192.0.2.11")), "{left:?}");
+    assert!(left.contains(&ip("2001:db8::10")), "{left:?}");
+    // A second run finds nothing to do and still succeeds.
+    let again = lab
+        .exec(
+            &lab.nodes[alpha].namespace,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "cleanup",
+                "--config",
+                &config,
+                "--node",
+                "alpha",
+            ],
+        )
+        .unwrap();
+    assert!(again.contains("no virtual address"), "{again}");
+    // An unknown node is a clear error, not a silent success.
+    let wrong = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.nodes[alpha].namespace])
+        .args([env!("CARGO_BIN_EXE_vipd"), "cleanup", "--config", &config])
+        .args(["--node", "omega"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("node \"omega\" is not in this file"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}

@@ -57,6 +57,16 @@ pub enum Command {
         #[arg(long)]
         group: String,
     },
+    /// Remove this node's virtual addresses from its interface once the daemon is gone
+    /// (systemd's ExecStopPost, or by hand after a crash); its own address stays.
+    Cleanup {
+        /// The cluster file, the same on every node.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// This node's name in the file (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Build a three-node cluster in network namespaces on this machine, fail its owner over,
     /// and show what a client saw (root).
     Lab(crate::lab::demo::DemoOptions),

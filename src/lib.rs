@@ -5,6 +5,7 @@
 //! is kept thin around it.
 
 pub mod check;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod daemon;

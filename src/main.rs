@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         } => status(control, node, json, metrics),
         Command::Lab(options) => vipd::lab::demo::main(options),
         Command::DnsUnregister { config, group } => dns_unregister(&config, &group),
+        Command::Cleanup { config, node } => cleanup(&config, node),
         Command::LabResponder { name, port } => report(vipd::lab::probe::respond(&name, port)),
         Command::LabProbe(options) => report(vipd::lab::probe::probe(&options)),
     }
@@ -141,6 +142,56 @@ fn dns_unregister(file: &Path, group_name: &str) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
+}
+
+fn cleanup(file: &Path, node: Option<String>) -> ExitCode {
+    let config = match Config::load(file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let index = match find_node(&config, file, node) {
+        Ok(index) => index,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = &config.nodes[index].name;
+    let interface = &config.nodes[index].interface;
+    match runtime().block_on(vipd::cleanup::remove_virtual_addresses(&config, index)) {
+        Ok(removed) if removed.is_empty() => {
+            println!("{name}: no virtual address on {interface}");
+            ExitCode::SUCCESS
+        }
+        Ok(removed) => {
+            for address in removed {
+                println!("{name}: removed {address} from {interface}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The index of `--node` (default: the host name) in the cluster file, or why not.
+fn find_node(config: &Config, file: &Path, node: Option<String>) -> Result<usize, String> {
+    let Some(name) = node.or_else(hostname) else {
+        return Err("no --node given and the host name is unknown".to_string());
+    };
+    config.node_index(&name).ok_or_else(|| {
+        let known: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!(
+            "{}: node \"{name}\" is not in this file (nodes: {}); give --node",
+            file.display(),
+            known.join(", ")
+        )
+    })
 }
 
 fn check(file: &Path, node: Option<&str>) -> ExitCode {
