@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod election;
+pub mod import;
 pub mod lab;
 pub mod net;
 pub mod plan;
