@@ -298,7 +298,386 @@ impl Notify {
     }
 }
 
+/// A `vrrp_sync_group`: its member instances and the scripts it runs for them.
+struct SyncGroup {
+    name: String,
+    line: usize,
+    members: Vec<String>,
+    notify: Notify,
+}
+
 const NOTIFY_NOTE: &str = "vipd runs it as a resource: its start when this node becomes the owner, its stop when it steps down; a failing start gives the group up (keepalived ignored notify exit codes)";
+
+/// What one `vrrp_instance` block says, before it is fitted to its node.
+struct Written {
+    name: String,
+    line: usize,
+    vrid: Option<u8>,
+    priority: (String, usize),
+    advert_ms: u64,
+    version: Option<u8>,
+    preempt: bool,
+    preempt_delay_s: u64,
+    interface: Option<(String, usize)>,
+    addresses: Vec<VirtualAddress>,
+    unicast_src: Option<(IpAddr, usize)>,
+    unicast_peers: Vec<(IpAddr, usize)>,
+    announce_count: Option<u32>,
+    announce_refresh_s: Option<u64>,
+    /// track_script entries: script name, weight written there, line.
+    scripts: Vec<(String, Option<i64>, usize)>,
+    notify: Notify,
+}
+
+fn at(instance: &str, what: &str) -> String {
+    format!("vrrp_instance {instance}: {what}")
+}
+
+/// The addresses of a `virtual_ipaddress` (or `_excluded`) block into `addresses`.
+fn read_addresses(
+    list: &Statement,
+    instance: &str,
+    notes: &mut Notes,
+    addresses: &mut Vec<VirtualAddress>,
+) {
+    for entry in list.children() {
+        let text = &entry.keyword;
+        let mut parsed: VirtualAddress = match text.parse() {
+            Ok(a) => a,
+            Err(why) => {
+                let what = format!("{} {text}: {why}; not carried over", list.keyword);
+                notes.add(entry.line, at(instance, &what));
+                continue;
+            }
+        };
+        if !text.contains('/') {
+            // keepalived's default: a host address.
+            parsed.prefix_len = if parsed.address.is_ipv4() { 32 } else { 128 };
+        }
+        let options = entry.args.join(" ");
+        if let Some(position) = entry.args.iter().position(|o| o == "dev") {
+            let dev = entry.args.get(position + 1).map_or("", |s| s.as_str());
+            let what = format!(
+                "{text} dev {dev}: vipd puts every address on the node's one interface; \
+                 not carried over"
+            );
+            notes.add(entry.line, at(instance, &what));
+            continue;
+        }
+        if !options.is_empty() {
+            let what = format!("{text}: options `{options}` not carried over");
+            notes.add(entry.line, at(instance, &what));
+        }
+        if addresses.iter().any(|a| a.address == parsed.address) {
+            let what = format!("{text} is listed twice; kept once");
+            notes.add(entry.line, at(instance, &what));
+            continue;
+        }
+        addresses.push(parsed);
+    }
+}
+
+/// Reads a `vrrp_instance` block; an error is `line: message`.
+fn read_instance(statement: &Statement, notes: &mut Notes) -> Result<Written, String> {
+    let name = statement.args.first().cloned().unwrap_or_default();
+    let mut w = Written {
+        name: name.clone(),
+        line: statement.line,
+        vrid: None,
+        priority: ("100".to_string(), statement.line),
+        advert_ms: 1000,
+        version: None,
+        preempt: true,
+        preempt_delay_s: 0,
+        interface: None,
+        addresses: Vec::new(),
+        unicast_src: None,
+        unicast_peers: Vec::new(),
+        announce_count: None,
+        announce_refresh_s: None,
+        scripts: Vec::new(),
+        notify: Notify::default(),
+    };
+    let at = |what: &str| at(&name, what);
+    for item in statement.children() {
+        let arg = item.args.first().cloned().unwrap_or_default();
+        let line = item.line;
+        match item.keyword.as_str() {
+            "state" => {
+                let what = format!(
+                    "state {arg}: vipd elects by priority alone; the starting state is not \
+                     carried over"
+                );
+                notes.add(line, at(&what));
+            }
+            "interface" => w.interface = Some((arg, line)),
+            "virtual_router_id" => match arg.parse::<u8>() {
+                Ok(v) if v >= 1 => w.vrid = Some(v),
+                _ => {
+                    let what = format!("virtual_router_id {arg} is not 1..=255");
+                    return Err(format!("{line}: {}", at(&what)));
+                }
+            },
+            "priority" => w.priority = (arg, line),
+            "advert_int" => match seconds_ms(&arg) {
+                Some(ms) => w.advert_ms = ms,
+                None => {
+                    let what = format!("advert_int {arg} is not a number of seconds; 1s used");
+                    notes.add(line, at(&what));
+                }
+            },
+            "version" => w.version = arg.parse::<u8>().ok().filter(|v| (2..=3).contains(v)),
+            "nopreempt" => w.preempt = false,
+            "preempt" => w.preempt = true,
+            "preempt_delay" => {
+                w.preempt_delay_s = seconds_ms(&arg).map_or(0, |ms| ms.div_ceil(1000));
+            }
+            "virtual_ipaddress" => read_addresses(item, &name, notes, &mut w.addresses),
+            "virtual_ipaddress_excluded" => {
+                let before = w.addresses.len();
+                read_addresses(item, &name, notes, &mut w.addresses);
+                if w.addresses.len() > before {
+                    let what = "virtual_ipaddress_excluded: carried over as ordinary addresses \
+                                (vipd lists every address in its adverts)";
+                    notes.add(line, at(what));
+                }
+            }
+            "unicast_src_ip" => match arg.parse::<IpAddr>() {
+                Ok(ip) => w.unicast_src = Some((ip, line)),
+                Err(_) => notes.add(line, at(&format!("unicast_src_ip {arg} is not an address"))),
+            },
+            "unicast_peer" => {
+                for (peer, line) in list_items(item) {
+                    match peer.parse::<IpAddr>() {
+                        Ok(ip) => w.unicast_peers.push((ip, line)),
+                        Err(_) => {
+                            notes.add(line, at(&format!("unicast_peer {peer} is not an address")))
+                        }
+                    }
+                }
+            }
+            "track_interface" => {
+                for (tracked, line) in list_items(item) {
+                    let what = format!(
+                        "track_interface {tracked}: vipd watches only the node's own interface \
+                         (fault while its link is down); not carried over"
+                    );
+                    notes.add(line, at(&what));
+                }
+            }
+            "track_script" => {
+                for entry in item.children() {
+                    let weight = entry
+                        .args
+                        .iter()
+                        .position(|a| a == "weight")
+                        .and_then(|p| entry.args.get(p + 1))
+                        .and_then(|w| w.parse::<i64>().ok());
+                    w.scripts.push((entry.keyword.clone(), weight, entry.line));
+                }
+            }
+            "notify_master" | "notify_backup" | "notify" => {
+                w.notify.read(item);
+            }
+            "notify_fault" | "notify_stop" | "notify_master_rx_lower_pri" => {
+                let what = format!(
+                    "{}: not carried over (vipd runs the resource's stop command whenever it \
+                     gives the group up)",
+                    item.keyword
+                );
+                notes.add(line, at(&what));
+            }
+            "garp_master_repeat" => w.announce_count = arg.parse().ok(),
+            "garp_master_refresh" => w.announce_refresh_s = arg.parse().ok(),
+            "authentication" => {
+                let what = "authentication: vipd sends and checks none (VRRPv3 has none); not \
+                            carried over (vipd drops adverts from addresses that are not nodes)";
+                notes.add(line, at(what));
+            }
+            "use_vmac" => {
+                let what = "use_vmac: vipd has no virtual MAC (macvlan) yet; not carried over";
+                notes.add(line, at(what));
+            }
+            other => notes.add(line, at(&format!("`{other}` not carried over"))),
+        }
+    }
+    Ok(w)
+}
+
+/// What a node's earlier statements decided, for fitting its next instance.
+struct NodeSoFar<'a> {
+    /// The node's interface: that of its first usable instance.
+    interface: &'a mut Option<String>,
+    address: &'a mut Option<IpAddr>,
+    instances: &'a [Instance],
+    /// global_defs vrrp_version (keepalived's default: 2).
+    version: u8,
+    scripts: &'a BTreeMap<String, Script>,
+    sync_groups: &'a [SyncGroup],
+}
+
+/// Fits a read instance to its node: `None` (with a note) when vipd cannot run it there.
+fn finish_instance(w: Written, node: NodeSoFar, notes: &mut Notes) -> Option<Instance> {
+    let name = w.name.clone();
+    let at = |what: &str| at(&name, what);
+    let Some(vrid) = w.vrid else {
+        notes.add(w.line, at("no virtual_router_id; skipped"));
+        return None;
+    };
+    let Some((interface, interface_line)) = w.interface else {
+        notes.add(w.line, at("no interface; skipped"));
+        return None;
+    };
+    match node.interface {
+        Some(first) if *first != interface => {
+            let what = format!(
+                "interface {interface}: vipd runs on one interface per node ({first}, from the \
+                 first instance); instance skipped"
+            );
+            notes.add(interface_line, at(&what));
+            return None;
+        }
+        Some(_) => {}
+        None => *node.interface = Some(interface),
+    }
+    if w.addresses.is_empty() {
+        notes.add(w.line, at("no virtual address left; skipped"));
+        return None;
+    }
+    if let Some((ip, line)) = w.unicast_src {
+        match node.address {
+            Some(known) if *known != ip => {
+                let what = format!(
+                    "unicast_src_ip {ip} differs from {known} of an earlier instance; vipd has \
+                     one address per node"
+                );
+                notes.add(line, at(&what));
+            }
+            _ => *node.address = Some(ip),
+        }
+    }
+    let v6 = w.addresses[0].address.is_ipv6();
+    // keepalived runs IPv6 over VRRPv3 whatever vrrp_version says; so does vipd.
+    let any_v6 = w.addresses.iter().any(|a| a.address.is_ipv6());
+    let written_version = w.version.unwrap_or(node.version);
+    let version = if any_v6 { 3 } else { written_version };
+    if version != written_version && !v6 {
+        notes.add(w.line, at("IPv4 and IPv6 addresses: VRRP version 3 used"));
+    }
+    let advert_ms = if version == 2 {
+        let seconds = w.advert_ms.div_ceil(1000).clamp(1, 255);
+        if seconds * 1000 != w.advert_ms {
+            let what = format!(
+                "advert_int {}s rounded to {seconds}s (VRRPv2 counts whole seconds)",
+                w.advert_ms as f64 / 1000.0
+            );
+            notes.add(w.line, at(&what));
+        }
+        seconds * 1000
+    } else {
+        let centiseconds = w.advert_ms.div_ceil(10).clamp(1, 4095);
+        if centiseconds * 10 != w.advert_ms {
+            let what = format!(
+                "advert_int rounded to {}ms (VRRPv3 counts centiseconds)",
+                centiseconds * 10
+            );
+            notes.add(w.line, at(&what));
+        }
+        centiseconds * 10
+    };
+    let (written_priority, priority_line) = w.priority;
+    let priority = match written_priority.parse::<u8>() {
+        Ok(p) if p >= 1 => p,
+        _ => {
+            let what = format!("priority {written_priority} is not 1..=255; 100 used");
+            notes.add(priority_line, at(&what));
+            100
+        }
+    };
+    let mut resources = Vec::new();
+    for (script_name, weight, line) in w.scripts {
+        let Some(script) = node.scripts.get(&script_name) else {
+            let what = format!(
+                "track_script {script_name}: no vrrp_script of that name; not carried over"
+            );
+            notes.add(line, at(&what));
+            continue;
+        };
+        let weight = weight.unwrap_or(script.weight);
+        if weight != 0 {
+            let what = format!(
+                "track_script {script_name} (weight {weight}, vrrp_script at line {}): vipd has \
+                 no priority weights; not carried over",
+                script.line
+            );
+            notes.add(line, at(&what));
+            continue;
+        }
+        let what = format!(
+            "track_script {script_name}: carried over as a resource check, run on the owner \
+             only (keepalived ran it on every node); a failure gives the group up"
+        );
+        notes.add(line, at(&what));
+        resources.push(Resource {
+            name: format!("track-{}", label(&script_name)),
+            start: "true".to_string(),
+            stop: "true".to_string(),
+            check: Some(script.command.clone()),
+            check_interval_ms: Some(script.interval_ms.max(10)),
+            timeout_ms: script.timeout_ms.filter(|t| *t >= 10),
+        });
+    }
+    if let Some(resource) = w.notify.resource("notify", "INSTANCE", &name, priority) {
+        let line = w.notify.line().unwrap_or(w.line);
+        notes.add(line, at(&format!("notify scripts: {NOTIFY_NOTE}")));
+        resources.push(resource);
+    }
+    for group in node.sync_groups {
+        if !group.members.contains(&name) {
+            continue;
+        }
+        let resource_name = format!("sync-{}", label(&group.name));
+        if let Some(resource) =
+            group
+                .notify
+                .resource(&resource_name, "GROUP", &group.name, priority)
+        {
+            let what = format!(
+                "vrrp_sync_group {}: notify scripts carried over to {name}: they run once per \
+                 member group; {NOTIFY_NOTE}",
+                group.name
+            );
+            notes.add(group.notify.line().unwrap_or(group.line), what);
+            resources.push(resource);
+        }
+    }
+    if node
+        .instances
+        .iter()
+        .any(|i| i.vrid == vrid && i.v6() == v6)
+    {
+        let what = format!(
+            "VRID {vrid} is used twice for one address family on one interface; instance skipped"
+        );
+        notes.add(w.line, at(&what));
+        return None;
+    }
+    Some(Instance {
+        name: w.name,
+        line: w.line,
+        vrid,
+        priority,
+        addresses: w.addresses,
+        advert_ms,
+        version,
+        preempt: w.preempt,
+        preempt_delay_s: w.preempt_delay_s,
+        unicast_peers: w.unicast_peers,
+        announce_count: w.announce_count,
+        announce_refresh_s: w.announce_refresh_s,
+        resources,
+    })
+}
 
 /// Reads one node's file.
 fn read_node(input: &Input, notes: &mut Vec<Note>) -> Result<Node, ImportError> {
@@ -313,7 +692,7 @@ fn read_node(input: &Input, notes: &mut Vec<Note>) -> Result<Node, ImportError> 
     let mut router_id = None;
     let mut version = 2u8;
     let mut scripts = BTreeMap::new();
-    let mut sync_groups: Vec<(String, usize, Vec<String>, Notify)> = Vec::new();
+    let mut sync_groups: Vec<SyncGroup> = Vec::new();
     for statement in &tree {
         match statement.keyword.as_str() {
             "global_defs" => {
@@ -369,7 +748,12 @@ fn read_node(input: &Input, notes: &mut Vec<Note>) -> Result<Node, ImportError> 
                         members.join(", ")
                     ),
                 );
-                sync_groups.push((name, statement.line, members, notify));
+                sync_groups.push(SyncGroup {
+                    name,
+                    line: statement.line,
+                    members,
+                    notify,
+                });
             }
             "vrrp_instance" => {}
             "include" => notes.add(
@@ -393,320 +777,24 @@ fn read_node(input: &Input, notes: &mut Vec<Note>) -> Result<Node, ImportError> 
         }
     }
     let mut interface: Option<String> = None;
-    let mut address: Option<(IpAddr, usize)> = None;
+    let mut address: Option<IpAddr> = None;
     let mut instances: Vec<Instance> = Vec::new();
     for statement in tree.iter().filter(|s| s.keyword == "vrrp_instance") {
-        let name = statement.args.first().cloned().unwrap_or_default();
-        let at = |what: &str| format!("vrrp_instance {name}: {what}");
-        let mut vrid = None;
-        let mut priority: i64 = 100;
-        let mut priority_line = statement.line;
-        let mut advert_ms = 1000;
-        let mut instance_version = None;
-        let mut preempt = true;
-        let mut preempt_delay_s = 0;
-        let mut own_interface = None;
-        let mut addresses: Vec<VirtualAddress> = Vec::new();
-        let mut unicast_peers = Vec::new();
-        let mut announce_count = None;
-        let mut announce_refresh_s = None;
-        let mut resources = Vec::new();
-        let mut notify = Notify::default();
-        let address_list = |list: &Statement,
-                            notes: &mut Notes,
-                            addresses: &mut Vec<VirtualAddress>,
-                            kind: &str| {
-            for entry in list.children() {
-                let mut words = std::iter::once(&entry.keyword).chain(&entry.args);
-                let Some(text) = words.next() else { continue };
-                let mut parsed: VirtualAddress = match text.parse() {
-                    Ok(a) => a,
-                    Err(why) => {
-                        notes.add(
-                            entry.line,
-                            at(&format!("{kind} {text}: {why}; not carried over")),
-                        );
-                        continue;
-                    }
-                };
-                if !text.contains('/') {
-                    // keepalived's default: a host address.
-                    parsed.prefix_len = if parsed.address.is_ipv4() { 32 } else { 128 };
-                }
-                let options: Vec<&String> = words.collect();
-                if let Some(position) = options.iter().position(|o| *o == "dev") {
-                    let dev = options.get(position + 1).map(|s| s.as_str()).unwrap_or("");
-                    notes.add(
-                        entry.line,
-                        at(&format!("{text} dev {dev}: vipd puts every address on the node's one interface; not carried over")),
-                    );
-                    continue;
-                }
-                if !options.is_empty() {
-                    notes.add(
-                        entry.line,
-                        at(&format!(
-                            "{text}: options `{}` not carried over",
-                            options
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        )),
-                    );
-                }
-                if addresses.iter().any(|a| a.address == parsed.address) {
-                    notes.add(
-                        entry.line,
-                        at(&format!("{text} is listed twice; kept once")),
-                    );
-                    continue;
-                }
-                addresses.push(parsed);
-            }
-        };
-        let mut tracked_scripts = Vec::new();
-        for item in statement.children() {
-            let arg = item.args.first().cloned().unwrap_or_default();
-            match item.keyword.as_str() {
-                "state" => notes.add(
-                    item.line,
-                    at(&format!("state {arg}: vipd elects by priority alone; the starting state is not carried over")),
-                ),
-                "interface" => own_interface = Some((arg, item.line)),
-                "virtual_router_id" => match arg.parse::<u8>() {
-                    Ok(v) if v >= 1 => vrid = Some(v),
-                    _ => {
-                        return Err(ImportError {
-                            message: format!("{}:{}: {}", input.file, item.line, at(&format!("virtual_router_id {arg} is not 1..=255"))),
-                            notes: notes.notes.clone(),
-                        });
-                    }
-                },
-                "priority" => {
-                    priority = arg.parse().unwrap_or(100);
-                    priority_line = item.line;
-                }
-                "advert_int" => match seconds_ms(&arg) {
-                    Some(ms) => advert_ms = ms,
-                    None => notes.add(item.line, at(&format!("advert_int {arg} is not a number of seconds; 1s used"))),
-                },
-                "version" => instance_version = arg.parse::<u8>().ok(),
-                "nopreempt" => preempt = false,
-                "preempt" => preempt = true,
-                "preempt_delay" => preempt_delay_s = seconds_ms(&arg).map(|ms| ms.div_ceil(1000)).unwrap_or(0),
-                "virtual_ipaddress" => address_list(item, &mut notes, &mut addresses, "virtual_ipaddress"),
-                "virtual_ipaddress_excluded" => {
-                    let before = addresses.len();
-                    address_list(item, &mut notes, &mut addresses, "virtual_ipaddress_excluded");
-                    if addresses.len() > before {
-                        notes.add(
-                            item.line,
-                            at("virtual_ipaddress_excluded: carried over as ordinary addresses (vipd lists every address in its adverts)"),
-                        );
-                    }
-                }
-                "unicast_src_ip" => match arg.parse::<IpAddr>() {
-                    Ok(ip) => match address {
-                        Some((known, _)) if known != ip => notes.add(
-                            item.line,
-                            at(&format!("unicast_src_ip {ip} differs from {known} used by an earlier instance; vipd has one address per node")),
-                        ),
-                        _ => address = Some((ip, item.line)),
-                    },
-                    Err(_) => notes.add(item.line, at(&format!("unicast_src_ip {arg} is not an address"))),
-                },
-                "unicast_peer" => {
-                    for (peer, line) in list_items(item) {
-                        match peer.parse::<IpAddr>() {
-                            Ok(ip) => unicast_peers.push((ip, line)),
-                            Err(_) => notes.add(line, at(&format!("unicast_peer {peer} is not an address"))),
-                        }
-                    }
-                }
-                "track_interface" => {
-                    for (tracked, line) in list_items(item) {
-                        notes.add(
-                            line,
-                            at(&format!("track_interface {tracked}: vipd watches only the node's own interface (fault while its link is down); not carried over")),
-                        );
-                    }
-                }
-                "track_script" => {
-                    for entry in item.children() {
-                        let weight = entry
-                            .args
-                            .iter()
-                            .position(|a| a == "weight")
-                            .and_then(|p| entry.args.get(p + 1))
-                            .and_then(|w| w.parse::<i64>().ok());
-                        tracked_scripts.push((entry.keyword.clone(), weight, entry.line));
-                    }
-                }
-                "notify_master" | "notify_backup" | "notify" => {
-                    notify.read(item);
-                }
-                "notify_fault" | "notify_stop" | "notify_master_rx_lower_pri" => notes.add(
-                    item.line,
-                    at(&format!("{}: not carried over (vipd runs the resource's stop command whenever it gives the group up)", item.keyword)),
-                ),
-                "garp_master_repeat" => announce_count = arg.parse().ok(),
-                "garp_master_refresh" => announce_refresh_s = arg.parse().ok(),
-                "authentication" => notes.add(
-                    item.line,
-                    at("authentication: vipd sends and checks none (VRRPv3 has none); not carried over (vipd drops adverts from addresses that are not nodes)"),
-                ),
-                "use_vmac" => notes.add(item.line, at("use_vmac: vipd has no virtual MAC (macvlan) yet; not carried over")),
-                other => notes.add(item.line, at(&format!("`{other}` not carried over"))),
-            }
-        }
-        let Some(vrid) = vrid else {
-            notes.add(statement.line, at("no virtual_router_id; skipped"));
-            continue;
-        };
-        let Some((instance_interface, interface_line)) = own_interface else {
-            notes.add(statement.line, at("no interface; skipped"));
-            continue;
-        };
-        match &interface {
-            None => interface = Some(instance_interface),
-            Some(first) if *first != instance_interface => {
-                notes.add(
-                    interface_line,
-                    at(&format!("interface {instance_interface}: vipd runs on one interface per node ({first}, from the first instance); instance skipped")),
-                );
-                continue;
-            }
-            Some(_) => {}
-        }
-        if addresses.is_empty() {
-            notes.add(statement.line, at("no virtual address left; skipped"));
-            continue;
-        }
-        let v6 = addresses[0].address.is_ipv6();
-        if addresses.iter().any(|a| a.address.is_ipv6() != v6)
-            && version == 2
-            && instance_version != Some(3)
-        {
-            notes.add(
-                statement.line,
-                at("IPv4 and IPv6 addresses: VRRP version 3 used"),
-            );
-        }
-        let family_mixed = addresses.iter().any(|a| a.address.is_ipv6());
-        let version = if family_mixed {
-            3
-        } else {
-            instance_version.unwrap_or(version)
-        };
-        let advert_ms = if version == 2 {
-            let seconds = advert_ms.div_ceil(1000).clamp(1, 255);
-            if seconds * 1000 != advert_ms {
-                notes.add(
-                    statement.line,
-                    at(&format!(
-                        "advert_int {}s rounded to {seconds}s (VRRPv2 counts whole seconds)",
-                        advert_ms as f64 / 1000.0
-                    )),
-                );
-            }
-            seconds * 1000
-        } else {
-            let cs = advert_ms.div_ceil(10).clamp(1, 4095);
-            if cs * 10 != advert_ms {
-                notes.add(
-                    statement.line,
-                    at(&format!(
-                        "advert_int rounded to {}ms (VRRPv3 counts centiseconds)",
-                        cs * 10
-                    )),
-                );
-            }
-            cs * 10
-        };
-        let priority = match u8::try_from(priority) {
-            Ok(p) if p >= 1 => p,
-            _ => {
-                notes.add(
-                    priority_line,
-                    at(&format!("priority {priority} is not 1..=255; 100 used")),
-                );
-                100
-            }
-        };
-        for (script_name, weight, line) in tracked_scripts {
-            let Some(script) = scripts.get(&script_name) else {
-                notes.add(
-                    line,
-                    at(&format!(
-                        "track_script {script_name}: no vrrp_script of that name; not carried over"
-                    )),
-                );
-                continue;
-            };
-            let weight = weight.unwrap_or(script.weight);
-            if weight != 0 {
-                notes.add(
-                    line,
-                    at(&format!("track_script {script_name} (weight {weight}, vrrp_script at line {}): vipd has no priority weights; not carried over", script.line)),
-                );
-                continue;
-            }
-            notes.add(
-                line,
-                at(&format!("track_script {script_name}: carried over as a resource check, run on the owner only (keepalived ran it on every node); a failure gives the group up")),
-            );
-            resources.push(Resource {
-                name: format!("track-{}", label(&script_name)),
-                start: "true".to_string(),
-                stop: "true".to_string(),
-                check: Some(script.command.clone()),
-                check_interval_ms: Some(script.interval_ms.max(10)),
-                timeout_ms: script.timeout_ms.filter(|t| *t >= 10),
-            });
-        }
-        if let Some(resource) = notify.resource("notify", "INSTANCE", &name, priority) {
-            notes.add(
-                notify.line().unwrap_or(statement.line),
-                at(&format!("notify scripts: {NOTIFY_NOTE}")),
-            );
-            resources.push(resource);
-        }
-        for (group_name, group_line, members, group_notify) in &sync_groups {
-            if members.contains(&name)
-                && let Some(resource) = group_notify.resource(
-                    &format!("sync-{}", label(group_name)),
-                    "GROUP",
-                    group_name,
-                    priority,
-                )
-            {
-                notes.add(
-                    group_notify.line().unwrap_or(*group_line),
-                    format!("vrrp_sync_group {group_name}: notify scripts carried over to {name}: they run once per member group; {NOTIFY_NOTE}"),
-                );
-                resources.push(resource);
-            }
-        }
-        if instances.iter().any(|i| i.vrid == vrid && i.v6() == v6) {
-            notes.add(statement.line, at(&format!("VRID {vrid} is used twice for one address family on one interface; instance skipped")));
-            continue;
-        }
-        instances.push(Instance {
-            name,
-            line: statement.line,
-            vrid,
-            priority,
-            addresses,
-            advert_ms,
+        let written = read_instance(statement, &mut notes).map_err(|message| ImportError {
+            message: format!("{}:{message}", input.file),
+            notes: notes.notes.clone(),
+        })?;
+        let node = NodeSoFar {
+            interface: &mut interface,
+            address: &mut address,
+            instances: &instances,
             version,
-            preempt,
-            preempt_delay_s,
-            unicast_peers,
-            announce_count,
-            announce_refresh_s,
-            resources,
-        });
+            scripts: &scripts,
+            sync_groups: &sync_groups,
+        };
+        if let Some(instance) = finish_instance(written, node, &mut notes) {
+            instances.push(instance);
+        }
     }
     let Some(interface) = interface else {
         return Err(ImportError {
@@ -727,7 +815,7 @@ fn read_node(input: &Input, notes: &mut Vec<Note>) -> Result<Node, ImportError> 
         name,
         file: input.file.clone(),
         interface,
-        address: address.map(|(a, _)| a),
+        address,
         instances,
     })
 }
@@ -824,13 +912,22 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
             if owns && priority != 255 {
                 file_notes.add(
                     instance.line,
-                    format!("vrrp_instance {}: {} is this node's own address, so it owns the group: priority 255 used", instance.name, node.address.unwrap()),
+                    format!(
+                        "vrrp_instance {}: {} is this node's own address, so it owns the group: \
+                         priority 255 used",
+                        instance.name,
+                        node.address.unwrap()
+                    ),
                 );
                 priority = 255;
             } else if !owns && priority == 255 {
                 file_notes.add(
                     instance.line,
-                    format!("vrrp_instance {}: priority 255 is for the owner of the address, which this node is not: 254 used", instance.name),
+                    format!(
+                        "vrrp_instance {}: priority 255 is for the owner of the address, which \
+                         this node is not: 254 used",
+                        instance.name
+                    ),
                 );
                 priority = 254;
             }
@@ -838,7 +935,11 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
                 if !nodes.iter().any(|n| n.address == Some(*peer)) {
                     file_notes.add(
                         *line,
-                        format!("vrrp_instance {}: unicast_peer {peer} is not one of the converted nodes: convert its keepalived.conf too (or add it as a [[node]])", instance.name),
+                        format!(
+                            "vrrp_instance {}: unicast_peer {peer} is not one of the converted \
+                             nodes: convert its keepalived.conf too (or add it as a [[node]])",
+                            instance.name
+                        ),
                     );
                 }
             }
