@@ -62,7 +62,7 @@ fi
 deb_profile="${VIPD_DEB_PROFILE:-deb-check}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 cargo run --quiet --example man -- "$target_dir/$deb_profile/man"
-deb=$(cargo deb --profile "$deb_profile" 2>/dev/null | tail -n 1)
+deb=$(cargo deb --profile "$deb_profile" | tail -n 1)
 [ -f "$deb" ] || { echo "test.sh: cargo deb made no package" >&2; exit 1; }
 echo "built $deb ($((SECONDS - deb_start)) s)"
 was_installed=""
