@@ -988,7 +988,7 @@ fn a_resource_can_mount_under_the_unit_s_sandbox_and_not_under_the_old_one() {
     {
         let (_dir, d, mut lab) = mounting_lab("unitnew", unit);
         lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{e} (did the resource fail?)\n{}", lab.logs()));
         let alpha = lab.node("alpha");
         let beta = lab.node("beta");
         let alpha_pid = lab.vipd_pid(alpha).unwrap();
