@@ -764,3 +764,280 @@ timeout = "2s"
     drop(lab);
     drop(guard);
 }
+
+#[test]
+fn cleanup_after_sigkill_leaves_the_address_on_the_new_owner_only() {
+    let (_guard, mut lab) = elected("cleanup", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.kill(alpha).unwrap();
+    // The daemon is dead but alpha stays on the LAN: its kernel keeps the addresses while
+    // beta takes them over, so two nodes hold them (what ExecStopPost must repair).
+    let start = Instant::now();
+    while lab.holders(ip(VIP4)).unwrap() != ["alpha", "beta"] {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "expected alpha (dead) and beta (new owner) to hold {VIP4}, got {:?}\n{}",
+            lab.holders(ip(VIP4)).unwrap(),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(lab.addresses(alpha).unwrap().contains(&ip(VIP6)));
+    // What the unit's ExecStopPost runs, in alpha's namespace.
+    let config = lab.config_path.to_str().unwrap().to_string();
+    let out = lab
+        .exec(
+            &lab.nodes[alpha].namespace,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "cleanup",
+                "--config",
+                &config,
+                "--node",
+                "alpha",
+            ],
+        )
+        .unwrap();
+    assert!(out.contains("removed 192.0.2.100/24"), "{out}");
+    assert!(out.contains("removed 2001:db8::100/64"), "{out}");
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
+    assert_eq!(lab.holders(ip(VIP6)).unwrap(), ["beta"]);
+    // alpha's own addresses stay.
+    let left = lab.addresses(alpha).unwrap();
+    assert!(left.contains(&ip("192.0.2.11")), "{left:?}");
+    assert!(left.contains(&ip("2001:db8::10")), "{left:?}");
+    // A second run finds nothing to do and still succeeds.
+    let again = lab
+        .exec(
+            &lab.nodes[alpha].namespace,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "cleanup",
+                "--config",
+                &config,
+                "--node",
+                "alpha",
+            ],
+        )
+        .unwrap();
+    assert!(again.contains("no virtual address"), "{again}");
+    // An unknown node is a clear error, not a silent success.
+    let wrong = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.nodes[alpha].namespace])
+        .args([env!("CARGO_BIN_EXE_vipd"), "cleanup", "--config", &config])
+        .args(["--node", "omega"])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("node \"omega\" is not in this file"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+}
+
+/// The unit that shipped before resources needed root: only the network capabilities,
+/// no new privileges, and a private, read-only view of the file systems.
+const OLD_UNIT_SERVICE: &str = "[Service]
+Type=simple
+ExecStart=/usr/local/bin/vipd run --config /etc/vipd/cluster.toml
+User=root
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE
+AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ReadWritePaths=/run/vipd /proc/sys/net/ipv4/conf
+";
+
+/// The sandbox a unit's [Service] section puts its processes in, as a command prefix built
+/// from setpriv and unshare (CI may have no running systemd): the capability bounding set,
+/// no-new-privileges, and a private mount namespace for the settings that make one. A
+/// setting it cannot reproduce fails the test, so the test follows the unit as it changes.
+fn unit_sandbox(unit: &str) -> Vec<String> {
+    let mut setpriv: Vec<String> = Vec::new();
+    let mut private_mounts = false;
+    let mut in_service = false;
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+            continue;
+        }
+        if !in_service || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').expect("key=value");
+        match key {
+            "CapabilityBoundingSet" => {
+                let caps: Vec<String> = value
+                    .split_whitespace()
+                    .map(|c| format!("+{}", c.to_ascii_lowercase().trim_start_matches("cap_")))
+                    .collect();
+                setpriv.push("--bounding-set".into());
+                setpriv.push(format!("-all,{}", caps.join(",")));
+            }
+            "NoNewPrivileges" if value == "yes" => setpriv.push("--no-new-privs".into()),
+            "ProtectSystem" | "ProtectHome" | "PrivateTmp" | "PrivateDevices"
+            | "ReadWritePaths" | "ReadOnlyPaths" | "InaccessiblePaths"
+                if !matches!(value, "no" | "false") =>
+            {
+                private_mounts = true
+            }
+            // For a root service, the bounding set decides; ambient capabilities matter
+            // only to non-root users.
+            "AmbientCapabilities" => {}
+            "User" => assert_eq!(value, "root", "the test runs vipd as root"),
+            "Type" | "NotifyAccess" | "WatchdogSec" | "Environment" | "EnvironmentFile"
+            | "ExecStartPre" | "ExecStart" | "ExecReload" | "ExecStop" | "ExecStopPost"
+            | "KillMode" | "KillSignal" | "TimeoutStopSec" | "TimeoutStartSec" | "Restart"
+            | "RestartSec" | "RuntimeDirectory" => {}
+            other => panic!(
+                "the unit sets {other}={value}, which this test does not reproduce: teach unit_sandbox"
+            ),
+        }
+    }
+    // systemd builds the mount namespace first, then drops the capabilities.
+    let mut prefix = Vec::new();
+    if private_mounts {
+        // What systemd does for these settings: a mount namespace, slave to the host's.
+        prefix.extend(["unshare", "--mount", "--propagation", "slave", "--"].map(String::from));
+    }
+    if !setpriv.is_empty() {
+        prefix.push("setpriv".to_string());
+        prefix.extend(setpriv);
+        prefix.push("--".into());
+    }
+    prefix
+}
+
+/// True when `path` is a tmpfs mount point in the mount namespace of process `pid`.
+fn tmpfs_mounted(pid: u32, path: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(path) && l.contains(" - tmpfs "))
+}
+
+/// A lab whose vipd runs inside `unit`'s sandbox, with a resource that mounts a tmpfs on
+/// `DIR/mnt/NODE` (stop unmounts it). The guard folder outlives the lab.
+fn mounting_lab(tag: &str, unit: &str) -> (vipd::lab::RemoveOnDrop, String, Lab) {
+    let dir = std::env::temp_dir().join(format!("vipd-unit-{tag}-{}", std::process::id()));
+    let guard = vipd::lab::RemoveOnDrop(dir.clone());
+    for node in ["alpha", "beta"] {
+        std::fs::create_dir_all(dir.join("mnt").join(node)).unwrap();
+    }
+    let d = dir.to_str().unwrap().to_string();
+    let wrapper = dir.join("vipd-in-unit-sandbox");
+    let prefix = unit_sandbox(unit).join(" ");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {prefix} {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_vipd")
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&wrapper, permissions).unwrap();
+    let toml = vipd::lab::cluster_file(
+        2,
+        &format!(
+            r#"[[group]]
+name = "master-server"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = {{ alpha = 200, beta = 100 }}
+advert_interval = "100ms"
+
+[[group.resource]]
+name = "disk"
+start = "mount -t tmpfs vipd-test {d}/mnt/$VIPD_NODE"
+stop = "umount {d}/mnt/$VIPD_NODE"
+check = "mountpoint -q {d}/mnt/$VIPD_NODE"
+check_interval = "200ms"
+timeout = "5s"
+"#
+        ),
+    );
+    let mut lab = Lab::new(tag, &toml, &wrapper).unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_all().unwrap();
+    for node in 0..2 {
+        lab.wait_ready(node, Duration::from_secs(5)).unwrap();
+    }
+    (guard, d, lab)
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool, lab: &Lab) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}\n{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// netconf/vipd.service runs vipd with what resources need: a resource that mounts a file
+/// system works, and moves with the group. Under the old unit's sandbox (network
+/// capabilities only, no new privileges, private mounts) the same mount fails with
+/// "permission denied" and the group is given up; both runs are made here.
+#[test]
+fn a_resource_can_mount_under_the_unit_s_sandbox_and_not_under_the_old_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let unit = include_str!("../netconf/vipd.service");
+    {
+        let (_dir, d, mut lab) = mounting_lab("unitnew", unit);
+        lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("{e} (did the resource fail?)\n{}", lab.logs()));
+        let alpha = lab.node("alpha");
+        let beta = lab.node("beta");
+        let alpha_pid = lab.vipd_pid(alpha).unwrap();
+        let alpha_mnt = format!("{d}/mnt/alpha");
+        wait_until(
+            "alpha's resource never mounted its tmpfs",
+            Duration::from_secs(3),
+            || tmpfs_mounted(alpha_pid, &alpha_mnt),
+            &lab,
+        );
+        assert_eq!(lab.status(alpha).unwrap().groups[0].resources, "started");
+        // alpha's link goes down: it gives the group up and its stop command unmounts;
+        // beta takes over and mounts its own.
+        lab.set_port(alpha, false).unwrap();
+        let beta_pid = lab.vipd_pid(beta).unwrap();
+        let beta_mnt = format!("{d}/mnt/beta");
+        wait_until(
+            "beta never mounted after the takeover",
+            Duration::from_secs(3),
+            || tmpfs_mounted(beta_pid, &beta_mnt),
+            &lab,
+        );
+        wait_until(
+            "alpha's stop command never unmounted",
+            Duration::from_secs(3),
+            || !tmpfs_mounted(alpha_pid, &alpha_mnt),
+            &lab,
+        );
+        lab.stop(beta).unwrap();
+        assert!(lab.log(beta).contains("stopped"), "{}", lab.log(beta));
+    }
+    {
+        let (_dir, d, lab) = mounting_lab("unitold", OLD_UNIT_SERVICE);
+        let alpha = lab.node("alpha");
+        let alpha_pid = lab.vipd_pid(alpha).unwrap();
+        wait_until(
+            "alpha's resource did not fail under the old unit's sandbox",
+            Duration::from_secs(3),
+            || {
+                lab.status(alpha)
+                    .is_ok_and(|s| s.groups[0].resources.starts_with("failed: disk"))
+            },
+            &lab,
+        );
+        assert!(!tmpfs_mounted(alpha_pid, &format!("{d}/mnt/alpha")));
+        assert!(
+            lab.log(alpha).contains("permission denied"),
+            "{}",
+            lab.log(alpha)
+        );
+    }
+}

@@ -81,6 +81,36 @@ pub enum Command {
         #[arg(long)]
         group: String,
     },
+    /// Remove this node's virtual addresses from its interface once the daemon is gone
+    /// (systemd's ExecStopPost, or by hand after a crash); its own address stays.
+    Cleanup {
+        /// The cluster file, the same on every node.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// This node's name in the file (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Convert the keepalived.conf of each node (one file per node) into one cluster file,
+    /// and list (file:line) what could not be carried over.
+    ImportKeepalived {
+        /// keepalived.conf files, one per node (a .gz is read through gzip).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the cluster file here (default: standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// The cluster's name.
+        #[arg(long, default_value = "imported")]
+        name: String,
+        /// The DNS zone every node will serve.
+        #[arg(long, default_value = "cluster.example.")]
+        zone: String,
+        /// A node's own address, NODE=IP (NODE: its name or its file), when its file has no
+        /// unicast_src_ip (repeatable).
+        #[arg(long = "address", value_name = "NODE=IP", value_parser = node_address)]
+        addresses: Vec<(String, std::net::IpAddr)>,
+    },
     /// Build a three-node cluster in network namespaces on this machine, fail its owner over,
     /// and show what a client saw (root).
     Lab(crate::lab::demo::DemoOptions),
@@ -106,6 +136,16 @@ pub struct Target {
     /// Its control socket (default: /run/vipd/NODE.sock).
     #[arg(long)]
     pub control: Option<PathBuf>,
+}
+
+fn node_address(text: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (node, address) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NODE=IP"))?;
+    let address = address
+        .parse()
+        .map_err(|_| format!("`{address}` is not an IP address"))?;
+    Ok((node.to_string(), address))
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@
 //! the kernel ([`daemon`], [`net`]) is kept thin around it.
 
 pub mod check;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod election;
+pub mod import;
 pub mod lab;
 pub mod net;
 pub mod node;

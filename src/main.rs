@@ -30,6 +30,22 @@ fn main() -> ExitCode {
         } => status(control, node, json, metrics),
         Command::Lab(options) => vipd::lab::demo::main(options),
         Command::DnsUnregister { config, group } => dns_unregister(&config, &group),
+        Command::Cleanup { config, node } => cleanup(&config, node),
+        Command::ImportKeepalived {
+            files,
+            out,
+            name,
+            zone,
+            addresses,
+        } => import_keepalived(
+            &files,
+            out.as_deref(),
+            vipd::import::Options {
+                cluster_name: name,
+                zone,
+                addresses,
+            },
+        ),
         Command::LabResponder { name, port } => report(vipd::lab::probe::respond(&name, port)),
         Command::LabProbe(options) => report(vipd::lab::probe::probe(&options)),
     }
@@ -203,6 +219,126 @@ fn dns_unregister(file: &Path, group_name: &str) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
+    }
+}
+
+fn cleanup(file: &Path, node: Option<String>) -> ExitCode {
+    let config = match Config::load(file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let index = match find_node(&config, file, node) {
+        Ok(index) => index,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = &config.nodes[index].name;
+    let interface = &config.nodes[index].interface;
+    match runtime().block_on(vipd::cleanup::remove_virtual_addresses(&config, index)) {
+        Ok(removed) if removed.is_empty() => {
+            println!("{name}: no virtual address on {interface}");
+            ExitCode::SUCCESS
+        }
+        Ok(removed) => {
+            for address in removed {
+                println!("{name}: removed {address} from {interface}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The index of `--node` (default: the host name) in the cluster file, or why not.
+fn find_node(config: &Config, file: &Path, node: Option<String>) -> Result<usize, String> {
+    let Some(name) = node.or_else(hostname) else {
+        return Err("no --node given and the host name is unknown".to_string());
+    };
+    config.node_index(&name).ok_or_else(|| {
+        let known: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!(
+            "{}: node \"{name}\" is not in this file (nodes: {}); give --node",
+            file.display(),
+            known.join(", ")
+        )
+    })
+}
+
+fn import_keepalived(
+    files: &[PathBuf],
+    out: Option<&Path>,
+    options: vipd::import::Options,
+) -> ExitCode {
+    let mut inputs = Vec::new();
+    for file in files {
+        let text = if file.extension().is_some_and(|e| e == "gz") {
+            std::process::Command::new("gzip")
+                .arg("-dc")
+                .arg(file)
+                .output()
+                .map_err(|e| format!("gzip: {e}"))
+                .and_then(|o| {
+                    if o.status.success() {
+                        String::from_utf8(o.stdout).map_err(|e| e.to_string())
+                    } else {
+                        Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+                    }
+                })
+        } else {
+            std::fs::read_to_string(file).map_err(|e| e.to_string())
+        };
+        match text {
+            Ok(text) => inputs.push(vipd::import::Input {
+                file: file.display().to_string(),
+                text,
+            }),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let print_notes = |notes: &[vipd::import::Note]| {
+        if !notes.is_empty() {
+            eprintln!("not carried over, or carried over differently:");
+            for note in notes {
+                eprintln!("  {note}");
+            }
+        }
+    };
+    match vipd::import::convert(&inputs, &options) {
+        Ok(imported) => {
+            print_notes(&imported.notes);
+            match out {
+                Some(path) => {
+                    if let Err(e) = std::fs::write(path, &imported.toml) {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                    let nodes: Vec<String> = imported
+                        .nodes
+                        .iter()
+                        .map(|(n, f)| format!("{n} ({f})"))
+                        .collect();
+                    eprintln!("wrote {} with nodes {}", path.display(), nodes.join(", "));
+                }
+                None => print!("{}", imported.toml),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_notes(&e.notes);
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

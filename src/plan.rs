@@ -67,22 +67,34 @@ impl Sources {
     }
 }
 
+/// The virtual addresses `node` may hold: those of every group it is a member of, without
+/// its own address, each once, in file order.
+pub fn virtual_addresses_of(config: &Config, node: usize) -> Vec<crate::config::VirtualAddress> {
+    let own = config.nodes.get(node).map(|n| n.address);
+    let mut found: Vec<crate::config::VirtualAddress> = Vec::new();
+    for group in &config.groups {
+        if group.priority_of(node).is_none() {
+            continue;
+        }
+        for address in &group.addresses {
+            if Some(address.address) != own && !found.contains(address) {
+                found.push(*address);
+            }
+        }
+    }
+    found
+}
+
 /// Virtual addresses of `node`'s groups found on its interface: left by an earlier run that
 /// crashed, they must go before the node joins, so that two nodes never hold them at once.
-/// The node's own address (an address owner's) is never among them.
 pub fn stale_addresses(
     config: &Config,
     node: usize,
     interface_addresses: &[IpAddr],
-) -> Vec<(usize, crate::config::VirtualAddress)> {
-    let own = config.nodes[node].address;
-    config
-        .groups
-        .iter()
-        .enumerate()
-        .filter(|(_, g)| g.priority_of(node).is_some())
-        .flat_map(|(index, g)| g.addresses.iter().map(move |a| (index, *a)))
-        .filter(|(_, a)| a.address != own && interface_addresses.contains(&a.address))
+) -> Vec<crate::config::VirtualAddress> {
+    virtual_addresses_of(config, node)
+        .into_iter()
+        .filter(|a| interface_addresses.contains(&a.address))
         .collect()
 }
 

@@ -253,9 +253,8 @@ impl Daemon {
             .map(|(a, _)| a)
             .collect();
 
-        for (group, address) in plan::stale_addresses(&config, me, &on_interface) {
-            let group = &config.groups[group].name;
-            info!(%group, %address, "removing a stale virtual address left by an earlier run");
+        for address in plan::stale_addresses(&config, me, &on_interface) {
+            info!(%address, "removing a stale virtual address left by an earlier run");
             netlink::del_address(&handle, link.index, address).await?;
         }
         accept_local_if_needed(&config, me);
