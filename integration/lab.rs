@@ -891,7 +891,7 @@ fn unit_sandbox(unit: &str) -> Vec<String> {
             "Type" | "NotifyAccess" | "WatchdogSec" | "Environment" | "EnvironmentFile"
             | "ExecStartPre" | "ExecStart" | "ExecReload" | "ExecStop" | "ExecStopPost"
             | "KillMode" | "KillSignal" | "TimeoutStopSec" | "TimeoutStartSec" | "Restart"
-            | "RestartSec" | "RuntimeDirectory" => {}
+            | "RestartSec" | "RuntimeDirectory" | "StateDirectory" => {}
             other => panic!(
                 "the unit sets {other}={value}, which this test does not reproduce: teach unit_sandbox"
             ),

@@ -376,6 +376,9 @@ impl Lab {
             .args(["--node", &self.nodes[node].name])
             .arg("--control")
             .arg(self.control_path(node))
+            // State (the drain mark) stays in the lab's folder, never the host's.
+            .arg("--state-dir")
+            .arg(&self.dir)
             .env("VIPD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -678,6 +681,39 @@ impl Lab {
             self.control_path(node).to_str().unwrap_or_default(),
         ])?;
         serde_json::from_slice(&out.stdout).map_err(io::Error::other)
+    }
+
+    /// Runs `vipd ARGS --control <node's socket>` on the host (the control socket is a file:
+    /// no namespace needed) and returns its output.
+    pub fn vipd(&self, node: usize, args: &[&str]) -> io::Result<Output> {
+        Command::new(&self.vipd_binary)
+            .args(args)
+            .arg("--control")
+            .arg(self.control_path(node))
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// Sends `signal` to the node's vipd by its pid, without waiting for anything.
+    pub fn send_signal(&self, node: usize, signal: nix::sys::signal::Signal) -> io::Result<()> {
+        let pid = self
+            .vipd_pid(node)
+            .ok_or_else(|| io::Error::other("vipd does not run on that node"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .map_err(io::Error::from)
+    }
+
+    /// True while the node's vipd process is alive.
+    pub fn vipd_running(&mut self, node: usize) -> bool {
+        match self.nodes[node].vipd.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Writes a new cluster file where every node reads it (then `vipd reload` or SIGHUP).
+    pub fn write_config(&mut self, toml: &str) -> io::Result<()> {
+        std::fs::write(&self.config_path, toml)
     }
 
     /// Waits until the node's control socket answers.

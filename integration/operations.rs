@@ -1,0 +1,349 @@
+//! Day-2 operations on the real network: every signal an operator sends, reloads (good and
+//! bad), planned handovers, drain and undrain, one daemon per node, and the control socket's
+//! access check. vipd processes in network namespaces, a client probing every millisecond,
+//! and the kernels' address tables as the judge. Needs root; without it every test fails and
+//! says why.
+
+use nix::sys::signal::Signal;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use vipd::lab::{Lab, probe};
+
+/// One lab at a time: timing assertions on a 2-core machine need the cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const VIP4: &str = "192.0.2.100";
+const VIP6: &str = "2001:db8::100";
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn cluster(priorities: &str, addresses: &str) -> String {
+    vipd::lab::cluster_file(
+        3,
+        &format!(
+            "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [{addresses}]\n\
+             priority = {{ {priorities} }}\nadvert_interval = \"100ms\"\n"
+        ),
+    )
+}
+
+const PRIORITIES: &str = "alpha = 200, beta = 150, gamma = 100";
+const ADDRESSES: &str = "\"192.0.2.100/24\", \"2001:db8::100/64\"";
+
+fn default_cluster() -> String {
+    cluster(PRIORITIES, ADDRESSES)
+}
+
+/// A started lab with `alpha` elected; the guard keeps tests apart.
+fn elected(tag: &str, toml: &str) -> (std::sync::MutexGuard<'static, ()>, Lab) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(tag, toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    for node in 0..lab.nodes.len() {
+        lab.start_responder(node).unwrap();
+        lab.start(node).unwrap();
+    }
+    for node in 0..lab.nodes.len() {
+        lab.wait_ready(node, Duration::from_secs(5)).unwrap();
+    }
+    for vip in [VIP4, VIP6] {
+        if let Err(e) = lab.wait_for_holder(ip(vip), "alpha", Duration::from_secs(3)) {
+            panic!("{e}\n{}", lab.logs());
+        }
+    }
+    (guard, lab)
+}
+
+/// Runs a vipd command against a node; returns (success, stdout, stderr).
+fn vipd(lab: &Lab, node: usize, args: &[&str]) -> (bool, String, String) {
+    let out = lab.vipd(node, args).unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The longest time the client went without an answer, and who answered.
+fn longest_gap(answers: &[probe::Answer]) -> (Duration, Vec<String>) {
+    let gap = answers
+        .windows(2)
+        .map(|w| Duration::from_micros(w[1].unix_us.saturating_sub(w[0].unix_us)))
+        .max()
+        .unwrap_or(Duration::MAX);
+    let mut who: Vec<String> = answers.iter().map(|a| a.node.clone()).collect();
+    who.dedup();
+    (gap, who)
+}
+
+/// Waits until `node` has heard every other node answer (versions asked over DNS), so that
+/// it knows which members are live.
+fn wait_for_peers(lab: &Lab, node: usize) {
+    let start = Instant::now();
+    loop {
+        let peers = lab.status(node).unwrap().peers;
+        if !peers.is_empty() && peers.iter().all(|p| p.version.is_some() && p.error.is_none()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "peers not known: {peers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn twenty_reloads_by_sighup_lose_no_probe_and_leave_one_holder() {
+    let (_guard, lab) = elected("hup", &default_cluster());
+    let alpha = lab.node("alpha");
+    let probe = lab.start_probe(ip(VIP4), Duration::from_millis(2500)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..20 {
+        lab.send_signal(alpha, Signal::SIGHUP).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answers = lab.finish_probe(probe).unwrap();
+    let (gap, who) = longest_gap(&answers);
+    assert_eq!(who, ["alpha"], "{}", lab.logs());
+    assert!(gap < Duration::from_millis(5), "longest gap {gap:?}");
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+    let log = lab.log(alpha);
+    assert_eq!(log.matches("reloaded: no change").count(), 20, "{log}");
+    let status = lab.status(alpha).unwrap();
+    assert_eq!(status.groups[0].instances[0].became_master, 1);
+}
+
+#[test]
+fn usr1_usr2_stop_cont_and_quit_never_leave_two_holders() {
+    let (_guard, mut lab) = elected("signals", &default_cluster());
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    // USR1 and USR2 log the status; the daemon lives on, still master.
+    for signal in [Signal::SIGUSR1, Signal::SIGUSR2] {
+        lab.send_signal(alpha, signal).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lab.vipd_running(alpha), "{}", lab.log(alpha));
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+    assert!(lab.log(alpha).contains("status"), "{}", lab.log(alpha));
+    // SIGSTOP: alpha is frozen with its addresses; beta takes over after master-down.
+    lab.send_signal(alpha, Signal::SIGSTOP).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    // SIGCONT: alpha wakes up as master, hears beta, and one of them yields at once; with
+    // preempt alpha ends as the only holder.
+    lab.send_signal(alpha, Signal::SIGCONT).unwrap();
+    let start = Instant::now();
+    let mut settled = false;
+    while start.elapsed() < Duration::from_secs(3) {
+        if lab.holders(ip(VIP4)).unwrap() == ["alpha"] && lab.holders(ip(VIP6)).unwrap() == ["alpha"]
+        {
+            settled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(settled, "{:?}\n{}", lab.holders(ip(VIP4)), lab.logs());
+    // SIGQUIT: a graceful stop like SIGTERM: priority 0, addresses released, beta holds.
+    let pid = lab.vipd_pid(alpha).unwrap();
+    lab.send_signal(alpha, Signal::SIGQUIT).unwrap();
+    let start = Instant::now();
+    while lab.vipd_running(alpha) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!lab.vipd_running(alpha), "vipd {pid} did not exit on SIGQUIT");
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
+    assert!(!lab.addresses(alpha).unwrap().contains(&ip(VIP4)));
+    let _ = beta;
+}
+
+#[test]
+fn a_bad_reload_is_refused_with_its_location_and_the_running_config_stays() {
+    let (_guard, mut lab) = elected("badreload", &default_cluster());
+    let alpha = lab.node("alpha");
+    let broken = default_cluster().replace("vrid = 51", "vrid = 300");
+    lab.write_config(&broken).unwrap();
+    let (ok, _, stderr) = vipd(&lab, alpha, &["reload"]);
+    assert!(!ok, "a bad file must fail the reload");
+    let line = broken
+        .lines()
+        .position(|l| l == "vrid = 300")
+        .map(|i| i + 1)
+        .unwrap();
+    assert!(
+        stderr.contains(&format!("cluster.toml:{line}:")) && stderr.contains("vrid"),
+        "{stderr}"
+    );
+    // The log says it too, and nothing moved.
+    assert!(lab.log(alpha).contains("reload refused"), "{}", lab.log(alpha));
+    lab.send_signal(alpha, Signal::SIGHUP).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lab.vipd_running(alpha));
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+    assert_eq!(lab.status(alpha).unwrap().groups[0].instances[0].priority, 200);
+    // A change this node cannot make without a restart: refused, named.
+    let moved = default_cluster().replacen("address = \"192.0.2.11\"", "address = \"192.0.2.21\"", 1);
+    lab.write_config(&moved).unwrap();
+    let (ok, _, stderr) = vipd(&lab, alpha, &["reload"]);
+    assert!(!ok);
+    assert!(stderr.contains("`address` changes") && stderr.contains("restart"), "{stderr}");
+}
+
+#[test]
+fn a_reload_moves_the_group_to_a_raised_priority_and_claims_a_new_address() {
+    let (_guard, mut lab) = elected("reload", &default_cluster());
+    let beta = lab.node("beta");
+    let changed = cluster(
+        "alpha = 200, beta = 250, gamma = 100",
+        "\"192.0.2.100/24\", \"192.0.2.101/24\", \"2001:db8::100/64\"",
+    );
+    lab.write_config(&changed).unwrap();
+    for node in 0..3 {
+        let (ok, stdout, stderr) = vipd(&lab, node, &["reload"]);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("changed group master-server"), "{stdout}");
+    }
+    lab.wait_for_holder(ip("192.0.2.101"), "beta", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(2))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for vip in [VIP4, "192.0.2.101", VIP6] {
+        assert_eq!(lab.holders(ip(vip)).unwrap(), ["beta"], "{vip}\n{}", lab.logs());
+    }
+    let status = lab.status(beta).unwrap();
+    assert_eq!(status.groups[0].instances[0].priority, 250);
+    assert_eq!(status.groups[0].addresses.len(), 3);
+}
+
+#[test]
+fn a_handover_loses_at_most_2_ms_on_ipv4_and_ipv6_and_is_refused_off_the_owner() {
+    let (_guard, lab) = elected("handover", &default_cluster());
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    wait_for_peers(&lab, alpha);
+    // Refused where it cannot work, with the reason.
+    let (ok, _, stderr) = vipd(&lab, beta, &["handover", "master-server"]);
+    assert!(!ok && stderr.contains("owner: alpha"), "{stderr}");
+    let (ok, _, stderr) = vipd(&lab, alpha, &["handover", "master-server", "--to", "omega"]);
+    assert!(!ok && stderr.contains("omega is not a member"), "{stderr}");
+    // Warm the client's neighbour entries, then probe both families through the move.
+    for vip in [VIP4, VIP6] {
+        let warm = lab.start_probe(ip(vip), Duration::from_millis(50)).unwrap();
+        lab.finish_probe(warm).unwrap();
+    }
+    let probe4 = lab.start_probe(ip(VIP4), Duration::from_millis(1500)).unwrap();
+    let probe6 = lab.start_probe(ip(VIP6), Duration::from_millis(1500)).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let (ok, stdout, stderr) = vipd(&lab, alpha, &["handover", "master-server"]);
+    assert!(ok, "{stderr}\n{}", lab.logs());
+    assert!(stdout.contains("handed over"), "{stdout}");
+    for (vip, probe) in [(VIP4, probe4), (VIP6, probe6)] {
+        let answers = lab.finish_probe(probe).unwrap();
+        let moved = probe::handover(&answers, at)
+            .unwrap_or_else(|| panic!("{vip}: no handover seen\n{}", lab.logs()));
+        assert_eq!((moved.from.as_str(), moved.to.as_str()), ("alpha", "beta"));
+        println!("handover outage {vip}: {:?}", moved.outage());
+        assert!(
+            moved.outage() <= Duration::from_millis(2),
+            "{vip}: outage {:?}",
+            moved.outage()
+        );
+    }
+    // The old owner does not take it back.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
+    assert_eq!(lab.holders(ip(VIP6)).unwrap(), ["beta"]);
+}
+
+#[test]
+fn a_drain_survives_a_restart_shows_on_the_peers_and_ends_with_undrain() {
+    let (_guard, mut lab) = elected("drain", &default_cluster());
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    let (ok, stdout, stderr) = vipd(&lab, alpha, &["drain"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("drained"), "{stdout}");
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    // A restart keeps the drain: alpha (priority 200) does not take the group back.
+    lab.stop(alpha).unwrap();
+    lab.start(alpha).unwrap();
+    lab.wait_ready(alpha, Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(lab.status(alpha).unwrap().drained);
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
+    // The other nodes see it (they ask every 10 s).
+    let start = Instant::now();
+    while !lab
+        .status(beta)
+        .unwrap()
+        .peers
+        .iter()
+        .any(|p| p.node == "alpha" && p.drained)
+    {
+        assert!(start.elapsed() < Duration::from_secs(15), "beta never saw the drain");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, _, stderr) = vipd(&lab, alpha, &["undrain"]);
+    assert!(ok, "{stderr}");
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    assert!(!lab.status(alpha).unwrap().drained);
+}
+
+#[test]
+fn a_second_daemon_for_a_running_node_refuses_and_the_first_runs_on() {
+    let (_guard, lab) = elected("twice", &default_cluster());
+    let alpha = lab.node("alpha");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.nodes[alpha].namespace])
+        .arg(env!("CARGO_BIN_EXE_vipd"))
+        .arg("run")
+        .arg("--config")
+        .arg(&lab.config_path)
+        .args(["--node", "alpha", "--control"])
+        .arg(lab.control_path(alpha))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another vipd already runs"), "{stderr}");
+    // The first daemon still answers and still holds the addresses.
+    assert!(lab.status(alpha).is_ok());
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
+
+#[test]
+fn the_control_socket_checks_the_callers_credentials_not_only_the_file_mode() {
+    let (_guard, lab) = elected("creds", &default_cluster());
+    let alpha = lab.node("alpha");
+    let socket = lab.control_path(alpha);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "root only by default");
+    // Open the file to everyone: the daemon still refuses a stranger by its credentials.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // The lab's folder must be traversable for the stranger to reach the socket at all.
+    std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755))
+        .unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_vipd"))
+        .args(["drain", "--control"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a stranger drained the node");
+    assert!(stderr.contains("permission denied: uid 65534"), "{stderr}");
+    assert!(!lab.status(alpha).unwrap().drained);
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
