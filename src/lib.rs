@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dns;
 pub mod election;
 pub mod lab;
+pub mod metrics_http;
 pub mod net;
 pub mod node;
 pub mod plan;
