@@ -341,3 +341,28 @@ async fn idle_connections_beyond_the_limit_wait_and_do_not_starve_the_server() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn spawn_serves_on_the_configured_address_and_names_it_when_it_cannot() {
+    let address = start(fake_daemon(status("master", "backup", true))).await;
+    // The address is taken by the listener above: the error names it and the setting.
+    let error = metrics_http::spawn(address, fake_daemon(status("master", "backup", true)))
+        .await
+        .expect_err("the address is in use");
+    let shown = error.to_string();
+    assert!(
+        shown.contains(&address.to_string()) && shown.contains("[metrics] listen"),
+        "{shown}"
+    );
+    // On a free port it serves.
+    let free = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let task = metrics_http::spawn(free, fake_daemon(status("master", "backup", true)))
+        .await
+        .unwrap();
+    assert_eq!(get(free, "/healthz").await.code, StatusCode::OK);
+    task.abort();
+}
