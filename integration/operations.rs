@@ -85,7 +85,11 @@ fn wait_for_peers(lab: &Lab, node: usize) {
     let start = Instant::now();
     loop {
         let peers = lab.status(node).unwrap().peers;
-        if !peers.is_empty() && peers.iter().all(|p| p.version.is_some() && p.error.is_none()) {
+        if !peers.is_empty()
+            && peers
+                .iter()
+                .all(|p| p.version.is_some() && p.error.is_none())
+        {
             return;
         }
         assert!(
@@ -100,7 +104,9 @@ fn wait_for_peers(lab: &Lab, node: usize) {
 fn twenty_reloads_by_sighup_lose_no_probe_and_leave_one_holder() {
     let (_guard, lab) = elected("hup", &default_cluster());
     let alpha = lab.node("alpha");
-    let probe = lab.start_probe(ip(VIP4), Duration::from_millis(2500)).unwrap();
+    let probe = lab
+        .start_probe(ip(VIP4), Duration::from_millis(2500))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     for _ in 0..20 {
         lab.send_signal(alpha, Signal::SIGHUP).unwrap();
@@ -139,7 +145,8 @@ fn usr1_usr2_stop_cont_and_quit_never_leave_two_holders() {
     let start = Instant::now();
     let mut settled = false;
     while start.elapsed() < Duration::from_secs(3) {
-        if lab.holders(ip(VIP4)).unwrap() == ["alpha"] && lab.holders(ip(VIP6)).unwrap() == ["alpha"]
+        if lab.holders(ip(VIP4)).unwrap() == ["alpha"]
+            && lab.holders(ip(VIP6)).unwrap() == ["alpha"]
         {
             settled = true;
             break;
@@ -154,7 +161,10 @@ fn usr1_usr2_stop_cont_and_quit_never_leave_two_holders() {
     while lab.vipd_running(alpha) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!lab.vipd_running(alpha), "vipd {pid} did not exit on SIGQUIT");
+    assert!(
+        !lab.vipd_running(alpha),
+        "vipd {pid} did not exit on SIGQUIT"
+    );
     lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(1))
         .unwrap();
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
@@ -180,18 +190,29 @@ fn a_bad_reload_is_refused_with_its_location_and_the_running_config_stays() {
         "{stderr}"
     );
     // The log says it too, and nothing moved.
-    assert!(lab.log(alpha).contains("reload refused"), "{}", lab.log(alpha));
+    assert!(
+        lab.log(alpha).contains("reload refused"),
+        "{}",
+        lab.log(alpha)
+    );
     lab.send_signal(alpha, Signal::SIGHUP).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(lab.vipd_running(alpha));
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
-    assert_eq!(lab.status(alpha).unwrap().groups[0].instances[0].priority, 200);
+    assert_eq!(
+        lab.status(alpha).unwrap().groups[0].instances[0].priority,
+        200
+    );
     // A change this node cannot make without a restart: refused, named.
-    let moved = default_cluster().replacen("address = \"192.0.2.11\"", "address = \"192.0.2.21\"", 1);
+    let moved =
+        default_cluster().replacen("address = \"192.0.2.11\"", "address = \"192.0.2.21\"", 1);
     lab.write_config(&moved).unwrap();
     let (ok, _, stderr) = vipd(&lab, alpha, &["reload"]);
     assert!(!ok);
-    assert!(stderr.contains("`address` changes") && stderr.contains("restart"), "{stderr}");
+    assert!(
+        stderr.contains("`address` changes") && stderr.contains("restart"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -214,7 +235,12 @@ fn a_reload_moves_the_group_to_a_raised_priority_and_claims_a_new_address() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     for vip in [VIP4, "192.0.2.101", VIP6] {
-        assert_eq!(lab.holders(ip(vip)).unwrap(), ["beta"], "{vip}\n{}", lab.logs());
+        assert_eq!(
+            lab.holders(ip(vip)).unwrap(),
+            ["beta"],
+            "{vip}\n{}",
+            lab.logs()
+        );
     }
     let status = lab.status(beta).unwrap();
     assert_eq!(status.groups[0].instances[0].priority, 250);
@@ -236,8 +262,12 @@ fn a_handover_loses_at_most_2_ms_on_ipv4_and_ipv6_and_is_refused_off_the_owner()
         let warm = lab.start_probe(ip(vip), Duration::from_millis(50)).unwrap();
         lab.finish_probe(warm).unwrap();
     }
-    let probe4 = lab.start_probe(ip(VIP4), Duration::from_millis(1500)).unwrap();
-    let probe6 = lab.start_probe(ip(VIP6), Duration::from_millis(1500)).unwrap();
+    let probe4 = lab
+        .start_probe(ip(VIP4), Duration::from_millis(1500))
+        .unwrap();
+    let probe6 = lab
+        .start_probe(ip(VIP6), Duration::from_millis(1500))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -289,7 +319,10 @@ fn a_drain_survives_a_restart_shows_on_the_peers_and_ends_with_undrain() {
         .iter()
         .any(|p| p.node == "alpha" && p.drained)
     {
-        assert!(start.elapsed() < Duration::from_secs(15), "beta never saw the drain");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "beta never saw the drain"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let (ok, _, stderr) = vipd(&lab, alpha, &["undrain"]);
@@ -332,8 +365,11 @@ fn the_control_socket_checks_the_callers_credentials_not_only_the_file_mode() {
     // Open the file to everyone: the daemon still refuses a stranger by its credentials.
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     // The lab's folder must be traversable for the stranger to reach the socket at all.
-    std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_vipd"))
@@ -346,4 +382,43 @@ fn the_control_socket_checks_the_callers_credentials_not_only_the_file_mode() {
     assert!(stderr.contains("permission denied: uid 65534"), "{stderr}");
     assert!(!lab.status(alpha).unwrap().drained);
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
+
+#[test]
+fn metrics_and_health_are_scraped_over_http_from_the_client() {
+    let toml = format!(
+        "{}\n[metrics]\nlisten = \"0.0.0.0:9650\"\n",
+        default_cluster()
+    );
+    let (_guard, lab) = elected("metrics", &toml);
+    let get = |address: &str, path: &str| -> String {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        let address = format!("{address}:9650");
+        Lab::in_namespace(&lab.client, move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            answer
+        })
+        .unwrap()
+    };
+    let metrics = get("192.0.2.11", "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "vipd_state{node=\"alpha\",group=\"master-server\",family=\"IPv4\",state=\"master\"} 1"
+        ),
+        "{metrics}"
+    );
+    let health = get("192.0.2.12", "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
 }

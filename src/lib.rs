@@ -13,6 +13,7 @@ pub mod dns;
 pub mod election;
 pub mod import;
 pub mod lab;
+pub mod metrics_http;
 pub mod net;
 pub mod node;
 pub mod plan;

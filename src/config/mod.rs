@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod duration;
 mod error;
+pub mod metrics;
 mod validate;
 
 pub use error::{ConfigError, Source};
@@ -24,6 +25,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     pub groups: Vec<Group>,
     pub dns: dns::Dns,
+    /// The HTTP listener for metrics and health checks (off unless `[metrics] listen`).
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -235,6 +238,8 @@ struct RawFile {
     group: Vec<Spanned<RawGroup>>,
     #[serde(default)]
     dns: Option<dns::RawDns>,
+    #[serde(default)]
+    metrics: Option<metrics::RawMetrics>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

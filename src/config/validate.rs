@@ -31,6 +31,7 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
         nodes,
         groups: groups.into_iter().map(|(g, _)| g).collect(),
         dns,
+        metrics: super::metrics::validate(source, raw.metrics)?,
     })
 }
 

@@ -139,10 +139,19 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let _lock = lock_control(&options.control)?;
     let listener = bind_control(&options.control, options.control_group)?;
     let drain_mark = options.state_dir.join(format!("{}.drained", options.node));
+    let metrics_listen = config.metrics.listen;
     let mut daemon = Daemon::start(config, node, &options, drain_mark).await?;
+    // HTTP metrics and health, when configured: the server asks this loop for the status.
+    let (status_source, status_requests) = crate::metrics_http::channel();
+    if let Some(listen) = metrics_listen {
+        crate::metrics_http::spawn(listen, status_source)
+            .await
+            .map_err(io_error("metrics listener"))?;
+        info!(%listen, "metrics at http://{listen}/metrics, health at /healthz");
+    }
     info!(node = %options.node, control = %options.control.display(), "vipd {} running", env!("CARGO_PKG_VERSION"));
     notify(&[sd_notify::NotifyState::Ready]);
-    let result = daemon.run(listener).await;
+    let result = daemon.run(listener, status_requests).await;
     let _ = std::fs::remove_file(&options.control);
     result
 }
@@ -336,7 +345,11 @@ impl Daemon {
         Ok(daemon)
     }
 
-    async fn run(&mut self, control: UnixListener) -> Result<(), DaemonError> {
+    async fn run(
+        &mut self,
+        control: UnixListener,
+        mut status_requests: tokio::sync::mpsc::Receiver<crate::metrics_http::StatusRequest>,
+    ) -> Result<(), DaemonError> {
         let handler = |kind: SignalKind, name: &str| {
             signal(kind).map_err(io_error(format!("{name} handler")))
         };
@@ -376,6 +389,9 @@ impl Daemon {
                 _ = sigusr2.recv() => self.log_status(),
                 _ = feed.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
                 Ok((stream, _)) = control.accept() => self.control(stream).await,
+                Some(reply) = status_requests.recv() => {
+                    let _ = reply.send(self.status());
+                }
             }
             self.perform_effects().await;
             self.settle_handovers().await;

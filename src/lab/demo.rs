@@ -3,7 +3,9 @@
 
 use super::Lab;
 use super::probe::{self, Answer};
-use std::net::IpAddr;
+use super::query;
+use hickory_proto::rr::RecordType;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -139,27 +141,22 @@ fn watch(lab: &mut Lab, node: usize, target: IpAddr, fault: Fault) -> std::io::R
     Ok(new_owner)
 }
 
-/// What a client's dig at the virtual address says about the virtual name right now.
+/// What the client hears when it asks the virtual address about the virtual name right now:
+/// vipd's own DNS client, run inside the client's namespace (nothing to install, no dig).
 fn show_dns(lab: &Lab, address: IpAddr, name: Option<&String>) {
     let Some(name) = name else { return };
-    let server = format!("@{address}");
-    for record_type in ["A", "TXT"] {
-        let line = match lab.exec(
-            &lab.client,
-            &[
-                "dig",
-                "+short",
-                "+time=1",
-                "+tries=1",
-                &server,
-                name,
-                record_type,
-            ],
-        ) {
-            Ok(out) => out.trim().replace('\n', " "),
-            Err(_) => "(no answer; is dig installed? apt-get install dnsutils)".to_string(),
+    if !lab.config.dns.enabled {
+        return;
+    }
+    let server = SocketAddr::new(address, lab.config.dns.port);
+    for record_type in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+        let line = match Lab::in_namespace(&lab.client, || query::ask(server, name, record_type)) {
+            Ok(Ok(answers)) if answers.is_empty() => "(no record)".to_string(),
+            Ok(Ok(answers)) => answers.join(" "),
+            Ok(Err(why)) => format!("({why})"),
+            Err(e) => format!("(cannot enter the client's namespace: {e})"),
         };
-        println!("  client$ dig {server} {name} {record_type} +short  ->  {line}");
+        println!("  client: ask {address}: {name} {record_type} -> {line}");
     }
 }
 

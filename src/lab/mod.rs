@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod probe;
+pub mod query;
 
 use crate::config::Config;
 use std::io;

@@ -523,6 +523,19 @@ impl Node {
             );
         }
 
+        if new.metrics != self.config.metrics {
+            return Err("[metrics]: the listener changes only with a restart of vipd".into());
+        }
+        for plan in plan::for_node_with(&new, new_me, &self.sources) {
+            for instance in plan.instances {
+                if self.sources.get(instance.family).is_none() {
+                    return Err(format!(
+                        "group \"{}\" has {} addresses, and this node has no {} address to send adverts from",
+                        new.groups[plan.group].name, instance.family, instance.family
+                    ));
+                }
+            }
+        }
         let mut summary = Vec::new();
         let plans = plan::for_node_with(&new, new_me, &self.sources);
         let mut old: Vec<Option<GroupRuntime>> = std::mem::take(&mut self.groups)

@@ -1,9 +1,17 @@
 //! What `vipd status` shows: one JSON document from the daemon's control socket, printed as
 //! a table or as JSON.
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// The `Content-Type` of [`Status::prometheus`]'s text (Prometheus text format 0.0.4).
+pub const PROMETHEUS_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -101,183 +109,230 @@ pub struct TransitionRecord {
     pub reason: String,
 }
 
-/// Escapes a Prometheus label value.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Labels of one sample: (name, value) pairs, in the order they are written.
+type Labels<'a> = Vec<(&'static str, &'a str)>;
+
+/// A status snapshot as a prometheus-client [`Collector`]: every scrape encodes the families
+/// from the snapshot in a fixed order (constant metrics: the daemon owns the counters).
+#[derive(Debug)]
+struct Snapshot(Status);
+
+/// Encodes one metric family (skipped when it has no sample); `name` has neither the
+/// `vipd_` prefix nor, for a counter, the `_total` suffix: the encoder adds them.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    samples: Vec<(Labels, M)>,
+) -> std::fmt::Result {
+    let Some((_, first)) = samples.first() else {
+        return Ok(());
+    };
+    let mut metric = encoder.encode_descriptor(name, help, unit, first.metric_type())?;
+    for (labels, value) in &samples {
+        value.encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
 }
 
-impl Status {
-    /// The Prometheus text exposition format (for node_exporter's textfile collector, say).
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
-            let _ = writeln!(out, "# HELP vipd_{name} {help}\n# TYPE vipd_{name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "vipd_{name}{labels} {value}");
-            }
-        };
-        let node = label(&self.node);
-        let node = node.as_str();
-        let instances: Vec<(String, &InstanceStatus)> = self
+fn gauge(value: bool) -> ConstGauge {
+    ConstGauge::new(i64::from(value))
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let status = &self.0;
+        let node = status.node.as_str();
+        let instances: Vec<(Labels, &InstanceStatus)> = status
             .groups
             .iter()
             .flat_map(|g| {
                 g.instances.iter().map(|i| {
                     (
-                        format!(
-                            "node=\"{node}\",group=\"{}\",family=\"{}\"",
-                            label(&g.name),
-                            i.family
-                        ),
+                        vec![
+                            ("node", node),
+                            ("group", g.name.as_str()),
+                            ("family", i.family.as_str()),
+                        ],
                         i,
                     )
                 })
             })
             .collect();
-        let per_instance = |f: &dyn Fn(&InstanceStatus) -> f64| -> Vec<(String, f64)> {
+        let per_instance = |f: &dyn Fn(&InstanceStatus) -> u64| -> Vec<(Labels, ConstCounter)> {
             instances
                 .iter()
-                .map(|(labels, i)| (format!("{{{labels}}}"), f(i)))
+                .map(|(labels, i)| (labels.clone(), ConstCounter::new(f(i))))
                 .collect()
         };
-        let mut state_samples = Vec::new();
+        let node_only = || vec![("node", node)];
+        let e = &mut encoder;
+
+        let mut states = Vec::new();
         for (labels, instance) in &instances {
             for state in ["initialize", "backup", "master", "fault"] {
-                state_samples.push((
-                    format!("{{{labels},state=\"{state}\"}}"),
-                    f64::from(u8::from(instance.state == state)),
-                ));
+                let mut labels = labels.clone();
+                labels.push(("state", state));
+                states.push((labels, gauge(instance.state == state)));
             }
         }
-        metric(
+        family(
+            e,
             "state",
-            "gauge",
             "1 for the state each group and family is in.",
-            state_samples,
-        );
-        metric(
+            None,
+            states,
+        )?;
+        family(
+            e,
             "priority",
-            "gauge",
             "This node's priority in the group.",
-            per_instance(&|i| f64::from(i.priority)),
-        );
-        metric(
+            None,
+            instances
+                .iter()
+                .map(|(l, i)| (l.clone(), ConstGauge::new(i64::from(i.priority))))
+                .collect(),
+        )?;
+        family(
+            e,
             "holds_addresses",
-            "gauge",
             "1 when this node has the group's addresses on its interface.",
-            per_instance(&|i| f64::from(u8::from(i.holds_addresses))),
-        );
-        metric(
-            "master_down_interval_seconds",
-            "gauge",
+            None,
+            instances
+                .iter()
+                .map(|(l, i)| (l.clone(), gauge(i.holds_addresses)))
+                .collect(),
+        )?;
+        family(
+            e,
+            "master_down_interval",
             "Master_Down_Interval as this node applies it.",
-            per_instance(&|i| i.master_down_interval_ms / 1000.0),
-        );
-        metric(
-            "became_master_total",
-            "counter",
+            Some(&Unit::Seconds),
+            instances
+                .iter()
+                .map(|(l, i)| {
+                    (
+                        l.clone(),
+                        ConstGauge::new(i.master_down_interval_ms / 1000.0),
+                    )
+                })
+                .collect(),
+        )?;
+        family(
+            e,
+            "became_master",
             "Times this node became master of the group.",
-            per_instance(&|i| i.became_master as f64),
-        );
-        metric(
-            "adverts_received_by_group_total",
-            "counter",
+            None,
+            per_instance(&|i| i.became_master),
+        )?;
+        family(
+            e,
+            "adverts_received_by_group",
             "Adverts handed to the group's election.",
-            per_instance(&|i| i.adverts_received as f64),
-        );
-        metric(
-            "adverts_dropped_not_member_total",
-            "counter",
+            None,
+            per_instance(&|i| i.adverts_received),
+        )?;
+        family(
+            e,
+            "adverts_dropped_not_member",
             "Adverts from addresses that are not members.",
-            per_instance(&|i| i.dropped_not_member as f64),
-        );
-        metric(
-            "adverts_lower_priority_total",
-            "counter",
+            None,
+            per_instance(&|i| i.dropped_not_member),
+        )?;
+        family(
+            e,
+            "adverts_lower_priority",
             "Lower-priority adverts heard while backup (a preempt, or discarded per RFC 9568).",
-            per_instance(&|i| i.dropped_lower_priority as f64),
-        );
-        metric(
-            "interval_mismatch_total",
-            "counter",
+            None,
+            per_instance(&|i| i.dropped_lower_priority),
+        )?;
+        family(
+            e,
+            "interval_mismatch",
             "Adverts whose interval disagrees with the cluster file.",
-            per_instance(&|i| i.interval_mismatch as f64),
-        );
-        metric(
-            "second_master_seen_total",
-            "counter",
+            None,
+            per_instance(&|i| i.interval_mismatch),
+        )?;
+        family(
+            e,
+            "second_master_seen",
             "Adverts from a second master while master (split brain).",
-            per_instance(&|i| i.second_master_seen as f64),
-        );
-        metric(
-            "adverts_sent_total",
-            "counter",
+            None,
+            per_instance(&|i| i.second_master_seen),
+        )?;
+        family(
+            e,
+            "adverts_sent",
             "VRRP adverts sent.",
-            vec![(format!("{{node=\"{node}\"}}"), self.adverts_sent as f64)],
-        );
-        metric(
-            "adverts_received_total",
-            "counter",
+            None,
+            vec![(node_only(), ConstCounter::new(status.adverts_sent))],
+        )?;
+        family(
+            e,
+            "adverts_received",
             "VRRP packets that passed the wire checks.",
-            vec![(format!("{{node=\"{node}\"}}"), self.adverts_received as f64)],
-        );
-        metric(
-            "packets_dropped_total",
-            "counter",
+            None,
+            vec![(node_only(), ConstCounter::new(status.adverts_received))],
+        )?;
+        family(
+            e,
+            "packets_dropped",
             "Received VRRP packets not acted on, by reason.",
-            self.dropped
+            None,
+            status
+                .dropped
                 .iter()
                 .map(|(reason, n)| {
                     (
-                        format!("{{node=\"{node}\",reason=\"{}\"}}", label(reason)),
-                        *n as f64,
+                        vec![("node", node), ("reason", reason.as_str())],
+                        ConstCounter::new(*n),
                     )
                 })
                 .collect(),
-        );
-        metric(
-            "advert_anomalies_total",
-            "counter",
+        )?;
+        family(
+            e,
+            "advert_anomalies",
             "Adverts acted on although odd (RFC 9568 leaves them to the receiver), by kind.",
-            self.anomalies
+            None,
+            status
+                .anomalies
                 .iter()
                 .map(|(kind, n)| {
                     (
-                        format!("{{node=\"{node}\",kind=\"{}\"}}", label(kind)),
-                        *n as f64,
+                        vec![("node", node), ("kind", kind.as_str())],
+                        ConstCounter::new(*n),
                     )
                 })
                 .collect(),
-        );
-        metric(
+        )?;
+        family(
+            e,
             "peer_version_mismatch",
-            "gauge",
             "1 when a peer answered with another vipd version than this node's.",
-            self.peers
+            None,
+            status
+                .peers
                 .iter()
                 .filter_map(|p| {
                     let version = p.version.as_ref()?;
                     Some((
-                        format!("{{node=\"{node}\",peer=\"{}\"}}", label(&p.node)),
-                        f64::from(u8::from(*version != self.version)),
+                        vec![("node", node), ("peer", p.node.as_str())],
+                        gauge(*version != status.version),
                     ))
                 })
                 .collect(),
-        );
-        metric(
+        )?;
+        family(
+            e,
             "link_up",
-            "gauge",
             "1 while the interface is up.",
-            vec![(
-                format!("{{node=\"{node}\"}}"),
-                f64::from(u8::from(self.link_up)),
-            )],
-        );
-        if let Some(dns) = &self.dns {
-            let kinds = [
+            None,
+            vec![(node_only(), gauge(status.link_up))],
+        )?;
+        if let Some(dns) = &status.dns {
+            let outcomes = [
                 ("answer", dns.answers),
                 ("nxdomain", dns.nxdomain),
                 ("nodata", dns.nodata),
@@ -288,28 +343,50 @@ impl Status {
                 ("forwarded", dns.forwarded),
                 ("forward_failed", dns.forward_failed),
             ];
-            metric(
-                "dns_queries_total",
-                "counter",
+            family(
+                e,
+                "dns_queries",
                 "DNS queries received.",
-                vec![(format!("{{node=\"{node}\"}}"), dns.queries as f64)],
-            );
-            metric(
-                "dns_outcomes_total",
-                "counter",
+                None,
+                vec![(node_only(), ConstCounter::new(dns.queries))],
+            )?;
+            family(
+                e,
+                "dns_outcomes",
                 "DNS queries by outcome.",
-                kinds
+                None,
+                outcomes
                     .iter()
-                    .map(|(k, n)| (format!("{{node=\"{node}\",outcome=\"{k}\"}}"), *n as f64))
+                    .map(|(outcome, n)| {
+                        (
+                            vec![("node", node), ("outcome", *outcome)],
+                            ConstCounter::new(*n),
+                        )
+                    })
                     .collect(),
-            );
-            metric(
+            )?;
+            family(
+                e,
                 "dns_zone_serial",
-                "gauge",
                 "Serial of the zone this node serves.",
-                vec![(format!("{{node=\"{node}\"}}"), f64::from(dns.serial))],
-            );
+                None,
+                vec![(node_only(), ConstGauge::new(i64::from(dns.serial)))],
+            )?;
         }
+        Ok(())
+    }
+}
+
+impl Status {
+    /// The Prometheus text exposition format, version 0.0.4 (`Content-Type`:
+    /// [`PROMETHEUS_CONTENT_TYPE`]), encoded by prometheus-client: for `vipd status --metrics`,
+    /// node_exporter's textfile collector, and the daemon's `/metrics`.
+    pub fn prometheus(&self) -> String {
+        let mut registry = Registry::with_prefix("vipd");
+        registry.register_collector(Box::new(Snapshot(self.clone())));
+        let mut out = String::new();
+        // Writing to a String cannot fail, and the collector's own encoding neither.
+        let _ = prometheus_text::encode(&mut out, &registry);
         out
     }
 
@@ -491,5 +568,77 @@ mod tests {
         assert!(text.contains(
             "# TYPE vipd_adverts_sent_total counter\nvipd_adverts_sent_total{node=\"alpha\"} 10\n"
         ));
+        assert!(text.starts_with(
+            "# HELP vipd_state 1 for the state each group and family is in.\n# TYPE vipd_state gauge\n"
+        ), "{text}");
+        // No DNS, no peers, no anomalies: those families are left out.
+        assert!(!text.contains("vipd_dns_") && !text.contains("vipd_peer_version_mismatch"));
+        assert!(!text.contains("vipd_advert_anomalies"));
+        // Prometheus naming: a counter's family and samples end in _total.
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(
+                words[3] == "counter",
+                words[2].ends_with("_total"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn prometheus_text_has_dns_and_peer_families_when_known() {
+        let status = Status {
+            cluster: "c".into(),
+            node: "beta".into(),
+            version: "0.2.0".into(),
+            interface: "eth0".into(),
+            link_up: false,
+            drained: false,
+            uptime_ms: 1,
+            groups: vec![],
+            dropped: BTreeMap::new(),
+            anomalies: BTreeMap::from([("address_list_mismatch".to_string(), 1)]),
+            adverts_sent: 0,
+            adverts_received: 0,
+            config_digest: None,
+            dns: Some(crate::dns::server::CountersSnapshot {
+                serial: 7,
+                queries: 5,
+                answers: 4,
+                nxdomain: 1,
+                ..Default::default()
+            }),
+            peers: vec![
+                PeerVersion {
+                    node: "alpha".into(),
+                    version: Some("0.1.0".into()),
+                    error: None,
+                    config_digest: None,
+                    drained: false,
+                },
+                PeerVersion {
+                    node: "gamma".into(),
+                    version: None,
+                    error: Some("no answer".into()),
+                    config_digest: None,
+                    drained: false,
+                },
+            ],
+        };
+        let text = status.prometheus();
+        for line in [
+            "vipd_link_up{node=\"beta\"} 0\n",
+            "vipd_peer_version_mismatch{node=\"beta\",peer=\"alpha\"} 1\n",
+            "vipd_advert_anomalies_total{node=\"beta\",kind=\"address_list_mismatch\"} 1\n",
+            "# TYPE vipd_dns_queries_total counter\nvipd_dns_queries_total{node=\"beta\"} 5\n",
+            "vipd_dns_outcomes_total{node=\"beta\",outcome=\"nxdomain\"} 1\n",
+            "vipd_dns_zone_serial{node=\"beta\"} 7\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+        // A peer that never answered has no version to compare.
+        assert!(!text.contains("peer=\"gamma\""));
+        // No group: no per-group family at all.
+        assert!(!text.contains("vipd_state"));
     }
 }
