@@ -159,16 +159,19 @@ pub async fn request(control: &Path, command: Command, wait: Duration) -> Result
     })
     .map_err(|e| e.to_string())?;
     line.push(b'\n');
-    stream
-        .write_all(&line)
-        .await
-        .map_err(|e| format!("sending the request: {e}"))?;
+    // A daemon that refuses the caller answers before it reads: read its answer even when
+    // the request could not be written.
+    let sent = stream.write_all(&line).await;
     let mut answer = String::new();
     let mut reader = BufReader::new(stream);
-    tokio::time::timeout(wait, reader.read_line(&mut answer))
+    let read = tokio::time::timeout(wait, reader.read_line(&mut answer))
         .await
-        .map_err(|_| format!("no answer from vipd within {wait:?}"))?
-        .map_err(|e| format!("reading the answer: {e}"))?;
+        .map_err(|_| format!("no answer from vipd within {wait:?}"))?;
+    if answer.is_empty() {
+        sent.map_err(|e| format!("sending the request: {e}"))?;
+        read.map_err(|e| format!("reading the answer: {e}"))?;
+        return Err("vipd closed the connection without an answer".into());
+    }
     serde_json::from_str(&answer).map_err(|e| format!("bad answer from vipd: {e}"))
 }
 
