@@ -315,6 +315,13 @@ fn a_handover_loses_at_most_2_ms_on_ipv4_and_ipv6_and_is_refused_off_the_owner()
                 .unwrap_or_else(|| panic!("{vip}: no handover seen\n{}", lab.logs()));
             assert_eq!(moved.to, to, "{vip}");
             println!("handover to {to}, outage {vip}: {:?}", moved.outage());
+            if std::env::var_os("VIPD_DEBUG_HANDOVER").is_some() {
+                for a in answers.iter().filter(|a| {
+                    a.unix_us + 5000 > moved.last_old_us && a.unix_us < moved.first_new_us + 5000
+                }) {
+                    println!("  {} {} {}", a.unix_us, a.seq, a.node);
+                }
+            }
             outages.push(moved.outage());
         }
         // The old owner does not take it back; the next move starts from a settled group.

@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 /// the election.
 pub const RETRY_AFTER_CLAIM_FAILURE: Duration = Duration::from_secs(5);
 
+/// After a planned handover, how long the old master keeps its addresses once the new master
+/// spoke: packets that left a client before the new master's announcement reached it are
+/// still answered (make before break). Well below the announcement interval, so that a
+/// client that asked the old master in that moment is moved by the next announcement.
+pub const HANDOVER_LINGER: Duration = Duration::from_millis(20);
+
 /// RFC 9568 states, plus Fault (the interface is down: keepalived's FAULT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -167,6 +173,8 @@ pub struct Instance {
     handing_over: bool,
     /// Drained: this node takes the group in no case (it hands it over when master).
     drained: bool,
+    /// Handed over, still holding the addresses until the Linger timer.
+    lingering: bool,
     actions: VecDeque<Action>,
     counters: Counters,
 }
@@ -188,6 +196,7 @@ impl Instance {
             preempt_suppressed: false,
             handing_over: false,
             drained: false,
+            lingering: false,
             actions: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -305,6 +314,7 @@ impl Instance {
 
     /// The Shutdown event: a master says priority 0 and lets go of its addresses.
     pub fn shutdown(&mut self, _now: Instant) {
+        self.end_linger();
         if self.state == State::Master {
             self.actions.push_back(Action::SendAdvert { priority: 0 });
             self.actions.push_back(Action::Release);
@@ -322,6 +332,7 @@ impl Instance {
         }
         self.link_up = up;
         if !up {
+            self.end_linger();
             if self.state == State::Master {
                 self.actions.push_back(Action::Release);
             }
@@ -505,6 +516,10 @@ impl Instance {
                 self.become_master(now, Reason::MasterDown);
             }
         }
+        if self.timers.expire(Timer::Linger, now) {
+            self.lingering = true;
+            self.end_linger();
+        }
         if self.timers.expire(Timer::Handover, now) && self.state == State::Master {
             // Nobody took the group: a drained node lets go all the same, another stays.
             self.handing_over = false;
@@ -600,6 +615,8 @@ impl Instance {
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        // Addresses kept from a handover are claimed again below (idempotent).
+        self.lingering = false;
         self.cancel_timers();
         self.preempt_suppressed = false;
         self.handing_over = false;
@@ -624,21 +641,48 @@ impl Instance {
 
     fn become_backup(&mut self, now: Instant, reason: Reason, master_adver_interval: Duration) {
         let was_master = self.state == State::Master;
-        self.handing_over = false;
+        let handed_over = was_master && self.handing_over && !self.drained_alone(reason);
         self.cancel_timers();
         self.transition(State::Backup, reason);
         if was_master {
             // Among vipd nodes, say priority 0 as we leave: the new master hears that a second
             // master existed (split brain) and re-announces, so caches that followed us move
             // back at once. RFC backups (keepalived) would answer it with Skew_Time: not then.
+            if self.config.fast_takeover && !handed_over {
+                self.actions.push_back(Action::SendAdvert { priority: 0 });
+            }
+            if handed_over {
+                self.lingering = true;
+            } else {
+                self.actions.push_back(Action::Release);
+            }
+        }
+        self.master_adver_interval = master_adver_interval;
+        self.timers
+            .set(Timer::MasterDown, now + self.master_down_interval());
+        if self.lingering {
+            self.timers.set(Timer::Linger, now + HANDOVER_LINGER);
+        }
+    }
+
+    /// A drained master whose handover nobody took lets go at once: no new master to linger
+    /// behind.
+    fn drained_alone(&self, reason: Reason) -> bool {
+        reason == Reason::HandedOver && self.drained && self.master.is_none()
+    }
+
+    /// Lets go of addresses kept after a handover (at the end of the linger, or earlier when
+    /// the node stops or loses its link).
+    fn end_linger(&mut self) {
+        if std::mem::take(&mut self.lingering) {
+            self.timers.stop(Timer::Linger);
+            // Among vipd nodes, priority 0 makes the new master announce once more: a client
+            // that asked this node for the address during the linger is moved at once.
             if self.config.fast_takeover {
                 self.actions.push_back(Action::SendAdvert { priority: 0 });
             }
             self.actions.push_back(Action::Release);
         }
-        self.master_adver_interval = master_adver_interval;
-        self.timers
-            .set(Timer::MasterDown, now + self.master_down_interval());
     }
 
     fn send_advert(&mut self, now: Instant) {

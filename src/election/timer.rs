@@ -16,15 +16,18 @@ pub enum Timer {
     FaultRetry,
     /// Master handing the group over: the wait for another node to take it.
     Handover,
+    /// Handed over: the old master keeps its addresses a moment longer for late packets.
+    Linger,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 6] = [
         Timer::MasterDown,
         Timer::Advert,
         Timer::Announce,
         Timer::FaultRetry,
         Timer::Handover,
+        Timer::Linger,
     ];
 
     fn slot(self) -> usize {

@@ -833,9 +833,21 @@ impl Node {
             effects,
             adverts_sent,
         };
+        let mut actions = Vec::new();
         for &slot in &touched {
             let runtime = &mut groups[slot];
-            while let Some((family, action)) = runtime.election.poll_action() {
+            actions.extend(std::iter::from_fn(|| runtime.election.poll_action()));
+            // Make before break: a new master's addresses are up and announced (in every
+            // family of the group) before its first advert tells the old master to let go.
+            if actions
+                .iter()
+                .any(|(_, a)| matches!(a, Action::Claim { .. }))
+            {
+                actions.sort_by_key(
+                    |(_, a)| matches!(a, Action::SendAdvert { priority } if *priority > 0),
+                );
+            }
+            for (family, action) in actions.drain(..) {
                 out.act(now, runtime, family, action);
             }
             let group = &out.config.groups[runtime.index];
