@@ -42,13 +42,7 @@ fn elected(tag: &str, toml: &str) -> (std::sync::MutexGuard<'static, ()>, Lab) {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new(tag, toml, env!("CARGO_BIN_EXE_vipd").as_ref())
         .unwrap_or_else(|e| panic!("lab: {e}"));
-    for node in 0..lab.nodes.len() {
-        lab.start_responder(node).unwrap();
-        lab.start(node).unwrap();
-    }
-    for node in 0..lab.nodes.len() {
-        lab.wait_ready(node, Duration::from_secs(5)).unwrap();
-    }
+    lab.start_cluster().unwrap();
     for vip in [VIP4, VIP6] {
         if let Err(e) = lab.wait_for_holder(ip(vip), "alpha", Duration::from_secs(3)) {
             panic!("{e}\n{}", lab.logs());

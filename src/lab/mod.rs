@@ -355,6 +355,19 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts every node as a host of the cluster (the probe responder and vipd) and waits
+    /// until each daemon answers on its control socket.
+    pub fn start_cluster(&mut self) -> io::Result<()> {
+        for node in 0..self.nodes.len() {
+            self.start_responder(node)?;
+            self.start(node)?;
+        }
+        for node in 0..self.nodes.len() {
+            self.wait_ready(node, Duration::from_secs(5))?;
+        }
+        Ok(())
+    }
+
     pub fn start_all(&mut self) -> io::Result<()> {
         for node in 0..self.nodes.len() {
             self.start(node)?;
