@@ -308,6 +308,13 @@ fn a_handover_loses_at_most_2_ms_on_ipv4_and_ipv6_and_is_refused_off_the_owner()
             let moved = probe::handover(&answers, at)
                 .unwrap_or_else(|| panic!("{vip}: no handover seen\n{}", lab.logs()));
             assert_eq!(moved.to, to, "{vip}");
+            // Make before break: not one probe lost (a late answer is not a lost one).
+            let (lost, _) = lost_probes(&answers);
+            assert!(
+                lost.is_empty(),
+                "{vip}: lost probes {lost:?}\n{}",
+                lab.logs()
+            );
             println!("handover to {to}, outage {vip}: {:?}", moved.outage());
             if std::env::var_os("VIPD_DEBUG_HANDOVER").is_some() {
                 for a in answers.iter().filter(|a| {
