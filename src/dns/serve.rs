@@ -4,6 +4,7 @@
 
 use super::answer::Reply;
 use super::forward::{self, Forwarder};
+use super::framing::{Framer, frame};
 use super::server::{AnswerCache, Server, bump};
 use hickory_server::net::xfer::Protocol;
 use socket2::{Domain, Socket, Type};
@@ -296,25 +297,9 @@ async fn serve_tcp(server: Arc<Server>, listener: TcpListener) {
     }
 }
 
-/// Reads one framed message whose first byte is `first`, within TCP_MESSAGE.
-async fn read_rest(stream: &mut TcpStream, first: u8) -> io::Result<Vec<u8>> {
-    let rest = async {
-        let second = stream.read_u8().await?;
-        let mut message = vec![0u8; usize::from(u16::from_be_bytes([first, second]))];
-        stream.read_exact(&mut message).await?;
-        Ok(message)
-    };
-    tokio::time::timeout(TCP_MESSAGE, rest)
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
-}
-
 /// Writes one framed message; a client that does not read gets cut off after TCP_WRITE.
 async fn write_message(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
-    let mut framed = Vec::with_capacity(message.len() + 2);
-    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
-    framed.extend_from_slice(message);
-    tokio::time::timeout(TCP_WRITE, stream.write_all(&framed))
+    tokio::time::timeout(TCP_WRITE, stream.write_all(&frame(message)))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
 }
@@ -327,29 +312,47 @@ async fn serve_connection(
     id: u64,
     close: &Notify,
 ) -> io::Result<()> {
+    let mut framer = Framer::default();
+    let mut buffer = vec![0u8; 4096];
+    // When the message under way must be complete.
+    let mut deadline: Option<Instant> = None;
     loop {
-        lock(table).set_idle(id, Some(Instant::now()));
-        let mut first = [0u8; 1];
+        while let Some(query) = framer.next_message() {
+            match server.answer(&query, client, Protocol::Tcp) {
+                Reply::Send(bytes) => write_message(&mut stream, &bytes).await?,
+                Reply::Forward => {
+                    if let Some(answer) =
+                        forward::resolve(server, &query, client, Protocol::Tcp).await
+                    {
+                        write_message(&mut stream, &answer).await?;
+                    }
+                }
+                Reply::Drop => return Ok(()),
+            }
+        }
+        let now = Instant::now();
+        let partial = framer.in_message();
+        let wait = if partial {
+            deadline
+                .get_or_insert(now + TCP_MESSAGE)
+                .saturating_duration_since(now)
+        } else {
+            deadline = None;
+            // Only a connection waiting between messages may be closed to make room.
+            lock(table).set_idle(id, Some(now));
+            TCP_IDLE
+        };
         let read = tokio::select! {
-            _ = close.notified() => return Ok(()),
-            read = tokio::time::timeout(TCP_IDLE, stream.read(&mut first)) => read,
+            _ = close.notified(), if !partial => return Ok(()),
+            read = tokio::time::timeout(wait, stream.read(&mut buffer)) => read,
         };
         match read {
             Err(_) | Ok(Ok(0)) => return Ok(()),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(_)) => {}
-        }
-        lock(table).set_idle(id, None);
-        let query = read_rest(&mut stream, first[0]).await?;
-        match server.answer(&query, client, Protocol::Tcp) {
-            Reply::Send(bytes) => write_message(&mut stream, &bytes).await?,
-            Reply::Forward => {
-                if let Some(answer) = forward::resolve(server, &query, client, Protocol::Tcp).await
-                {
-                    write_message(&mut stream, &answer).await?;
-                }
+            Ok(Ok(len)) => {
+                lock(table).set_idle(id, None);
+                framer.push(&buffer[..len]);
             }
-            Reply::Drop => return Ok(()),
         }
     }
 }
