@@ -698,3 +698,81 @@ fn forwarding_only_for_local_networks_cached_and_servfail_when_the_upstream_is_g
     drop(lab);
     drop(guard);
 }
+
+/// RFC details as dig sees them: NSID names the node that answered (RFC 5001), the DO bit is
+/// copied (RFC 3225), a truncated EDNS answer keeps its OPT (RFC 6891 7), and a NOTIMP for an
+/// unknown opcode does not echo CD.
+#[test]
+fn dig_sees_nsid_do_opt_on_truncation_and_no_cd_in_notimp() {
+    let (_guard, lab) = started("rfc", &cluster(""));
+    for (server, node) in [("@192.0.2.11", "alpha"), ("@192.0.2.12", "beta")] {
+        let out = dig(&lab, &[server, "+nsid", "nbu-master.cluster.example.", "A"]);
+        assert!(out.contains(&format!("(\"{node}\")")), "NSID {node}: {out}");
+    }
+    let out = dig(
+        &lab,
+        &["@192.0.2.100", "+nsid", "nbu-master.cluster.example.", "A"],
+    );
+    assert!(
+        out.contains("(\"alpha\")"),
+        "the owner answers at the virtual address: {out}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "nbu-master.cluster.example.", "A"]);
+    assert!(!out.contains("NSID"), "not asked, not sent: {out}");
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+dnssec",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("EDNS: version: 0, flags: do;"),
+        "DO copied: {out}"
+    );
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+dnssec",
+            "+edns=1",
+            "+noednsnegotiation",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("status: BADVERS") && out.contains("flags: do;"),
+        "DO in BADVERS: {out}"
+    );
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.11",
+            "+bufsize=512",
+            "+ignore",
+            "big.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(out.contains("flags: qr aa tc"), "{out}");
+    assert!(out.contains("OPT PSEUDOSECTION"), "OPT kept with TC: {out}");
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+opcode=15",
+            "+cdflag",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(out.contains("status: NOTIMP"), "{out}");
+    let flags = out
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_default();
+    assert!(!flags.contains(" cd"), "CD not echoed: {flags}");
+}
