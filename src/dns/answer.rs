@@ -68,6 +68,12 @@ pub fn respond(
     client: SocketAddr,
     protocol: Protocol,
 ) -> (Reply, Kind) {
+    // The question is echoed byte for byte: a compression pointer into the header would point
+    // at different bytes in the reply and make it unreadable (found by fuzzing).
+    if question_points_into_header(query) {
+        debug!(%client, "malformed query: compression pointer into the header");
+        return (Reply::Send(formerr(query)), Kind::FormErr);
+    }
     let request = match Request::from_bytes(query.to_vec(), client, protocol) {
         Ok(request) => request,
         Err(e) => {
@@ -296,6 +302,37 @@ pub fn formerr(query: &[u8]) -> Vec<u8> {
         reply.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0, 0, 0]);
     }
     reply
+}
+
+/// A name in the question section holds a compression pointer to the 12 header bytes (only
+/// the question section is copied into the reply at the same place; the header is not).
+fn question_points_into_header(message: &[u8]) -> bool {
+    let questions = usize::from(u16::from_be_bytes([message[4], message[5]]));
+    let mut at = 12;
+    for _ in 0..questions {
+        // At most 128 labels per name.
+        for _ in 0..128 {
+            let Some(&length) = message.get(at) else {
+                return false;
+            };
+            if length & 0xc0 == 0xc0 {
+                let Some(&low) = message.get(at + 1) else {
+                    return false;
+                };
+                if (usize::from(length & 0x3f) << 8 | usize::from(low)) < 12 {
+                    return true;
+                }
+                at += 2;
+                break;
+            }
+            at += 1 + usize::from(length);
+            if length == 0 {
+                break;
+            }
+        }
+        at += 4;
+    }
+    false
 }
 
 /// The TTL field of the first OPT record in a message's additional section, walking the raw

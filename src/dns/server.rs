@@ -604,4 +604,29 @@ mod tests {
         );
         assert_eq!(server.snapshot().recursion_refused, 1);
     }
+
+    /// Found by fuzzing (tcp_stream): a question whose name ends in a compression pointer to
+    /// the header was echoed as is, and the reply could not be read (the pointer then lands
+    /// on the reply's flags).
+    #[test]
+    fn fuzz_a_question_pointing_into_the_header_gets_a_readable_formerr() {
+        // With recursion offered, the reply's flags byte (RA) is no label length at all.
+        let server = server(
+            "[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"192.0.2.0/24\"]",
+        );
+        let query = [
+            18, 60, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 7, 99, 108, 117, 115, 0, 4, 0, 192, 3, 4, 0, 192,
+            3, 0, 0, 115, 116, 101, 114, 7, 101, 0, 0, 6, 0, 0, 246, 40, 4, 208, 0, 0, 0, 115, 116,
+        ];
+        for protocol in [Protocol::Udp, Protocol::Tcp] {
+            let Reply::Send(reply) =
+                server.answer(&query, "192.0.2.200:5353".parse().unwrap(), protocol)
+            else {
+                panic!("no reply")
+            };
+            let reply = Message::from_vec(&reply).expect("a readable reply");
+            assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+            assert_eq!(reply.metadata.id, 0x123c);
+        }
+    }
 }
