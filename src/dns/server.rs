@@ -611,9 +611,8 @@ mod tests {
     #[test]
     fn fuzz_a_question_pointing_into_the_header_gets_a_readable_formerr() {
         // With recursion offered, the reply's flags byte (RA) is no label length at all.
-        let server = server(
-            "[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"192.0.2.0/24\"]",
-        );
+        let server =
+            server("[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"192.0.2.0/24\"]");
         let query = [
             18, 60, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 7, 99, 108, 117, 115, 0, 4, 0, 192, 3, 4, 0, 192,
             3, 0, 0, 115, 116, 101, 114, 7, 101, 0, 0, 6, 0, 0, 246, 40, 4, 208, 0, 0, 0, 115, 116,
