@@ -68,6 +68,9 @@ pub fn respond(
     client: SocketAddr,
     protocol: Protocol,
 ) -> (Reply, Kind) {
+    if query.len() < 12 {
+        return (Reply::Drop, Kind::Other);
+    }
     // The question is echoed byte for byte: a compression pointer into the header would point
     // at different bytes in the reply and make it unreadable (found by fuzzing).
     if question_points_into_header(query) {
