@@ -218,7 +218,8 @@ impl Server {
                 cache.generation = generation;
                 cache.entries.clear();
             }
-            if let Some((kind, bytes)) = cache.entries.get(&cache_key(recursion_allowed, query)) {
+            cache_key(&mut cache.key, recursion_allowed, query);
+            if let Some((kind, bytes)) = cache.entries.get(cache.key.as_slice()) {
                 let mut reply = bytes.clone();
                 reply[..2].copy_from_slice(&query[..2]);
                 self.count(*kind, &reply);
@@ -241,9 +242,9 @@ impl Server {
                 if cache.entries.len() >= CACHE_ENTRIES {
                     cache.entries.clear();
                 }
-                cache
-                    .entries
-                    .insert(cache_key(recursion_allowed, query), (kind, bytes.clone()));
+                cache_key(&mut cache.key, recursion_allowed, query);
+                let key = cache.key.clone();
+                cache.entries.insert(key, (kind, bytes.clone()));
             }
         }
         reply
@@ -271,11 +272,11 @@ impl Server {
 
 /// The query after its ID, and whether the client may recurse (the answer's RA flag and a
 /// recursive question's REFUSED depend on it).
-fn cache_key(recursion_allowed: bool, query: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(query.len() - 1);
+/// Written into a buffer kept by the cache: a hit costs no allocation.
+fn cache_key(key: &mut Vec<u8>, recursion_allowed: bool, query: &[u8]) {
+    key.clear();
     key.push(u8::from(recursion_allowed));
     key.extend_from_slice(&query[2..]);
-    key
 }
 
 /// Entries kept per DNS thread before the cache starts over.
@@ -288,6 +289,7 @@ const CACHE_ENTRIES: usize = 4096;
 pub struct AnswerCache {
     generation: u64,
     entries: HashMap<Vec<u8>, (Kind, Vec<u8>)>,
+    key: Vec<u8>,
 }
 
 #[cfg(test)]
