@@ -318,6 +318,8 @@ async fn serve_connection(
     let mut deadline: Option<Instant> = None;
     loop {
         while let Some(query) = framer.next_message() {
+            // The next message's time starts with its own first byte.
+            deadline = None;
             match server.answer(&query, client, Protocol::Tcp) {
                 Reply::Send(bytes) => write_message(&mut stream, &bytes).await?,
                 Reply::Forward => {
@@ -337,7 +339,6 @@ async fn serve_connection(
                 .get_or_insert(now + TCP_MESSAGE)
                 .saturating_duration_since(now)
         } else {
-            deadline = None;
             // Only a connection waiting between messages may be closed to make room.
             lock(table).set_idle(id, Some(now));
             TCP_IDLE
