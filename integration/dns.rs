@@ -685,13 +685,42 @@ fn forwarding_only_for_local_networks_cached_and_servfail_when_the_upstream_is_g
         out.contains("status: NXDOMAIN"),
         "negative answer cached: {out}"
     );
-    // A name never asked: SERVFAIL, soon, and the server keeps answering meanwhile.
+    // A name never asked: SERVFAIL, soon, and the server keeps answering meanwhile (over
+    // UDP and over TCP).
     let start = Instant::now();
-    let out = dig(
-        &lab,
-        &["@192.0.2.100", "+time=5", "other.site.example.", "A"],
-    );
+    let (out, meanwhile) = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            dig(
+                &lab,
+                &["@192.0.2.100", "+time=5", "other.site.example.", "A"],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let meanwhile: Vec<(Duration, String)> = ["+notcp", "+tcp"]
+            .iter()
+            .map(|transport| {
+                let asked = Instant::now();
+                let out = short(
+                    &lab,
+                    &[
+                        "@192.0.2.100",
+                        transport,
+                        "nbu-master.cluster.example.",
+                        "A",
+                    ],
+                );
+                (asked.elapsed(), out.join(" "))
+            })
+            .collect();
+        (waiting.join().unwrap(), meanwhile)
+    });
     let took = start.elapsed();
+    for (answered_in, answer) in &meanwhile {
+        assert!(
+            answer == "192.0.2.100" && *answered_in < Duration::from_millis(500),
+            "while an upstream is awaited: {meanwhile:?}"
+        );
+    }
     eprintln!("unreachable upstream: {took:?}: {out}");
     assert!(out.contains("status: SERVFAIL"), "{out}");
     assert!(took < Duration::from_secs(4), "took {took:?}");
