@@ -768,3 +768,50 @@ fn with_require_same_file_a_node_never_preempts_a_master_on_another_file_nor_tak
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.masters(0, V4), vec![alpha]);
 }
+
+#[test]
+fn a_reload_that_adds_a_node_makes_it_a_peer_of_the_running_nodes() {
+    let mut sim = pair("");
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    sim.start_all();
+    sim.run_for(Duration::from_secs(1));
+    let three = cluster_file(
+        3,
+        "[[group]]\nname = \"g\"\nvrid = 51\n\
+         addresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\nnames = [\"nbu-master\"]\n\
+         priority = { alpha = 150, beta = 100, gamma = 250 }\nadvert_interval = \"100ms\"\n",
+    );
+    // The simulator had two nodes: a third joins the LAN with the new file.
+    let outcomes = sim.reload_all(&three);
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    let peers: Vec<String> = sim
+        .running(alpha)
+        .election(0)
+        .unwrap()
+        .instance(V4)
+        .unwrap()
+        .config()
+        .peers
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(peers, ["beta", "gamma"]);
+    // Back to two nodes: gamma is no peer any more.
+    sim.reload_all(&cluster_file(
+        2,
+        "[[group]]\nname = \"g\"\nvrid = 51\n\
+         addresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\nnames = [\"nbu-master\"]\n\
+         priority = { alpha = 150, beta = 100 }\nadvert_interval = \"100ms\"\n",
+    ));
+    let peers = sim
+        .running(beta)
+        .election(0)
+        .unwrap()
+        .instance(V4)
+        .unwrap()
+        .config()
+        .peers
+        .len();
+    assert_eq!(peers, 1);
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+}
