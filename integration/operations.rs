@@ -116,6 +116,11 @@ fn twenty_reloads_by_sighup_lose_no_probe_and_leave_one_holder() {
     assert_eq!(who, ["alpha"], "{}", lab.logs());
     assert!(answers.len() > 2000, "{} answers", answers.len());
     assert!(lost.is_empty(), "lost probes {lost:?}");
+    println!(
+        "20 SIGHUP reloads under a 1 ms probe: {} answers, {} lost, all from {who:?}",
+        answers.len(),
+        lost.len()
+    );
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
     let log = lab.log(alpha);
     assert_eq!(log.matches("reloaded: no change").count(), 20, "{log}");
