@@ -16,6 +16,10 @@ pub const RETRY_AFTER_CLAIM_FAILURE: Duration = Duration::from_secs(5);
 /// client that asked the old master in that moment is moved by the next announcement.
 pub const HANDOVER_LINGER: Duration = Duration::from_millis(20);
 
+/// A backup follows a member's longer advert interval up to this many times the file's
+/// (keepalived's default of 1 s against a file at 100 ms); beyond, the file's interval holds.
+pub const MAX_LEARNED_STRETCH: u32 = 10;
+
 /// RFC 9568 states, plus Fault (the interface is down: keepalived's FAULT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -154,7 +158,8 @@ pub struct Instance {
     config: InstanceConfig,
     state: State,
     link_up: bool,
-    /// Learned from the master's adverts, never above the configured interval.
+    /// Learned from the master's adverts: above the configured interval only from a member
+    /// (see [`Instance::learnable_interval`]).
     master_adver_interval: Duration,
     /// The current master (index into `config.peers`) as last heard, when known.
     master: Option<usize>,
@@ -303,7 +308,8 @@ impl Instance {
             .collect();
         let interval_changed = config.advert_interval != self.config.advert_interval;
         self.config = config;
-        self.master_adver_interval = self.master_adver_interval.min(self.config.advert_interval);
+        self.master_adver_interval =
+            self.learnable_interval(self.master, self.master_adver_interval);
         if interval_changed && self.state == State::Master {
             let next = now + self.config.advert_interval;
             if self.timers.get(Timer::Advert).is_none_or(|at| at > next) {
@@ -366,15 +372,29 @@ impl Instance {
         if advert.interval != self.config.advert_interval {
             self.counters.interval_mismatch += 1;
         }
-        // Learn a shorter interval, never a longer one: a forged advert must not stretch the
-        // timers beyond what the cluster file says.
-        let learned = advert.interval.min(self.config.advert_interval);
+        let learned = self.learnable_interval(sender, advert.interval);
         match self.state {
             State::Initialize | State::Fault => {}
             State::Backup => self.backup_hears(now, advert, sender, learned),
             State::Master => self.master_hears(now, advert, sender, learned),
         }
         None
+    }
+
+    /// The Master_Adver_Interval a backup takes from an advert (RFC 9568 6.4.2): a shorter
+    /// interval from anyone; a longer one only from a member the file names, and at most
+    /// [`MAX_LEARNED_STRETCH`] times the file's (a keepalived member at `advert_int 0.3` or
+    /// `1` is followed, a forged 40.95 s is not). A stranger (`allow_unknown_peers`) never
+    /// stretches the timers beyond the file.
+    fn learnable_interval(&self, sender: Option<usize>, interval: Duration) -> Duration {
+        let configured = self.config.advert_interval;
+        if interval <= configured
+            || (sender.is_some() && interval <= configured * MAX_LEARNED_STRETCH)
+        {
+            interval
+        } else {
+            configured
+        }
     }
 
     fn backup_hears(

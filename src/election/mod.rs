@@ -11,8 +11,8 @@ mod timer;
 
 pub use group::Group;
 pub use instance::{
-    Action, Advert, Counters, Ignored, Instance, RETRY_AFTER_CLAIM_FAILURE, Reason, State,
-    Transition,
+    Action, Advert, Counters, Ignored, Instance, MAX_LEARNED_STRETCH, RETRY_AFTER_CLAIM_FAILURE,
+    Reason, State, Transition,
 };
 pub use timer::{Timer, TimerTable};
 

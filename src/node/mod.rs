@@ -667,6 +667,9 @@ impl Node {
             priority: repr.priority,
             interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
         };
+        if advert.interval != group.advert_interval {
+            note_interval_mismatch(&self.groups[slot].election, family, group, &advert);
+        }
         self.touched.push(slot);
         match self.groups[slot]
             .election
@@ -969,6 +972,11 @@ impl Node {
                         master: instance.master_peer().map(str::to_string),
                         master_adver_interval_ms: instance.master_adver_interval().as_secs_f64()
                             * 1000.0,
+                        configured_adver_interval_ms: instance
+                            .config()
+                            .advert_interval
+                            .as_secs_f64()
+                            * 1000.0,
                         master_down_interval_ms: instance.master_down_interval().as_secs_f64()
                             * 1000.0,
                         holds_addresses: runtime.claimed.contains(&family),
@@ -1175,4 +1183,23 @@ fn addresses_text(group: &crate::config::Group) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Logs the first advert of an instance whose interval differs from the file's (counted in
+/// `interval_mismatch`; a member's longer interval is followed, see
+/// [`crate::election::MAX_LEARNED_STRETCH`]).
+fn note_interval_mismatch(
+    election: &Group,
+    family: Family,
+    group: &crate::config::Group,
+    advert: &Advert,
+) {
+    if election
+        .instance(family)
+        .is_some_and(|i| i.counters().interval_mismatch == 0)
+    {
+        warn!(group = %group.name, %family, src = %advert.src,
+            "advert interval {:?} differs from the file's {:?}: the members' advert_interval should agree",
+            advert.interval, group.advert_interval);
+    }
 }

@@ -67,6 +67,10 @@ pub struct InstanceStatus {
     /// The peer heard as master, when this node is backup.
     pub master: Option<String>,
     pub master_adver_interval_ms: f64,
+    /// The advert interval the cluster file sets: when a member advertises another one, the
+    /// backup follows it (`master_adver_interval_ms`) and `interval_mismatch` counts.
+    #[serde(default)]
+    pub configured_adver_interval_ms: f64,
     pub master_down_interval_ms: f64,
     pub holds_addresses: bool,
     pub adverts_received: u64,
@@ -390,6 +394,28 @@ impl Status {
         out
     }
 
+    /// One line per instance whose members advertise another interval than the file's.
+    pub fn interval_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for group in &self.groups {
+            for i in group.instances.iter().filter(|i| i.interval_mismatch > 0) {
+                notes.push(format!(
+                    "interval of {} {}: the file says {} ms, {} adverts said otherwise; following {} ms{}",
+                    group.name,
+                    i.family,
+                    i.configured_adver_interval_ms,
+                    i.interval_mismatch,
+                    i.master_adver_interval_ms,
+                    i.master
+                        .as_ref()
+                        .map(|m| format!(" (as learned from {m})"))
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+        notes
+    }
+
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -435,6 +461,9 @@ impl Status {
                     }
                 );
             }
+        }
+        for line in self.interval_notes() {
+            let _ = writeln!(out, "{line}");
         }
         for group in self.groups.iter().filter(|g| !g.resources.is_empty()) {
             let _ = writeln!(out, "resources of {}: {}", group.name, group.resources);
@@ -538,6 +567,7 @@ mod tests {
                     priority: 150,
                     master: None,
                     master_adver_interval_ms: 100.0,
+                    configured_adver_interval_ms: 100.0,
                     master_down_interval_ms: 300.0,
                     holds_addresses: true,
                     adverts_received: 3,

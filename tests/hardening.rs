@@ -1,0 +1,184 @@
+//! Issue 11 (hardening), on simulated nodes fed real bytes: foreign members' timers, two
+//! masters that never resolve, drops that are logged, a flapping link, an address the node
+//! released itself, malformed adverts.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+use std::time::Duration;
+use support::sim::Sim;
+use vipd::election::State;
+use vipd::lab::{cluster_file, with_foreign};
+use vipd::wire::Family::V4;
+use vipd::wire::ip::{Datagram, multicast_group};
+use vipd::wire::ipv4;
+use vipd::wire::vrrp::{IpEnds, Ipv4ChecksumForm, Repr, V2Auth, Version};
+
+const MS: Duration = Duration::from_millis(1);
+const US: Duration = Duration::from_micros(1);
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// Two nodes, one IPv4 group at 100 ms (alpha 150, beta 100); `cluster_extra` goes into
+/// `[cluster]`, `group_extra` into the group; alpha is foreign when `foreign`.
+fn pair(foreign: bool, cluster_extra: &str, group_extra: &str) -> Sim {
+    let group = format!(
+        "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = {{ alpha = 150, beta = 100 }}\nadvert_interval = \"100ms\"\n{group_extra}\n"
+    );
+    let mut cluster = cluster_file(2, &group);
+    if foreign {
+        cluster = with_foreign(&cluster, "alpha");
+    }
+    let cluster = cluster.replacen(
+        "zone = \"cluster.example.\"\n",
+        &format!("zone = \"cluster.example.\"\n{cluster_extra}"),
+        1,
+    );
+    Sim::new(&cluster)
+}
+
+/// An IPv4 VRRPv3 advert for group 51 (192.0.2.100) as a peer at `src` sends it, inside the
+/// IPv4 header a raw socket delivers.
+fn advert_v4(src: &str, priority: u8, interval_cs: u16) -> Vec<u8> {
+    let repr = Repr {
+        version: Version::V3,
+        vrid: 51,
+        priority,
+        interval_cs,
+        addresses: vec![ip("192.0.2.100")],
+        auth: V2Auth::default(),
+    };
+    let ends = IpEnds {
+        src: ip(src),
+        dst: multicast_group(V4),
+    };
+    let mut message = vec![0; repr.buffer_len()];
+    repr.emit(&mut message, ends, Ipv4ChecksumForm::PseudoHeader)
+        .unwrap();
+    let mut packet = ipv4::emit_header(
+        Ipv4Addr::from_str(src).unwrap(),
+        Ipv4Addr::new(224, 0, 0, 18),
+        255,
+        message.len(),
+    )
+    .to_vec();
+    packet.extend_from_slice(&message);
+    packet
+}
+
+/// Skew_Time for a priority and a Master_Adver_Interval, as RFC 9568 computes it.
+fn skew(priority: u64, interval: Duration) -> Duration {
+    Duration::from_nanos((256 - priority) * interval.as_nanos() as u64 / 256)
+}
+
+/// Starts beta alone and feeds it `count` adverts from `src` every `every`, from time 0;
+/// returns the time of the last one.
+fn feed_beta(sim: &mut Sim, src: &str, priority: u8, every: Duration, count: u32) -> Duration {
+    let beta = sim.node("beta");
+    sim.start_node(beta);
+    let packet = advert_v4(src, priority, (every.as_millis() / 10) as u16);
+    let mut last = Duration::ZERO;
+    for k in 0..count {
+        last = every * k;
+        sim.run_until(sim.at(last));
+        assert_ne!(
+            sim.state(beta, 0, V4),
+            Some(State::Master),
+            "beta took over at {:?}, while the master still advertised every {every:?}",
+            sim.elapsed()
+        );
+        sim.inject(beta, Datagram::V4(&packet));
+    }
+    last
+}
+
+fn assert_master_exactly_at(sim: &mut Sim, node: usize, at: Duration) {
+    sim.run_until(sim.at(at - US));
+    assert_ne!(
+        sim.state(node, 0, V4),
+        Some(State::Master),
+        "master before {at:?} (became master at {:?})",
+        sim.became_master_at(node, 0, V4)
+    );
+    sim.run_until(sim.at(at));
+    assert_eq!(
+        sim.state(node, 0, V4),
+        Some(State::Master),
+        "not master at {at:?}"
+    );
+    assert_eq!(sim.became_master_at(node, 0, V4), Some(at));
+}
+
+// ---- 1. foreign peers' timers ----
+
+#[test]
+fn a_backup_follows_a_foreign_member_advertising_a_longer_interval() {
+    let mut sim = pair(true, "", "");
+    let beta = sim.node("beta");
+    let last = feed_beta(&mut sim, "192.0.2.11", 150, 300 * MS, 10);
+    let status = sim.status(beta);
+    let instance = &status.groups[0].instances[0];
+    assert_eq!(instance.master_adver_interval_ms, 300.0);
+    assert_eq!(instance.interval_mismatch, 10);
+    // RFC 9568 6.4.2: 3 x Master_Adver_Interval + Skew_Time, both from the master's 300 ms.
+    let at = last + 3 * 300 * MS + skew(100, 300 * MS);
+    assert_master_exactly_at(&mut sim, beta, at);
+}
+
+#[test]
+fn a_foreign_member_at_500ms_is_followed_without_a_flap() {
+    let mut sim = pair(true, "", "");
+    let beta = sim.node("beta");
+    let last = feed_beta(&mut sim, "192.0.2.11", 150, 500 * MS, 10);
+    assert_master_exactly_at(&mut sim, beta, last + 1500 * MS + skew(100, 500 * MS));
+}
+
+#[test]
+fn a_stranger_never_stretches_the_timers_beyond_the_file() {
+    let mut sim = pair(false, "allow_unknown_peers = true\n", "");
+    let beta = sim.node("beta");
+    let last = feed_beta(&mut sim, "192.0.2.99", 200, 300 * MS, 5);
+    let status = sim.status(beta);
+    assert_eq!(
+        status.groups[0].instances[0].master_adver_interval_ms,
+        100.0
+    );
+    assert_master_exactly_at(&mut sim, beta, last + 300 * MS + skew(100, 100 * MS));
+}
+
+#[test]
+fn a_member_beyond_ten_times_the_file_does_not_stretch_the_timers() {
+    let mut sim = pair(true, "", "");
+    let beta = sim.node("beta");
+    sim.start_node(beta);
+    // A forged or wildly misconfigured member advert: 40.95 s.
+    sim.inject(beta, Datagram::V4(&advert_v4("192.0.2.11", 150, 4095)));
+    assert_master_exactly_at(&mut sim, beta, 300 * MS + skew(100, 100 * MS));
+}
+
+#[test]
+fn check_and_status_say_when_a_member_advertises_another_interval() {
+    let mut sim = pair(true, "", "");
+    let beta = sim.node("beta");
+    let report = vipd::check::node_report(&sim.config, beta);
+    assert!(
+        report.contains("members must advertise every 100ms (keepalived: advert_int 0.1)"),
+        "{report}"
+    );
+    feed_beta(&mut sim, "192.0.2.11", 150, 300 * MS, 3);
+    let status = sim.status(beta);
+    let instance = &status.groups[0].instances[0];
+    assert_eq!(instance.configured_adver_interval_ms, 100.0);
+    assert_eq!(instance.master_adver_interval_ms, 300.0);
+    let table = status.table();
+    assert!(
+        table.contains(
+            "interval of g IPv4: the file says 100 ms, 3 adverts said otherwise; following 300 ms (as learned from alpha)"
+        ),
+        "{table}"
+    );
+}
