@@ -6,6 +6,7 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::sim::Sim;
 use vipd::election::State;
@@ -181,4 +182,79 @@ fn check_and_status_say_when_a_member_advertises_another_interval() {
         ),
         "{table}"
     );
+}
+
+/// Everything logged (tracing, at debug and above) while `f` runs on this thread.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+// ---- 2. two masters that never resolve ----
+
+#[test]
+fn a_second_master_that_never_yields_is_a_conflict_logged_once_and_cleared_by_its_silence() {
+    let mut sim = pair(false, "", "");
+    let alpha = sim.node("alpha");
+    let conflict = |sim: &Sim| sim.status(alpha).groups[0].instances[0].conflict.clone();
+    let (_, log) = logged(|| {
+        sim.start_node(alpha);
+        sim.run_until(sim.at(Duration::from_secs(1)));
+        assert_eq!(sim.state(alpha, 0, V4), Some(State::Master));
+        // beta (priority 100) speaks as master every 100 ms and ignores alpha's adverts.
+        let packet = advert_v4("192.0.2.12", 100, 10);
+        for k in 0..=10u32 {
+            sim.run_until(sim.at(Duration::from_secs(1) + 100 * MS * k));
+            sim.inject(alpha, Datagram::V4(&packet));
+            let expected = (k >= 4).then(|| "beta".to_string());
+            assert_eq!(conflict(&sim), expected, "after {} adverts", k + 1);
+        }
+        assert_eq!(sim.state(alpha, 0, V4), Some(State::Master));
+        let table = sim.status(alpha).table();
+        assert!(
+            table.contains("CONFLICT in g IPv4: beta keeps advertising"),
+            "{table}"
+        );
+        let metrics = sim.status(alpha).prometheus();
+        assert!(
+            metrics.contains(r#"vipd_conflict{node="alpha",group="g",family="IPv4"} 1"#),
+            "{metrics}"
+        );
+        // Silent for a master-down interval (alpha's: 300 ms, first in line): cleared.
+        sim.run_until(sim.at(2300 * MS - US));
+        assert_eq!(conflict(&sim).as_deref(), Some("beta"));
+        sim.run_until(sim.at(2300 * MS));
+        assert_eq!(conflict(&sim), None);
+        let metrics = sim.status(alpha).prometheus();
+        assert!(
+            metrics.contains(r#"vipd_conflict{node="alpha",group="g",family="IPv4"} 0"#),
+            "{metrics}"
+        );
+        assert!(!sim.status(alpha).table().contains("CONFLICT"));
+    });
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("two masters")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("WARN"), "{log}");
+    assert!(warnings[0].contains("member beta (192.0.2.12)"), "{log}");
+    assert!(warnings[0].contains("checksum"), "{log}");
+    assert!(warnings[0].contains("VRID"), "{log}");
 }

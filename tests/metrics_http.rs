@@ -22,6 +22,7 @@ fn instance(family: &str, state: &str) -> InstanceStatus {
         master: None,
         master_adver_interval_ms: 100.0,
         configured_adver_interval_ms: 100.0,
+        conflict: None,
         master_down_interval_ms: 341.0,
         holds_addresses: state == "master",
         adverts_received: 7,

@@ -1,6 +1,7 @@
 //! One virtual router: the RFC 9568 state machine for one group and one address family.
 
 use super::InstanceConfig;
+use super::conflict::{CONFLICT_AFTER_INTERVALS, ConflictWatch, Rival};
 use super::timer::{Timer, TimerTable};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -182,6 +183,8 @@ pub struct Instance {
     lingering: bool,
     actions: VecDeque<Action>,
     counters: Counters,
+    /// Another master heard while master (two masters that never resolve).
+    conflict: ConflictWatch,
 }
 
 impl Instance {
@@ -204,6 +207,7 @@ impl Instance {
             lingering: false,
             actions: VecDeque::new(),
             counters: Counters::default(),
+            conflict: ConflictWatch::default(),
         }
     }
 
@@ -505,6 +509,13 @@ impl Instance {
         // Either way the LAN's neighbour caches may point at it: assert ourselves at once
         // (RFC 9568 for priority 0) and announce again, at most once per advert interval.
         self.counters.second_master_seen += 1;
+        if advert.priority > 0 {
+            let clear_after = self
+                .config
+                .master_down_interval(self.config.advert_interval, None);
+            self.conflict
+                .heard(now, advert.src, sender, advert.priority, clear_after);
+        }
         let due = self
             .last_heal
             .is_none_or(|t| now >= t + self.config.advert_interval);
@@ -634,7 +645,28 @@ impl Instance {
         }
     }
 
+    /// Another master this node has heard for more than [`CONFLICT_AFTER_INTERVALS`] advert
+    /// intervals while master, neither yielding, and not silent since for a master-down
+    /// interval.
+    pub fn conflict(&self, now: Instant) -> Option<Rival> {
+        if self.state != State::Master {
+            return None;
+        }
+        let interval = self.config.advert_interval;
+        self.conflict.active(
+            now,
+            CONFLICT_AFTER_INTERVALS * interval,
+            self.config.master_down_interval(interval, None),
+        )
+    }
+
+    /// The name of a rival that is a member.
+    pub fn peer_name(&self, sender: Option<usize>) -> Option<&str> {
+        Some(self.config.peers.get(sender?)?.name.as_str())
+    }
+
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.conflict.clear();
         // Addresses kept from a handover are claimed again below (idempotent).
         self.lingering = false;
         self.cancel_timers();

@@ -5,10 +5,12 @@
 //! [`Instance`] is one virtual router (one group, one address family); [`Group`] keeps the
 //! instances of a dual-stack group on the same owner, like a keepalived sync group.
 
+mod conflict;
 mod group;
 mod instance;
 mod timer;
 
+pub use conflict::{CONFLICT_AFTER_INTERVALS, Rival};
 pub use group::Group;
 pub use instance::{
     Action, Advert, Counters, Ignored, Instance, MAX_LEARNED_STRETCH, RETRY_AFTER_CLAIM_FAILURE,

@@ -15,6 +15,7 @@
 pub mod discard;
 pub mod effect;
 pub mod status;
+mod watch;
 
 pub use discard::{Discard, Discards};
 pub use effect::{Effect, GroupName};
@@ -100,6 +101,8 @@ struct GroupRuntime {
     /// addresses are up, at the end of the drain.
     start_pending: bool,
     resources: ResourceState,
+    /// Families whose conflict (two masters that never resolve) was logged.
+    conflict_logged: Vec<Family>,
 }
 
 impl GroupRuntime {
@@ -113,6 +116,7 @@ impl GroupRuntime {
             mastership: 0,
             start_pending: false,
             resources: ResourceState::Idle,
+            conflict_logged: Vec::new(),
         }
     }
 
@@ -668,13 +672,21 @@ impl Node {
             interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
         };
         if advert.interval != group.advert_interval {
-            note_interval_mismatch(&self.groups[slot].election, family, group, &advert);
+            watch::interval_mismatch(&self.groups[slot].election, family, group, &advert);
         }
         self.touched.push(slot);
-        match self.groups[slot]
+        let ignored = self.groups[slot]
             .election
-            .handle_advert(now, family, &advert)
-        {
+            .handle_advert(now, family, &advert);
+        let runtime = &mut self.groups[slot];
+        watch::conflict(
+            now,
+            &runtime.name,
+            &runtime.election,
+            family,
+            &mut runtime.conflict_logged,
+        );
+        match ignored {
             Some(ignored) => Err(ignored.into()),
             None => Ok(()),
         }
@@ -936,7 +948,7 @@ impl Node {
             groups: self
                 .groups
                 .iter()
-                .map(|runtime| self.group_status(runtime))
+                .map(|runtime| self.group_status(runtime, now))
                 .collect(),
             dropped: self.discards.to_map(),
             anomalies: self
@@ -952,7 +964,7 @@ impl Node {
         }
     }
 
-    fn group_status(&self, runtime: &GroupRuntime) -> GroupStatus {
+    fn group_status(&self, runtime: &GroupRuntime, now: Instant) -> GroupStatus {
         let group = &self.config.groups[runtime.index];
         GroupStatus {
             name: group.name.clone(),
@@ -987,6 +999,11 @@ impl Node {
                         interval_mismatch: counters.interval_mismatch,
                         second_master_seen: counters.second_master_seen,
                         became_master: counters.became_master,
+                        conflict: instance.conflict(now).map(|rival| {
+                            instance
+                                .peer_name(rival.sender)
+                                .map_or_else(|| rival.src.to_string(), str::to_string)
+                        }),
                     }
                 })
                 .collect(),
@@ -1183,23 +1200,4 @@ fn addresses_text(group: &crate::config::Group) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Logs the first advert of an instance whose interval differs from the file's (counted in
-/// `interval_mismatch`; a member's longer interval is followed, see
-/// [`crate::election::MAX_LEARNED_STRETCH`]).
-fn note_interval_mismatch(
-    election: &Group,
-    family: Family,
-    group: &crate::config::Group,
-    advert: &Advert,
-) {
-    if election
-        .instance(family)
-        .is_some_and(|i| i.counters().interval_mismatch == 0)
-    {
-        warn!(group = %group.name, %family, src = %advert.src,
-            "advert interval {:?} differs from the file's {:?}: the members' advert_interval should agree",
-            advert.interval, group.advert_interval);
-    }
 }

@@ -83,6 +83,11 @@ pub struct InstanceStatus {
     pub interval_mismatch: u64,
     pub second_master_seen: u64,
     pub became_master: u64,
+    /// Two masters that never resolve: the other master (its node name, or its address when
+    /// a stranger) has advertised for more than 3 intervals while this node is master, and
+    /// has not been silent for a master-down interval since.
+    #[serde(default)]
+    pub conflict: Option<String>,
 }
 
 /// Another node, and the vipd version it runs, as last asked.
@@ -206,6 +211,16 @@ impl Collector for Snapshot {
             instances
                 .iter()
                 .map(|(l, i)| (l.clone(), gauge(i.holds_addresses)))
+                .collect(),
+        )?;
+        family(
+            e,
+            "conflict",
+            "1 while another master keeps advertising and neither yields (two masters).",
+            None,
+            instances
+                .iter()
+                .map(|(l, i)| (l.clone(), gauge(i.conflict.is_some())))
                 .collect(),
         )?;
         family(
@@ -394,10 +409,19 @@ impl Status {
         out
     }
 
-    /// One line per instance whose members advertise another interval than the file's.
+    /// One line per instance in conflict (two masters), and per instance whose members
+    /// advertise another interval than the file's.
     pub fn interval_notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         for group in &self.groups {
+            for i in &group.instances {
+                if let Some(peer) = &i.conflict {
+                    notes.push(format!(
+                        "CONFLICT in {} {}: {peer} keeps advertising as master and neither yields (see the log)",
+                        group.name, i.family
+                    ));
+                }
+            }
             for i in group.instances.iter().filter(|i| i.interval_mismatch > 0) {
                 notes.push(format!(
                     "interval of {} {}: the file says {} ms, {} adverts said otherwise; following {} ms{}",
@@ -568,6 +592,7 @@ mod tests {
                     master: None,
                     master_adver_interval_ms: 100.0,
                     configured_adver_interval_ms: 100.0,
+                    conflict: None,
                     master_down_interval_ms: 300.0,
                     holds_addresses: true,
                     adverts_received: 3,

@@ -1,0 +1,57 @@
+//! Warnings the node logs about what it hears (issue 11): an advert interval that differs
+//! from the file's, two masters that never resolve. Each is logged once per episode.
+
+use crate::config;
+use crate::election::{Advert, Group};
+use crate::wire::Family;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// Logs the first advert of an instance whose interval differs from the file's (counted in
+/// `interval_mismatch`; a member's longer interval is followed, see
+/// [`crate::election::MAX_LEARNED_STRETCH`]).
+pub(super) fn interval_mismatch(
+    election: &Group,
+    family: Family,
+    group: &config::Group,
+    advert: &Advert,
+) {
+    if election
+        .instance(family)
+        .is_some_and(|i| i.counters().interval_mismatch == 0)
+    {
+        warn!(group = %group.name, %family, src = %advert.src,
+            "advert interval {:?} differs from the file's {:?}: the members' advert_interval should agree",
+            advert.interval, group.advert_interval);
+    }
+}
+
+/// Logs ONE warning when another master has kept advertising past the threshold while this
+/// node is master, and notes when it has ended (`logged`: the families warned about).
+pub(super) fn conflict(
+    now: Instant,
+    name: &str,
+    election: &Group,
+    family: Family,
+    logged: &mut Vec<Family>,
+) {
+    let Some(instance) = election.instance(family) else {
+        return;
+    };
+    match instance.conflict(now) {
+        Some(rival) if !logged.contains(&family) => {
+            logged.push(family);
+            let peer = instance
+                .peer_name(rival.sender)
+                .map_or_else(|| "a stranger".to_string(), |n| format!("member {n}"));
+            warn!(group = %name, %family,
+                "two masters: {peer} ({}) keeps advertising priority {} for {:?} while this node is master, and neither yields; likely causes: the IPv4 checksum forms differ (vipd's ipv4_checksum, keepalived's v3_checksum_as_v2), another router on this LAN uses the same VRID, or adverts pass one way only (a firewall, a switch filter): compare tcpdump on both nodes",
+                rival.src, rival.priority, rival.last - rival.since);
+        }
+        None if logged.contains(&family) => {
+            logged.retain(|f| *f != family);
+            info!(group = %name, %family, "the other master is gone: conflict over");
+        }
+        _ => {}
+    }
+}
