@@ -258,3 +258,44 @@ fn a_second_master_that_never_yields_is_a_conflict_logged_once_and_cleared_by_it
     assert!(warnings[0].contains("checksum"), "{log}");
     assert!(warnings[0].contains("VRID"), "{log}");
 }
+
+// ---- 3. drops are logged ----
+
+#[test]
+fn drops_are_logged_first_per_source_and_reason_then_summarised_per_minute() {
+    let mut sim = pair(false, "", "");
+    let beta = sim.node("beta");
+    let (_, log) = logged(|| {
+        sim.start_node(beta);
+        let stranger = advert_v4("192.0.2.99", 200, 10);
+        let mut bad_ttl = advert_v4("192.0.2.98", 200, 10);
+        bad_ttl[8] = 1;
+        for k in 0..100u32 {
+            sim.run_until(sim.at(100 * MS * k));
+            sim.inject(beta, Datagram::V4(&stranger));
+            sim.inject(beta, Datagram::V4(&bad_ttl));
+        }
+        // A minute after the first: one summary line for each source.
+        sim.run_until(sim.at(Duration::from_secs(60)));
+        sim.inject(beta, Datagram::V4(&stranger));
+        sim.inject(beta, Datagram::V4(&stranger));
+    });
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("dropped"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{log}");
+    assert!(
+        warnings[0].contains("dropped a VRRP packet from 192.0.2.99: the sender is not a member"),
+        "{log}"
+    );
+    assert!(
+        warnings[1].contains("dropped a VRRP packet from 192.0.2.98: TTL or hop limit 1"),
+        "{log}"
+    );
+    assert!(
+        warnings[2].contains("dropped 100 more VRRP packets from 192.0.2.99 in the last 60s"),
+        "{log}"
+    );
+    assert_eq!(sim.status(beta).dropped.get("not_member"), Some(&102));
+}

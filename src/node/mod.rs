@@ -13,6 +13,7 @@
 //! refreshed ([`Effect::PublishZone`]).
 
 pub mod discard;
+pub mod droplog;
 pub mod effect;
 pub mod status;
 mod watch;
@@ -143,6 +144,8 @@ pub struct Node {
     /// (family, vrid) → index into `groups`.
     by_vrid: HashMap<(Family, u8), usize>,
     discards: Discards,
+    /// Which drops were logged, per source (bounded).
+    drop_log: droplog::DropLog,
     /// Adverts acted on although odd (RFC 9568 leaves them to the receiver), by name.
     anomalies: BTreeMap<&'static str, u64>,
     adverts_sent: u64,
@@ -193,6 +196,7 @@ impl Node {
             groups: Vec::new(),
             by_vrid: HashMap::new(),
             discards: Discards::default(),
+            drop_log: droplog::DropLog::default(),
             anomalies: BTreeMap::new(),
             adverts_sent: 0,
             adverts_received: 0,
@@ -285,9 +289,11 @@ impl Node {
 
     /// A datagram from a raw VRRP socket.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram<'_>) {
+        let source = ip::source(&datagram);
         if let Err(discard) = self.receive(now, datagram) {
             debug!("dropped a VRRP packet: {discard}");
             self.discards.count(&discard);
+            watch::dropped(now, &mut self.drop_log, source, &discard);
         }
         self.process(now);
     }

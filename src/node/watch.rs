@@ -1,9 +1,12 @@
 //! Warnings the node logs about what it hears (issue 11): an advert interval that differs
 //! from the file's, two masters that never resolve. Each is logged once per episode.
 
+use super::discard::Discard;
+use super::droplog::DropLog;
 use crate::config;
 use crate::election::{Advert, Group};
 use crate::wire::Family;
+use std::net::IpAddr;
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -53,5 +56,17 @@ pub(super) fn conflict(
             info!(group = %name, %family, "the other master is gone: conflict over");
         }
         _ => {}
+    }
+}
+
+/// Logs a dropped datagram as [`DropLog`] decides: the first per (source, reason) at warn,
+/// then a summary per source per minute. This node's own adverts coming back are no news.
+pub(super) fn dropped(now: Instant, log: &mut DropLog, source: Option<IpAddr>, discard: &Discard) {
+    if matches!(discard, Discard::Own) {
+        return;
+    }
+    let source = source.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if let Some(line) = log.note(now, source, discard.metric_name(), discard) {
+        warn!(%source, reason = discard.metric_name(), "{line}");
     }
 }
