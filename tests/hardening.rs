@@ -299,3 +299,118 @@ fn drops_are_logged_first_per_source_and_reason_then_summarised_per_minute() {
     );
     assert_eq!(sim.status(beta).dropped.get("not_member"), Some(&102));
 }
+
+// ---- 4. a flapping link ----
+
+/// alpha (master) flaps 10 times in 1 s from t = 1 s (50 ms down, 50 ms up); returns the
+/// time without a holder of the address (sampled every millisecond up to 6 s), the number of
+/// claims (the address moving), and when alpha held it again.
+fn flap(group_extra: &str) -> (Duration, usize, Option<Duration>, Sim) {
+    let mut sim = pair(false, "", group_extra);
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    sim.start_all();
+    sim.run_until(sim.at(Duration::from_secs(1)));
+    assert_eq!(sim.holders(0, V4), vec![alpha]);
+    let (mut lost, mut moves, mut back) = (Duration::ZERO, 0, None);
+    let mut holder = Some(alpha);
+    for ms in 1000..6000u64 {
+        let at = Duration::from_millis(ms);
+        if (1000..2000).contains(&ms) && ms % 50 == 0 {
+            let up = ms % 100 == 50;
+            sim.run_until(sim.at(at));
+            sim.set_link(alpha, up);
+        }
+        sim.run_until(sim.at(at));
+        let holders = sim.holders(0, V4);
+        if holders.is_empty() {
+            lost += MS;
+        }
+        let now = holders.first().copied();
+        if now.is_some() && now != holder {
+            moves += 1;
+            if now == Some(alpha) && back.is_none() && ms > 2000 {
+                back = Some(at);
+            }
+            holder = now;
+        }
+        if now == Some(beta) {
+            back = None;
+        }
+    }
+    // Claims after the first link-down: each is the group moving (sampling misses those
+    // undone within the same instant).
+    let claims = sim
+        .log
+        .iter()
+        .filter(|l| l.at >= Duration::from_secs(1))
+        .filter(|l| matches!(l.what, support::sim::What::Claimed { .. }))
+        .count();
+    assert!(claims >= moves);
+    (lost, claims, back, sim)
+}
+
+#[test]
+fn a_flapping_link_does_not_pull_the_group_back_until_it_has_been_up_for_link_hold() {
+    let (lost_before, moves_before, _, _) = flap("");
+    let (lost, moves, back, sim) = flap("link_hold = \"2s\"");
+    let alpha = sim.node("alpha");
+    eprintln!(
+        "without link_hold: {lost_before:?} without a holder, {moves_before} moves; \
+         with link_hold 2s: {lost:?}, {moves} moves, back on alpha at {back:?}"
+    );
+    // No preempt after any of the link-ups: alpha was master only before the flaps and
+    // after the hold.
+    let masterships: Vec<Duration> = sim
+        .log
+        .iter()
+        .filter(|l| {
+            l.node == alpha
+                && matches!(l.what, support::sim::What::Transition(t) if t.to == State::Master)
+        })
+        .map(|l| l.at)
+        .collect();
+    assert_eq!(masterships.len(), 2, "{masterships:?}");
+    // The last link-up was at 1.95 s: alpha takes back at beta's first advert after 3.95 s.
+    let again = masterships[1];
+    assert!(
+        again >= 3950 * MS && again <= 4050 * MS,
+        "alpha took the group back at {again:?}"
+    );
+    assert_eq!(back, Some(again));
+    // The group moved once to beta and once back; without a hold it ping-pongs.
+    assert_eq!(moves, 2);
+    assert!(moves_before > moves, "{moves_before} moves without a hold");
+    assert!(lost < lost_before, "{lost:?} lost, {lost_before:?} without");
+}
+
+#[test]
+fn link_hold_errors_name_the_place() {
+    let file = |value: &str| {
+        cluster_file(
+            2,
+            &format!(
+                "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+                 priority = {{ alpha = 150, beta = 100 }}\nlink_hold = {value}\n"
+            ),
+        )
+    };
+    let line = file("\"700s\"")
+        .lines()
+        .position(|l| l.starts_with("link_hold"))
+        .unwrap()
+        + 1;
+    let error = vipd::config::Config::parse("c.toml", &file("\"700s\"")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("c.toml:{line}:13: [[group]] \"g\", field `link_hold`: link_hold is at most 600s")
+    );
+    let error = vipd::config::Config::parse("c.toml", &file("\"soon\"")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("c.toml:{line}:13: ")),
+        "{error}"
+    );
+    let ok = vipd::config::Config::parse("c.toml", &file("\"2s\"")).unwrap();
+    assert_eq!(ok.groups[0].link_hold, Duration::from_secs(2));
+}

@@ -185,6 +185,8 @@ pub struct Instance {
     counters: Counters,
     /// Another master heard while master (two masters that never resolve).
     conflict: ConflictWatch,
+    /// When the link last came back after a fault: no preempt before `link_hold` has passed.
+    link_up_since: Option<Instant>,
 }
 
 impl Instance {
@@ -208,6 +210,7 @@ impl Instance {
             actions: VecDeque::new(),
             counters: Counters::default(),
             conflict: ConflictWatch::default(),
+            link_up_since: None,
         }
     }
 
@@ -352,7 +355,8 @@ impl Instance {
             }
         } else if self.state == State::Fault {
             self.master = None;
-            if self.config.priority == 255 && !self.drained {
+            self.link_up_since = Some(now);
+            if self.config.priority == 255 && !self.drained && self.config.link_hold.is_zero() {
                 self.become_master(now, Reason::LinkUp);
             } else {
                 self.become_backup(now, Reason::LinkUp, self.config.advert_interval);
@@ -444,6 +448,7 @@ impl Instance {
             || self.drained
             || self.preempt_suppressed
             || advert.priority >= self.config.priority
+            || self.link_held(now)
             || {
                 let deadline = *self
                     .preempt_after
@@ -467,6 +472,13 @@ impl Instance {
             // RFC 9568: discard, and the Master_Down_Timer takes this node to master.
             self.counters.dropped_lower_priority += 1;
         }
+    }
+
+    /// True while the link has not been up for `link_hold` since it came back after a fault:
+    /// a flapping link must not pull the group back and forth.
+    fn link_held(&self, now: Instant) -> bool {
+        self.link_up_since
+            .is_some_and(|since| now < since + self.config.link_hold)
     }
 
     /// True unless this node follows a live master that outranks it (then a lower second

@@ -53,6 +53,8 @@ pub struct InstanceConfig {
     pub advert_interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// After a link-up that follows a flap, no preempt until the link has been up this long.
+    pub link_hold: Duration,
     pub accept_mode: bool,
     pub announce: AnnounceConfig,
     /// The other members.
