@@ -414,3 +414,76 @@ fn link_hold_errors_name_the_place() {
     let ok = vipd::config::Config::parse("c.toml", &file("\"2s\"")).unwrap();
     assert_eq!(ok.groups[0].link_hold, Duration::from_secs(2));
 }
+
+// ---- 5. the node's own releases are not someone else's deletions ----
+
+fn restores(sim: &Sim, node: usize) -> usize {
+    sim.nodes[node]
+        .effects
+        .iter()
+        .filter(|(_, e)| matches!(e, vipd::node::Effect::Restore { .. }))
+        .count()
+}
+
+fn elected_pair(addresses: &str) -> Sim {
+    let mut sim = Sim::new(&sim_file(addresses));
+    sim.start_all();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.holders(0, V4), vec![sim.node("alpha")]);
+    sim
+}
+
+fn sim_file(addresses: &str) -> String {
+    cluster_file(
+        2,
+        &format!(
+            "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [{addresses}]\n\
+             priority = {{ alpha = 150, beta = 100 }}\nadvert_interval = \"100ms\"\n"
+        ),
+    )
+}
+
+#[test]
+fn an_address_the_node_released_itself_is_not_put_back() {
+    // A reload changes the address's prefix: the master releases the old one and claims the
+    // new one; the kernel's deletion event for the old one is its own doing.
+    let mut sim = elected_pair("\"192.0.2.100/24\"");
+    let alpha = sim.node("alpha");
+    for result in sim.reload_all(&sim_file("\"192.0.2.100/25\"")) {
+        result.unwrap();
+    }
+    sim.input(alpha, |node, now| {
+        node.handle_address_removed(now, ip("192.0.2.100"))
+    });
+    assert_eq!(restores(&sim, alpha), 0);
+
+    // A handover: the old master releases after the linger; its deletion event is its own.
+    let mut sim = elected_pair("\"192.0.2.100/24\"");
+    let beta = sim.node("beta");
+    sim.input(alpha, |node, now| {
+        node.handover(now, "g", None, &|_| true).unwrap();
+    });
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.holders(0, V4), vec![beta]);
+    sim.input(alpha, |node, now| {
+        node.handle_address_removed(now, ip("192.0.2.100"))
+    });
+    assert_eq!(restores(&sim, alpha), 0);
+
+    // Someone else removing the address from the master is still put back, also right
+    // after the node's own release of it was answered by the kernel.
+    sim.input(beta, |node, now| {
+        node.handle_address_removed(now, ip("192.0.2.100"))
+    });
+    assert_eq!(restores(&sim, beta), 1);
+    let mut sim = elected_pair("\"192.0.2.100/24\"");
+    for result in sim.reload_all(&sim_file("\"192.0.2.100/25\"")) {
+        result.unwrap();
+    }
+    for expected in [0, 1] {
+        sim.input(alpha, |node, now| {
+            node.handle_address_removed(now, ip("192.0.2.100"))
+        });
+        assert_eq!(restores(&sim, alpha), expected);
+    }
+}

@@ -146,6 +146,8 @@ pub struct Node {
     discards: Discards,
     /// Which drops were logged, per source (bounded).
     drop_log: droplog::DropLog,
+    /// Addresses this node released lately (their deletion events are its own).
+    own_releases: watch::OwnReleases,
     /// Adverts acted on although odd (RFC 9568 leaves them to the receiver), by name.
     anomalies: BTreeMap<&'static str, u64>,
     adverts_sent: u64,
@@ -197,6 +199,7 @@ impl Node {
             by_vrid: HashMap::new(),
             discards: Discards::default(),
             drop_log: droplog::DropLog::default(),
+            own_releases: watch::OwnReleases::default(),
             anomalies: BTreeMap::new(),
             adverts_sent: 0,
             adverts_received: 0,
@@ -315,6 +318,10 @@ impl Node {
 
     /// An address disappeared from the node's interface.
     pub fn handle_address_removed(&mut self, now: Instant, address: IpAddr) {
+        if self.own_releases.ours(now, address) {
+            debug!(%address, "address removed: this node released it");
+            return;
+        }
         let family = Family::of(&address);
         for runtime in &self.groups {
             let group = &self.config.groups[runtime.index];
@@ -888,6 +895,7 @@ impl Node {
         self.refresh_owners(now, &touched);
         touched.clear();
         self.touched = touched;
+        self.own_releases.note(now, &self.effects);
     }
 
     fn out(&mut self) -> Out<'_> {

@@ -3,11 +3,13 @@
 
 use super::discard::Discard;
 use super::droplog::DropLog;
+use super::effect::Effect;
 use crate::config;
 use crate::election::{Advert, Group};
 use crate::wire::Family;
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// Logs the first advert of an instance whose interval differs from the file's (counted in
@@ -68,5 +70,56 @@ pub(super) fn dropped(now: Instant, log: &mut DropLog, source: Option<IpAddr>, d
     let source = source.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if let Some(line) = log.note(now, source, discard.metric_name(), discard) {
         warn!(%source, reason = discard.metric_name(), "{line}");
+    }
+}
+
+/// Addresses this node released itself, lately: the kernel's deletion event that follows
+/// is not someone else removing a virtual address (it is not put back).
+#[derive(Debug, Default)]
+pub(super) struct OwnReleases(Vec<(IpAddr, Instant)>);
+
+impl OwnReleases {
+    /// A deletion event this long after the node's own release is taken for its echo.
+    pub const GRACE: Duration = Duration::from_secs(2);
+    /// Entries kept at most (a release of more addresses than this in one grace period
+    /// forgets the oldest).
+    const CAPACITY: usize = 4096;
+
+    /// Notes the releases among `effects` (handed out at `now`); a claim in a later call
+    /// ends an earlier release (the address is wanted again: a deletion is someone else's).
+    pub(super) fn note(&mut self, now: Instant, effects: &VecDeque<Effect>) {
+        self.0.retain(|(_, at)| now < *at + Self::GRACE);
+        for effect in effects {
+            match effect {
+                Effect::Release { addresses, .. } => {
+                    for a in addresses {
+                        self.0.retain(|(address, _)| *address != a.address);
+                        self.0.push((a.address, now));
+                    }
+                }
+                Effect::Claim { addresses, .. } => {
+                    self.0.retain(|(address, at)| {
+                        *at == now || !addresses.iter().any(|a| a.address == *address)
+                    });
+                }
+                _ => {}
+            }
+        }
+        if self.0.len() > Self::CAPACITY {
+            let excess = self.0.len() - Self::CAPACITY;
+            self.0.drain(..excess);
+        }
+    }
+
+    /// True (once) when `address` was released by this node within the grace period.
+    pub(super) fn ours(&mut self, now: Instant, address: IpAddr) -> bool {
+        self.0.retain(|(_, at)| now < *at + Self::GRACE);
+        match self.0.iter().position(|(a, _)| *a == address) {
+            Some(i) => {
+                self.0.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 }
