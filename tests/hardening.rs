@@ -487,3 +487,127 @@ fn an_address_the_node_released_itself_is_not_put_back() {
         assert_eq!(restores(&sim, alpha), expected);
     }
 }
+
+// ---- 6. malformed adverts ----
+
+/// `advert_v4` with `extra` bytes after the address list, the IP length counting them, the
+/// VRRP checksum over the longer message (what a sender that pads would compute).
+fn advert_v4_with_trailing(src: &str, priority: u8, extra: usize) -> Vec<u8> {
+    let repr = Repr {
+        version: Version::V3,
+        vrid: 51,
+        priority,
+        interval_cs: 10,
+        addresses: vec![ip("192.0.2.100")],
+        auth: V2Auth::default(),
+    };
+    let ends = IpEnds {
+        src: ip(src),
+        dst: multicast_group(V4),
+    };
+    let mut message = vec![0; repr.buffer_len()];
+    repr.emit(&mut message, ends, Ipv4ChecksumForm::PseudoHeader)
+        .unwrap();
+    message.extend(std::iter::repeat_n(0u8, extra));
+    let mut packet = ipv4::emit_header(
+        Ipv4Addr::from_str(src).unwrap(),
+        Ipv4Addr::new(224, 0, 0, 18),
+        255,
+        message.len(),
+    )
+    .to_vec();
+    packet.extend_from_slice(&message);
+    packet
+}
+
+#[test]
+fn an_advert_with_trailing_bytes_is_dropped_by_its_own_reason() {
+    let mut sim = pair(false, "", "");
+    let beta = sim.node("beta");
+    sim.start_node(beta);
+    // A member's advert that would make beta follow alpha, were it well formed.
+    sim.inject(
+        beta,
+        Datagram::V4(&advert_v4_with_trailing("192.0.2.11", 150, 4)),
+    );
+    let status = sim.status(beta);
+    assert_eq!(status.dropped.get("trailing_bytes"), Some(&1), "{status:?}");
+    assert_eq!(status.groups[0].instances[0].master, None);
+    // The same advert without the trailing bytes is acted on.
+    sim.inject(
+        beta,
+        Datagram::V4(&advert_v4_with_trailing("192.0.2.11", 150, 0)),
+    );
+    assert_eq!(
+        sim.status(beta).groups[0].instances[0].master.as_deref(),
+        Some("alpha")
+    );
+    // IPv6: the message the socket hands over is longer than its count declares.
+    let repr = Repr {
+        version: Version::V3,
+        vrid: 51,
+        priority: 150,
+        interval_cs: 10,
+        addresses: vec![ip("2001:db8::100")],
+        auth: V2Auth::default(),
+    };
+    let ends = IpEnds {
+        src: ip("fe80::1"),
+        dst: multicast_group(vipd::wire::Family::V6),
+    };
+    let mut message = vec![0; repr.buffer_len() + 2];
+    repr.emit(&mut message, ends, Ipv4ChecksumForm::PseudoHeader)
+        .unwrap();
+    assert_eq!(
+        Repr::parse(&vipd::wire::vrrp::Packet::new_unchecked(&message[..]), ends),
+        Err(vipd::wire::WireError::TrailingBytes {
+            declared: 24,
+            got: 26
+        })
+    );
+}
+
+#[test]
+fn the_checksum_form_the_file_does_not_name_is_accepted_and_counted() {
+    let mut sim = pair(false, "", "");
+    let beta = sim.node("beta");
+    sim.start_node(beta);
+    let repr = Repr {
+        version: Version::V3,
+        vrid: 51,
+        priority: 150,
+        interval_cs: 10,
+        addresses: vec![ip("192.0.2.100")],
+        auth: V2Auth::default(),
+    };
+    let ends = IpEnds {
+        src: ip("192.0.2.11"),
+        dst: multicast_group(V4),
+    };
+    let mut message = vec![0; repr.buffer_len()];
+    repr.emit(&mut message, ends, Ipv4ChecksumForm::MessageOnly)
+        .unwrap();
+    let mut packet = ipv4::emit_header(
+        Ipv4Addr::new(192, 0, 2, 11),
+        Ipv4Addr::new(224, 0, 0, 18),
+        255,
+        message.len(),
+    )
+    .to_vec();
+    packet.extend_from_slice(&message);
+    sim.inject(beta, Datagram::V4(&packet));
+    let status = sim.status(beta);
+    // The file says pseudo-header (the default): RFC 9568's message-only form from a member
+    // is still acted on (interop), and counted.
+    assert_eq!(
+        status.groups[0].instances[0].master.as_deref(),
+        Some("alpha")
+    );
+    assert_eq!(status.anomalies.get("checksum_form_mismatch"), Some(&1));
+    // The configured form is no anomaly.
+    sim.inject(beta, Datagram::V4(&advert_v4("192.0.2.11", 150, 10)));
+    assert_eq!(
+        sim.status(beta).anomalies.get("checksum_form_mismatch"),
+        Some(&1)
+    );
+}

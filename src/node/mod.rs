@@ -656,7 +656,7 @@ impl Node {
     fn receive(&mut self, now: Instant, datagram: Datagram<'_>) -> Result<(), Discard> {
         let (ends, message) = ip::vrrp_message(datagram)?;
         let family = Family::of(&ends.src);
-        let (repr, _form) = Repr::parse(&Packet::new_unchecked(message), ends)?;
+        let (repr, form) = Repr::parse(&Packet::new_unchecked(message), ends)?;
         self.adverts_received += 1;
         let &slot = self
             .by_vrid
@@ -678,6 +678,11 @@ impl Node {
             // RFC 9568 leaves this to the receiver: log and count, and go on.
             *self.anomalies.entry("address_list_mismatch").or_default() += 1;
             debug!(group = %group.name, "advert from {} lists other addresses: {:?}", ends.src, repr.addresses);
+        }
+        if form.is_some_and(|form| form != self.config.cluster.ipv4_checksum) {
+            // Both forms are accepted (interop with keepalived's v3_checksum_as_v2 and FRR);
+            // the one the file does not name is counted.
+            *self.anomalies.entry("checksum_form_mismatch").or_default() += 1;
         }
         let advert = Advert {
             src: ends.src,
