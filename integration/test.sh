@@ -42,6 +42,22 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 
+# Fuzzing (fuzz/, its own workspace, nightly): 20 s of each target from its seed corpus;
+# what a run finds goes to a scratch corpus, a crash to fuzz/artifacts/: copy it into
+# fuzz/corpus/<target>/ and tests/fuzz_corpus.rs replays it in every cargo test.
+echo "== fuzz (20 s per target)"
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "test.sh: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --version '^0.13' --quiet
+fi
+fuzz_scratch=$(mktemp -d)
+for target in vrrp config control; do
+    mkdir -p "$fuzz_scratch/$target"
+    (cd fuzz && cargo +nightly fuzz run "$target" "$fuzz_scratch/$target" "corpus/$target" \
+        -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -n 20)
+done
+rm -rf "$fuzz_scratch"
+
 # The Debian package, built and installed on this host the way an operator would, without
 # ever starting vipd here: the package neither enables nor starts its unit, a temporary
 # policy-rc.d forbids service starts during dpkg, the unit needs /etc/vipd/cluster.toml,
