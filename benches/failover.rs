@@ -3,7 +3,11 @@
 //! or stops gracefully (SIGTERM). Same topology, priorities (200 / 100) and advert interval
 //! (100 ms) for both. Prints medians, worst cases and the ratios.
 //!
+//! The planned move is `vipd handover` for vipd (make-before-break) and a SIGTERM of the
+//! master for keepalived, which has no handover.
+//!
 //!     cargo bench --bench failover            # as root; VIPD_BENCH_TRIALS=N (default 10)
+//!                                             # VIPD_BENCH_ONLY=planned|graceful|crash
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -33,6 +37,40 @@ enum Daemon {
 enum Fault {
     Crash,
     Stop,
+    /// A planned move: `vipd handover` (make-before-break); keepalived has none, its
+    /// operators stop the master (SIGTERM), which is what it gets here.
+    Planned,
+}
+
+/// Asks vipd on `node` to hand the group over and checks that it did.
+fn hand_over(lab: &Lab, node: usize) {
+    let out = lab.vipd(node, &["handover", "g"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.logs()
+    );
+}
+
+/// Waits until `node` has heard its peers answer (a handover goes only to a live member).
+fn wait_for_peers(lab: &Lab, node: usize) {
+    let start = std::time::Instant::now();
+    while !lab
+        .status(node)
+        .map(|s| {
+            s.peers
+                .iter()
+                .all(|p| p.version.is_some() && p.error.is_none())
+        })
+        .unwrap_or(false)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "peers never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn start(lab: &mut Lab, daemon: Daemon, node: usize, priority: u8) {
@@ -63,6 +101,13 @@ fn measure(daemon: Daemon, fault: Fault, trials: usize) -> Vec<Duration> {
     }
     start(&mut lab, daemon, alpha, 200);
     start(&mut lab, daemon, beta, 100);
+    let planned = fault == Fault::Planned && daemon == Daemon::Vipd;
+    if planned {
+        lab.wait_ready(alpha, Duration::from_secs(5)).unwrap();
+        lab.wait_ready(beta, Duration::from_secs(5)).unwrap();
+        wait_for_peers(&lab, alpha);
+        wait_for_peers(&lab, beta);
+    }
     let mut outages = Vec::new();
     for _ in 0..trials {
         lab.wait_for_holder(vip, "alpha", Duration::from_secs(10))
@@ -75,13 +120,20 @@ fn measure(daemon: Daemon, fault: Fault, trials: usize) -> Vec<Duration> {
         let at = unix_us();
         match fault {
             Fault::Crash => lab.crash(alpha).unwrap(),
-            Fault::Stop => lab.stop(alpha).unwrap(),
+            Fault::Planned if planned => hand_over(&lab, alpha),
+            Fault::Stop | Fault::Planned => lab.stop(alpha).unwrap(),
         }
         let answers = lab.finish_probe(client).unwrap();
         let handover = probe::handover(&answers, at)
             .unwrap_or_else(|| panic!("no handover seen\n{}", lab.logs()));
         assert_eq!(handover.to, "beta");
         outages.push(handover.outage());
+        if planned {
+            // Back to alpha the same way, for the next trial.
+            std::thread::sleep(Duration::from_millis(300));
+            hand_over(&lab, beta);
+            continue;
+        }
         if fault == Fault::Crash {
             lab.revive(alpha).unwrap();
         }
@@ -117,10 +169,15 @@ fn main() {
         "{:<22} {:>12} {:>12} {:>12} {:>12} {:>8}",
         "", "vipd median", "vipd worst", "ka median", "ka worst", "ratio"
     );
+    let only = std::env::var("VIPD_BENCH_ONLY").unwrap_or_default();
     for (fault, name) in [
+        (Fault::Planned, "planned move"),
         (Fault::Stop, "graceful stop"),
         (Fault::Crash, "crash (kill + off LAN)"),
     ] {
+        if !only.is_empty() && !name.starts_with(only.as_str()) {
+            continue;
+        }
         let vipd = measure(Daemon::Vipd, fault, trials);
         let keepalived = measure(Daemon::Keepalived, fault, trials);
         let ratio = ms(median(&vipd)) / ms(median(&keepalived));

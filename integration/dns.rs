@@ -338,8 +338,9 @@ fn malformed_and_flooding_clients_do_not_stop_the_server_or_the_election() {
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
 }
 
-/// Starts Knot DNS (Debian's) at 192.0.2.53 as the site's DNS server for site.example.
-fn start_site_dns(lab: &mut Lab, tsig: bool) {
+/// Starts Knot DNS (Debian's) at 192.0.2.53 as the site's DNS server for site.example;
+/// returns knotd's pid.
+fn start_site_dns(lab: &mut Lab, tsig: bool) -> u32 {
     let namespace = lab.add_host("sitedns", &["192.0.2.53/24"]).unwrap();
     let work = lab.dir.join("knot");
     std::fs::create_dir_all(&work).unwrap();
@@ -362,7 +363,8 @@ fn start_site_dns(lab: &mut Lab, tsig: bool) {
     if tsig {
         command.args(["vipd-key.", TSIG_SECRET]);
     }
-    lab.spawn(command.stdout(log.try_clone().unwrap()).stderr(log))
+    let pid = lab
+        .spawn(command.stdout(log.try_clone().unwrap()).stderr(log))
         .unwrap();
     let start = Instant::now();
     let answers = |lab: &Lab| {
@@ -387,6 +389,7 @@ fn start_site_dns(lab: &mut Lab, tsig: bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    pid
 }
 
 #[test]
@@ -398,7 +401,7 @@ fn names_outside_the_zone_are_forwarded_to_the_upstream() {
         env!("CARGO_BIN_EXE_vipd").as_ref(),
     )
     .unwrap();
-    start_site_dns(&mut lab, false);
+    let _ = start_site_dns(&mut lab, false);
     lab.start_all().unwrap();
     lab.wait_ready(0, Duration::from_secs(5)).unwrap();
     lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
@@ -435,7 +438,7 @@ fn the_owner_registers_the_virtual_name_in_the_site_dns_with_tsig() {
     let _cleanup = vipd::lab::RemoveOnDrop(key_file.clone());
     let toml = toml.replace("KEYFILE", key_file.to_str().unwrap());
     let mut lab = Lab::new("register", &toml, env!("CARGO_BIN_EXE_vipd").as_ref()).unwrap();
-    start_site_dns(&mut lab, true);
+    let _ = start_site_dns(&mut lab, true);
     lab.start_all().unwrap();
     lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
         .unwrap();
@@ -492,4 +495,313 @@ fn the_owner_registers_the_virtual_name_in_the_site_dns_with_tsig() {
     );
     drop(lab);
     drop(guard);
+}
+
+/// `dig +tcp` from `namespace` until it answers the virtual name: how long that took
+/// (None: no TCP answer within `limit`).
+fn first_tcp_answer(lab: &Lab, namespace: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let out = lab
+            .exec(
+                namespace,
+                &[
+                    "dig",
+                    "+tcp",
+                    "+short",
+                    "+time=1",
+                    "+tries=1",
+                    "@192.0.2.100",
+                    "nbu-master.cluster.example.",
+                    "A",
+                ],
+            )
+            .unwrap_or_default();
+        if out.trim() == "192.0.2.100" {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// RFC 7766 6.2.3 and 10: one client holding many idle or half-sent TCP connections must not
+/// lock the others out (resolvers retry over TCP after a truncated answer).
+#[test]
+fn one_client_with_hundreds_of_idle_tcp_connections_does_not_lock_out_the_others() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let (_guard, lab) = started("tcpidle", &cluster(""));
+    let beta_ns = lab.nodes[lab.node("beta")].namespace.clone();
+    let target: std::net::SocketAddr = "192.0.2.100:53".parse().unwrap();
+    // 300 idle connections from the client's one address (bounded; closed when dropped).
+    let idle: Vec<TcpStream> = Lab::in_namespace(&lab.client, || {
+        (0..300)
+            .filter_map(|_| TcpStream::connect_timeout(&target, Duration::from_secs(1)).ok())
+            .collect()
+    })
+    .unwrap();
+    assert!(idle.len() >= 256, "connected {}", idle.len());
+    std::thread::sleep(Duration::from_millis(200));
+    let other = first_tcp_answer(&lab, &beta_ns, Duration::from_secs(15));
+    eprintln!(
+        "300 idle connections from one address: another client's first TCP answer after {other:?}"
+    );
+    let other = other.unwrap_or_else(|| panic!("no TCP answer for another client\n{}", lab.logs()));
+    assert!(
+        other < Duration::from_secs(1),
+        "another client waited {other:?}"
+    );
+    // The same client opening one more connection is served too: its oldest idle
+    // connection makes room.
+    let same = first_tcp_answer(&lab, &lab.client, Duration::from_secs(15));
+    eprintln!("the same address, one more connection: answered after {same:?}");
+    assert!(same.is_some_and(|t| t < Duration::from_secs(1)), "{same:?}");
+    drop(idle);
+
+    // Half-sent messages (one byte of the length) are cut off soon, not after the idle time.
+    let mut lone = Lab::in_namespace(&lab.client, || {
+        let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(1)).unwrap();
+        stream.write_all(&[0]).unwrap();
+        stream
+    })
+    .unwrap();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(100));
+    let half: Vec<TcpStream> = Lab::in_namespace(&lab.client, || {
+        (0..300)
+            .filter_map(|_| {
+                let mut stream =
+                    TcpStream::connect_timeout(&target, Duration::from_secs(1)).ok()?;
+                stream.write_all(&[0]).ok()?;
+                Some(stream)
+            })
+            .collect()
+    })
+    .unwrap();
+    let other = first_tcp_answer(&lab, &beta_ns, Duration::from_secs(15));
+    eprintln!("300 half-sent connections: another client's first TCP answer after {other:?}");
+    assert!(
+        other.is_some_and(|t| t < Duration::from_secs(1)),
+        "{other:?}"
+    );
+    lone.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = lone.read(&mut [0u8; 16]);
+    let closed = start.elapsed();
+    drop(half);
+    eprintln!("a half-sent message was cut off after {closed:?}");
+    assert!(
+        closed > Duration::from_millis(1500),
+        "cut off too soon: {closed:?}"
+    );
+    assert!(closed < Duration::from_secs(4), "half-sent held {closed:?}");
+}
+
+/// As a resolver for clients (forwarders set): recursion only for the node's own networks
+/// by default, forwarded answers cached with their TTLs (negative ones too, RFC 2308), and
+/// SERVFAIL soon when the upstream is gone.
+#[test]
+fn forwarding_only_for_local_networks_cached_and_servfail_when_the_upstream_is_gone() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(
+        "resolver",
+        &cluster("forwarders = [\"192.0.2.53\"]"),
+        env!("CARGO_BIN_EXE_vipd").as_ref(),
+    )
+    .unwrap();
+    let knot = start_site_dns(&mut lab, false);
+    lab.start_all().unwrap();
+    lab.wait_ready(0, Duration::from_secs(5)).unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3))
+        .unwrap();
+    let alpha_ns = lab.nodes[0].namespace.clone();
+    // A client outside the node's subnets: 198.51.100.7 on the client's link, routed on-link
+    // by alpha (a route is not one of alpha's own networks).
+    lab.exec(
+        &lab.client,
+        &["ip", "addr", "add", "198.51.100.7/24", "dev", "eth0"],
+    )
+    .unwrap();
+    lab.exec(
+        &alpha_ns,
+        &["ip", "route", "add", "198.51.100.0/24", "dev", "eth0"],
+    )
+    .unwrap();
+    let outsider = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "-b",
+            "198.51.100.7",
+            "www.site.example.",
+            "A",
+        ],
+    );
+    assert!(
+        outsider.contains("status: REFUSED"),
+        "no open resolver: {outsider}"
+    );
+    assert!(!outsider.contains(" ra"), "{outsider}");
+    // The cluster's own names are still answered to anyone.
+    let own = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "-b",
+            "198.51.100.7",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(own.contains("flags: qr aa"), "{own}");
+    // A client on the node's LAN is served, positive and negative answers.
+    let out = dig(&lab, &["@192.0.2.100", "www.site.example.", "A"]);
+    assert!(
+        out.contains("198.51.100.80") && out.contains(" ra"),
+        "{out}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "nothing.site.example.", "A"]);
+    assert!(
+        out.contains("status: NXDOMAIN") && out.contains("\t5\tIN\tSOA\tns.site.example."),
+        "negative answer with the SOA (minimum 5): {out}"
+    );
+    let snapshot = lab.status(0).unwrap().dns.unwrap();
+    assert!(snapshot.refused >= 1, "{snapshot:?}");
+    // The upstream goes away: what was cached is still answered, with its TTL counting down.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(knot as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = dig(&lab, &["@192.0.2.100", "www.site.example.", "A"]);
+    assert!(
+        out.contains("198.51.100.80") && !out.contains("www.site.example.\t60\t"),
+        "from the cache, TTL below 60: {out}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "nothing.site.example.", "A"]);
+    assert!(
+        out.contains("status: NXDOMAIN"),
+        "negative answer cached: {out}"
+    );
+    // A name never asked: SERVFAIL, soon, and the server keeps answering meanwhile (over
+    // UDP and over TCP).
+    let start = Instant::now();
+    let (out, meanwhile) = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            dig(
+                &lab,
+                &["@192.0.2.100", "+time=5", "other.site.example.", "A"],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let meanwhile: Vec<(Duration, String)> = ["+notcp", "+tcp"]
+            .iter()
+            .map(|transport| {
+                let asked = Instant::now();
+                let out = short(
+                    &lab,
+                    &[
+                        "@192.0.2.100",
+                        transport,
+                        "nbu-master.cluster.example.",
+                        "A",
+                    ],
+                );
+                (asked.elapsed(), out.join(" "))
+            })
+            .collect();
+        (waiting.join().unwrap(), meanwhile)
+    });
+    let took = start.elapsed();
+    for (answered_in, answer) in &meanwhile {
+        assert!(
+            answer == "192.0.2.100" && *answered_in < Duration::from_millis(500),
+            "while an upstream is awaited: {meanwhile:?}"
+        );
+    }
+    eprintln!("unreachable upstream: {took:?}: {out}");
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    drop(lab);
+    drop(guard);
+}
+
+/// RFC details as dig sees them: NSID names the node that answered (RFC 5001), the DO bit is
+/// copied (RFC 3225), a truncated EDNS answer keeps its OPT (RFC 6891 7), and a NOTIMP for an
+/// unknown opcode does not echo CD.
+#[test]
+fn dig_sees_nsid_do_opt_on_truncation_and_no_cd_in_notimp() {
+    let (_guard, lab) = started("rfc", &cluster(""));
+    for (server, node) in [("@192.0.2.11", "alpha"), ("@192.0.2.12", "beta")] {
+        let out = dig(&lab, &[server, "+nsid", "nbu-master.cluster.example.", "A"]);
+        assert!(out.contains(&format!("(\"{node}\")")), "NSID {node}: {out}");
+    }
+    let out = dig(
+        &lab,
+        &["@192.0.2.100", "+nsid", "nbu-master.cluster.example.", "A"],
+    );
+    assert!(
+        out.contains("(\"alpha\")"),
+        "the owner answers at the virtual address: {out}"
+    );
+    let out = dig(&lab, &["@192.0.2.100", "nbu-master.cluster.example.", "A"]);
+    assert!(!out.contains("NSID"), "not asked, not sent: {out}");
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+dnssec",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("EDNS: version: 0, flags: do;"),
+        "DO copied: {out}"
+    );
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+dnssec",
+            "+edns=1",
+            "+noednsnegotiation",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(
+        out.contains("status: BADVERS") && out.contains("flags: do;"),
+        "DO in BADVERS: {out}"
+    );
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.11",
+            "+bufsize=512",
+            "+ignore",
+            "big.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(out.contains("flags: qr aa tc"), "{out}");
+    assert!(out.contains("OPT PSEUDOSECTION"), "OPT kept with TC: {out}");
+    let out = dig(
+        &lab,
+        &[
+            "@192.0.2.100",
+            "+opcode=15",
+            "+cdflag",
+            "nbu-master.cluster.example.",
+            "A",
+        ],
+    );
+    assert!(out.contains("status: NOTIMP"), "{out}");
+    let flags = out
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .unwrap_or_default();
+    assert!(!flags.contains(" cd"), "CD not echoed: {flags}");
 }

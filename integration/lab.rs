@@ -32,13 +32,7 @@ fn elected(tag: &str, toml: &str) -> (std::sync::MutexGuard<'static, ()>, Lab) {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new(tag, toml, env!("CARGO_BIN_EXE_vipd").as_ref())
         .unwrap_or_else(|e| panic!("lab: {e}"));
-    for node in 0..lab.nodes.len() {
-        lab.start_responder(node).unwrap();
-        lab.start(node).unwrap();
-    }
-    for node in 0..lab.nodes.len() {
-        lab.wait_ready(node, Duration::from_secs(5)).unwrap();
-    }
+    lab.start_cluster().unwrap();
     if let Err(e) = lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(3)) {
         panic!("{e}\n{}", lab.logs());
     }
@@ -785,8 +779,8 @@ fn cleanup_after_sigkill_leaves_the_address_on_the_new_owner_only() {
     assert!(lab.addresses(alpha).unwrap().contains(&ip(VIP6)));
     // What the unit's ExecStopPost runs, in alpha's namespace.
     let config = lab.config_path.to_str().unwrap().to_string();
-    let out = lab
-        .exec(
+    let cleanup = || {
+        lab.exec(
             &lab.nodes[alpha].namespace,
             &[
                 env!("CARGO_BIN_EXE_vipd"),
@@ -797,7 +791,9 @@ fn cleanup_after_sigkill_leaves_the_address_on_the_new_owner_only() {
                 "alpha",
             ],
         )
-        .unwrap();
+        .unwrap()
+    };
+    let out = cleanup();
     assert!(out.contains("removed 192.0.2.100/24"), "{out}");
     assert!(out.contains("removed 2001:db8::100/64"), "{out}");
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["beta"]);
@@ -807,19 +803,7 @@ fn cleanup_after_sigkill_leaves_the_address_on_the_new_owner_only() {
     assert!(left.contains(&ip("192.0.2.11")), "{left:?}");
     assert!(left.contains(&ip("2001:db8::10")), "{left:?}");
     // A second run finds nothing to do and still succeeds.
-    let again = lab
-        .exec(
-            &lab.nodes[alpha].namespace,
-            &[
-                env!("CARGO_BIN_EXE_vipd"),
-                "cleanup",
-                "--config",
-                &config,
-                "--node",
-                "alpha",
-            ],
-        )
-        .unwrap();
+    let again = cleanup();
     assert!(again.contains("no virtual address"), "{again}");
     // An unknown node is a clear error, not a silent success.
     let wrong = std::process::Command::new("ip")

@@ -223,6 +223,27 @@ fn a_name_outside_the_zone() {
 }
 
 #[test]
+fn a_recursion_network_that_is_not_a_network() {
+    assert_error(
+        with(
+            "",
+            "[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"198.51.100.0/24\", \"198.51.100.0/40\"]",
+        ),
+        24,
+        39,
+        "[dns], field `allow_recursion`",
+        "is not a network",
+    );
+    let config = with(
+        "",
+        "[dns]\nallow_recursion = [\"198.51.100.0/24\", \"2001:db8::1\"]",
+    )
+    .unwrap();
+    assert_eq!(config.dns.allow_recursion.unwrap().len(), 2);
+    assert_eq!(with("", "").unwrap().dns.allow_recursion, None);
+}
+
+#[test]
 fn a_name_that_is_not_a_dns_name() {
     assert_error(
         with("\"nbu-master\"", "\"nbu_master\""),

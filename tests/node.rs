@@ -726,3 +726,92 @@ fn a_reload_restarts_changed_resources_under_their_new_definition() {
     );
     assert_eq!(sim.masters(0, V4), vec![alpha]);
 }
+
+#[test]
+fn with_require_same_file_a_node_never_preempts_a_master_on_another_file_nor_takes_a_handover() {
+    let (mut sim, alpha, beta, _) = trio("require_same_file = true\npreempt = true");
+    // alpha hands over to beta; then alpha runs another file than beta (a rolling upgrade).
+    let mut answer = None;
+    sim.input(alpha, |node, now| {
+        answer = Some(node.handover(now, "g", None, &everyone_alive))
+    });
+    assert_eq!(answer, Some(Ok("beta".to_string())));
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    sim.input(beta, |node, _| {
+        node.set_mismatched_peers(vec!["alpha".into()])
+    });
+    sim.input(alpha, |node, _| {
+        node.set_mismatched_peers(vec!["beta".into()])
+    });
+    // alpha restarts (its preempt suppression is gone): it still does not preempt beta.
+    sim.kill(alpha);
+    sim.start_node(alpha);
+    sim.input(alpha, |node, _| {
+        node.set_mismatched_peers(vec!["beta".into()])
+    });
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.masters(0, V4), vec![beta]);
+    // A handover to the node on the other file is refused; beta's failure still moves it.
+    let mut answer = None;
+    sim.input(beta, |node, now| {
+        answer = Some(node.handover(now, "g", Some("alpha"), &everyone_alive))
+    });
+    assert!(
+        answer
+            .unwrap()
+            .unwrap_err()
+            .contains("runs another cluster file"),
+        "refused"
+    );
+    sim.kill(beta);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+}
+
+#[test]
+fn a_reload_that_adds_a_node_makes_it_a_peer_of_the_running_nodes() {
+    let mut sim = pair("");
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    sim.start_all();
+    sim.run_for(Duration::from_secs(1));
+    let three = cluster_file(
+        3,
+        "[[group]]\nname = \"g\"\nvrid = 51\n\
+         addresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\nnames = [\"nbu-master\"]\n\
+         priority = { alpha = 150, beta = 100, gamma = 250 }\nadvert_interval = \"100ms\"\n",
+    );
+    // The simulator had two nodes: a third joins the LAN with the new file.
+    let outcomes = sim.reload_all(&three);
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    let peers: Vec<String> = sim
+        .running(alpha)
+        .election(0)
+        .unwrap()
+        .instance(V4)
+        .unwrap()
+        .config()
+        .peers
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    assert_eq!(peers, ["beta", "gamma"]);
+    // Back to two nodes: gamma is no peer any more.
+    sim.reload_all(&cluster_file(
+        2,
+        "[[group]]\nname = \"g\"\nvrid = 51\n\
+         addresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\nnames = [\"nbu-master\"]\n\
+         priority = { alpha = 150, beta = 100 }\nadvert_interval = \"100ms\"\n",
+    ));
+    let peers = sim
+        .running(beta)
+        .election(0)
+        .unwrap()
+        .instance(V4)
+        .unwrap()
+        .config()
+        .peers
+        .len();
+    assert_eq!(peers, 1);
+    assert_eq!(sim.masters(0, V4), vec![alpha]);
+}

@@ -26,7 +26,58 @@ pub struct Dns {
     pub forwarders: Vec<SocketAddr>,
     /// Queries per second allowed per client address; 0: no limit.
     pub rate_limit: u32,
+    /// Clients whose recursive questions are forwarded; None: the subnets of the node's own
+    /// interfaces. Everyone else is REFUSED (never an open resolver).
+    pub allow_recursion: Option<Vec<Network>>,
     pub update: Option<Update>,
+}
+
+/// An address prefix (`198.51.100.0/24`, `2001:db8::/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    /// `address/prefix`, or a bare address (one host).
+    pub fn parse(text: &str) -> Option<Network> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address.parse::<IpAddr>().ok()?, Some(prefix)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+        };
+        Some(Network { address, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |prefix: u8, width: u32| -> u128 {
+            if prefix == 0 {
+                0
+            } else {
+                (!0u128) << (width - u32::from(prefix))
+            }
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = bits(self.prefix, 32) as u32;
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = bits(self.prefix, 128);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Default for Dns {
@@ -38,6 +89,7 @@ impl Default for Dns {
             negative_ttl: DEFAULT_TTL,
             forwarders: Vec::new(),
             rate_limit: 0,
+            allow_recursion: None,
             update: None,
         }
     }
@@ -71,6 +123,8 @@ pub(super) struct RawDns {
     forwarders: Vec<Spanned<String>>,
     #[serde(default)]
     rate_limit: Option<Spanned<i64>>,
+    #[serde(default)]
+    allow_recursion: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     update: Option<RawUpdate>,
 }
@@ -158,6 +212,25 @@ pub(super) fn validate(source: &Source, raw: Option<RawDns>) -> Result<Dns, Conf
             )
         })?,
     };
+    let allow_recursion = match &raw.allow_recursion {
+        None => None,
+        Some(written) => {
+            let mut networks = Vec::new();
+            for network in written {
+                networks.push(Network::parse(network.get_ref()).ok_or_else(|| {
+                    source.error(
+                        network.span(),
+                        at("allow_recursion"),
+                        format!(
+                            "`{}` is not a network (198.51.100.0/24, 2001:db8::/32 or one address)",
+                            network.get_ref()
+                        ),
+                    )
+                })?);
+            }
+            Some(networks)
+        }
+    };
     let update = match raw.update {
         None => None,
         Some(update) => {
@@ -196,6 +269,32 @@ pub(super) fn validate(source: &Source, raw: Option<RawDns>) -> Result<Dns, Conf
         negative_ttl: ttl(source, &raw.negative_ttl, &at("negative_ttl"))?,
         forwarders,
         rate_limit,
+        allow_recursion,
         update,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Network;
+
+    #[test]
+    fn networks_contain_their_addresses_only() {
+        let net = Network::parse("198.51.100.0/24").unwrap();
+        assert!(net.contains("198.51.100.7".parse().unwrap()));
+        assert!(net.contains("::ffff:198.51.100.7".parse().unwrap()));
+        assert!(!net.contains("198.51.101.7".parse().unwrap()));
+        assert!(!net.contains("2001:db8::7".parse().unwrap()));
+        let net = Network::parse("2001:db8::/32").unwrap();
+        assert!(net.contains("2001:db8:1::7".parse().unwrap()));
+        assert!(!net.contains("2001:db9::7".parse().unwrap()));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(Network::parse("192.0.2.1").unwrap().prefix, 32);
+        assert!(Network::parse("192.0.2.0/33").is_none());
+        assert!(Network::parse("example.org").is_none());
+    }
 }

@@ -140,6 +140,9 @@ pub struct Group {
     pub announce: Announce,
     /// TTL of this group's names in the zone, when not the zone's `[dns] ttl`.
     pub dns_ttl: Option<Duration>,
+    /// A member that runs another cluster file or vipd version than the master never
+    /// preempts it, and a handover to it is refused (a rolling upgrade moves by hand).
+    pub require_same_file: bool,
     /// Commands that bring the service up on the owner, in order (down in reverse order).
     pub resources: Vec<Resource>,
 }
@@ -306,6 +309,8 @@ struct RawGroup {
     announce_refresh: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     dns_ttl: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    require_same_file: Option<bool>,
     #[serde(default)]
     resource: Vec<RawResource>,
 }

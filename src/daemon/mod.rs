@@ -79,6 +79,8 @@ struct GroupTasks {
 struct Daemon {
     node: Node,
     config_path: PathBuf,
+    /// The digest of the cluster file in force (published to the peers).
+    digest: String,
     /// The file `<state_dir>/<node>.drained` marks a drained node across restarts.
     drain_mark: PathBuf,
     access: Access,
@@ -317,6 +319,7 @@ impl Daemon {
         let mut daemon = Daemon {
             node,
             config_path: options.config.clone(),
+            digest: digest.clone(),
             drain_mark,
             access: Access {
                 group: options.control_group,
@@ -366,6 +369,8 @@ impl Daemon {
         // systemd's watchdog, fed by this loop: a stuck loop gets the daemon restarted.
         let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
         let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        // What the peers said (asked by another task) reaches the node once a second.
+        let mut peer_check = tokio::time::interval(Duration::from_secs(1));
         loop {
             let sleep_until = tokio::time::Instant::from_std(
                 self.node
@@ -389,6 +394,7 @@ impl Daemon {
                 _ = sigusr1.recv() => self.log_status(),
                 _ = sigusr2.recv() => self.log_status(),
                 _ = feed.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
+                _ = peer_check.tick() => self.check_peers(),
                 Ok((stream, _)) = control.accept() => self.control(stream).await,
                 Some(reply) = status_requests.recv() => {
                     let _ = reply.send(self.status());
@@ -508,8 +514,7 @@ impl Daemon {
         }
         let now = Instant::now();
         self.node.set_drained(now, drained);
-        let digest = file_digest(&self.config_path).unwrap_or_default();
-        self.node.set_facts(now, facts(&digest, drained));
+        self.node.set_facts(now, facts(&self.digest, drained));
         Response::ok(if drained {
             format!(
                 "{} drained: it hands over what it owns and takes nothing until `vipd undrain` (mark: {})",
@@ -547,7 +552,11 @@ impl Daemon {
         accept_local_if_needed(self.node.config(), self.node.me());
         self.open_missing_sockets();
         self.listen_dns_on_new_addresses();
-        self.start_peers(digest);
+        if digest != self.digest {
+            // The file changed: the peers (and what this node tells them) may have too.
+            self.digest = digest.clone();
+            self.start_peers(digest);
+        }
         Ok(summary.join("; "))
     }
 
@@ -567,6 +576,24 @@ impl Daemon {
                 Err(e) => error!("VRRP {family} socket on {interface}: {e}"),
             }
         }
+    }
+
+    /// Tells the node which peers run another cluster file or vipd version.
+    fn check_peers(&mut self) {
+        let digest = Some(self.digest.clone());
+        let mine = env!("CARGO_PKG_VERSION");
+        let mismatched: Vec<String> = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|p| {
+                p.version.as_deref().is_some_and(|v| v != mine)
+                    || (p.config_digest.is_some() && p.config_digest != digest)
+            })
+            .map(|p| p.node.clone())
+            .collect();
+        self.node.set_mismatched_peers(mismatched);
     }
 
     /// USR1/USR2: one line per group in the log (keepalived writes its data file then).
@@ -652,12 +679,27 @@ impl Daemon {
                 ..
             } => {
                 let mut failed = false;
-                for address in addresses {
+                for address in &addresses {
                     if let Err(e) =
-                        netlink::add_address(&self.netlink, self.link.index, address).await
+                        netlink::add_address(&self.netlink, self.link.index, *address).await
                     {
                         error!(%group, %address, "cannot add the virtual address, giving the group up: {e}");
                         failed = true;
+                    }
+                }
+                // Announced only once usable (IPv6 finishes in the kernel's work queue).
+                for address in &addresses {
+                    match netlink::wait_usable(
+                        &self.netlink,
+                        self.link.index,
+                        address.address,
+                        Duration::from_millis(50),
+                    )
+                    .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => warn!(%group, %address, "still tentative after 50 ms"),
+                        Err(e) => debug!(%group, %address, "reading the address back: {e}"),
                     }
                 }
                 if failed {
@@ -883,7 +925,7 @@ impl Daemon {
 
     fn status(&self) -> Status {
         let mut status = self.node.status(Instant::now());
-        status.config_digest = file_digest(&self.config_path).ok();
+        status.config_digest = Some(self.digest.clone());
         status.dns = self.dns.as_ref().map(|d| d.snapshot());
         status.peers = self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         status

@@ -1,36 +1,26 @@
-//! The DNS server of every node: its own socket loops (so that every malformed or
-//! rate-limited query is counted, and no task is spawned per datagram), with
-//! hickory-server's request parsing and response building, on a thread of its own so that
-//! no DNS load can delay the election.
+//! The DNS server's shared state: the zone (swapped by the daemon on every change of
+//! owner), the counters, the rate limiter, the recursion ACL and the forwarder, and the
+//! entry point [`Server::answer`]. The layers below it:
+//! - [`super::answer`]: query bytes to reply bytes, pure;
+//! - [`super::ratelimit`]: the per-client limit;
+//! - [`super::forward`]: recursion (ACL, hickory's resolver and its cache);
+//! - [`super::serve`]: threads, UDP and TCP loops, TCP connection limits.
 
-use super::zone::{Lookup, Zone};
-use crate::config::dns::Dns;
+use super::answer::{self, Context, Kind, Upstream};
+use super::forward::{self, Forwarder};
+use super::ratelimit::RateLimiter;
+use super::zone::Zone;
+use crate::config::dns::{Dns, Network};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{Edns, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, Record, RecordType};
-use hickory_server::proto::serialize::binary::BinEncoder;
-use hickory_server::server::Request;
-use hickory_server::zone_handler::MessageResponseBuilder;
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tracing::{debug, warn};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::SystemTime;
 
-/// Largest UDP answer we send, whatever the client offers (the DNS flag day 2020 value).
-const MAX_UDP_PAYLOAD: u16 = 1232;
-const TCP_IDLE: Duration = Duration::from_secs(10);
-const MAX_TCP_CONNECTIONS: u64 = 256;
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
-const MAX_FORWARDS: usize = 256;
-/// Clients remembered by the rate limiter within one second.
-const MAX_TRACKED_CLIENTS: usize = 65_536;
+pub use super::answer::Reply;
+pub use super::serve::{THREADS, spawn};
 
 /// What the DNS server counts; shown by `vipd status`.
 #[derive(Debug, Default)]
@@ -40,6 +30,8 @@ pub struct Counters {
     pub nxdomain: AtomicU64,
     pub nodata: AtomicU64,
     pub refused: AtomicU64,
+    /// Recursive questions from clients outside the recursion ACL (also in `refused`).
+    pub recursion_refused: AtomicU64,
     pub formerr: AtomicU64,
     pub dropped_malformed: AtomicU64,
     pub dropped_rate_limited: AtomicU64,
@@ -47,6 +39,10 @@ pub struct Counters {
     pub forwarded: AtomicU64,
     pub forward_failed: AtomicU64,
     pub tcp_connections: AtomicU64,
+    /// Idle TCP connections closed to make room for a new one.
+    pub tcp_evicted: AtomicU64,
+    /// New TCP connections closed unanswered: over a limit with nothing idle to close.
+    pub tcp_refused: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,59 +53,37 @@ pub struct CountersSnapshot {
     pub nxdomain: u64,
     pub nodata: u64,
     pub refused: u64,
+    #[serde(default)]
+    pub recursion_refused: u64,
     pub formerr: u64,
     pub dropped_malformed: u64,
     pub dropped_rate_limited: u64,
     pub truncated: u64,
     pub forwarded: u64,
     pub forward_failed: u64,
+    #[serde(default)]
+    pub tcp_evicted: u64,
+    #[serde(default)]
+    pub tcp_refused: u64,
 }
 
-fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// A fixed one-second window per client address.
-struct RateLimiter {
-    limit: u32,
-    window: u64,
-    counts: HashMap<IpAddr, u32>,
-}
-
-impl RateLimiter {
-    fn allow(&mut self, client: IpAddr, now_s: u64) -> bool {
-        if self.limit == 0 {
-            return true;
-        }
-        if now_s != self.window || self.counts.len() >= MAX_TRACKED_CLIENTS {
-            self.window = now_s;
-            self.counts.clear();
-        }
-        let count = self.counts.entry(client).or_insert(0);
-        *count += 1;
-        *count <= self.limit
-    }
-}
-
-/// What to do with a query.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reply {
-    Send(Vec<u8>),
-    /// Outside the zone with forwarders configured: relay the query as is.
-    Forward,
-    Drop,
 }
 
 /// State shared by the socket loops and the daemon (which swaps the zone).
 pub struct Server {
     zone: RwLock<Arc<Zone>>,
-    /// Forwarded questions in flight, at most MAX_FORWARDS.
-    forwards: Arc<tokio::sync::Semaphore>,
     /// Moves with every new zone: cached answers from an older one are dropped.
     generation: AtomicU64,
     rate_limit: u32,
     pub counters: Counters,
     forwarders: Vec<SocketAddr>,
+    /// Clients that may recurse, from the file; None: `local_networks`.
+    allow_recursion: Option<Vec<Network>>,
+    /// This host's interface subnets, read when the server starts serving.
+    local_networks: OnceLock<Vec<Network>>,
+    forwarder: OnceLock<Forwarder>,
     limiter: Mutex<RateLimiter>,
 }
 
@@ -119,29 +93,18 @@ fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// FORMERR for a query whose header is readable but not the rest: ID and opcode kept.
-fn formerr(query: &[u8]) -> Vec<u8> {
-    let mut reply = vec![0u8; 12];
-    reply[..2].copy_from_slice(&query[..2]);
-    reply[2] = 0x80 | (query[2] & 0x78);
-    reply[3] = ResponseCode::FormErr.low();
-    reply
-}
-
 impl Server {
     pub fn new(dns: &Dns, zone: Zone) -> Server {
         Server {
             zone: RwLock::new(Arc::new(zone)),
-            forwards: Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS)),
             generation: AtomicU64::new(0),
             rate_limit: dns.rate_limit,
             counters: Counters::default(),
             forwarders: dns.forwarders.clone(),
-            limiter: Mutex::new(RateLimiter {
-                limit: dns.rate_limit,
-                window: 0,
-                counts: HashMap::new(),
-            }),
+            allow_recursion: dns.allow_recursion.clone(),
+            local_networks: OnceLock::new(),
+            forwarder: OnceLock::new(),
+            limiter: Mutex::new(RateLimiter::new(dns.rate_limit)),
         }
     }
 
@@ -155,6 +118,44 @@ impl Server {
         self.zone.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Forwarders are configured.
+    pub fn forwarding(&self) -> bool {
+        !self.forwarders.is_empty()
+    }
+
+    pub fn forwarders(&self) -> &[SocketAddr] {
+        &self.forwarders
+    }
+
+    /// The default recursion ACL (used when the file sets no `allow_recursion`).
+    pub fn set_local_networks(&self, networks: Vec<Network>) {
+        let _ = self.local_networks.set(networks);
+    }
+
+    pub(crate) fn set_forwarder(&self, forwarder: Forwarder) {
+        let _ = self.forwarder.set(forwarder);
+    }
+
+    pub(crate) fn forwarder(&self) -> Option<&Forwarder> {
+        self.forwarder.get()
+    }
+
+    /// May `client` ask recursive questions?
+    pub fn recursion_allowed(&self, client: std::net::IpAddr) -> bool {
+        let networks = match &self.allow_recursion {
+            Some(networks) => networks.as_slice(),
+            None => self.local_networks.get().map_or(&[][..], Vec::as_slice),
+        };
+        forward::allowed(networks, client)
+    }
+
+    pub(crate) fn count_forward(&self, upstream: &Upstream) {
+        match upstream {
+            Upstream::Failed => bump(&self.counters.forward_failed),
+            _ => bump(&self.counters.forwarded),
+        }
+    }
+
     pub fn snapshot(&self) -> CountersSnapshot {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -165,12 +166,15 @@ impl Server {
             nxdomain: get(&c.nxdomain),
             nodata: get(&c.nodata),
             refused: get(&c.refused),
+            recursion_refused: get(&c.recursion_refused),
             formerr: get(&c.formerr),
             dropped_malformed: get(&c.dropped_malformed),
             dropped_rate_limited: get(&c.dropped_rate_limited),
             truncated: get(&c.truncated),
             forwarded: get(&c.forwarded),
             forward_failed: get(&c.forward_failed),
+            tcp_evicted: get(&c.tcp_evicted),
+            tcp_refused: get(&c.tcp_refused),
         }
     }
 
@@ -206,6 +210,7 @@ impl Server {
                 return Reply::Drop;
             }
         }
+        let recursion_allowed = self.forwarding() && self.recursion_allowed(client.ip());
         let generation = self.generation.load(Ordering::Acquire);
         let mut cache = cache;
         if let Some(cache) = cache.as_deref_mut() {
@@ -213,14 +218,22 @@ impl Server {
                 cache.generation = generation;
                 cache.entries.clear();
             }
-            if let Some((kind, bytes)) = cache.entries.get(&query[2..]) {
+            cache_key(&mut cache.key, recursion_allowed, query);
+            if let Some((kind, bytes)) = cache.entries.get(cache.key.as_slice()) {
                 let mut reply = bytes.clone();
                 reply[..2].copy_from_slice(&query[..2]);
                 self.count(*kind, &reply);
                 return Reply::Send(reply);
             }
         }
-        let (reply, kind) = self.respond(query, client, protocol);
+        let zone = self.zone();
+        let context = Context {
+            zone: &zone,
+            forwarding: self.forwarding(),
+            recursion_allowed,
+            nsid: zone.node_name(),
+        };
+        let (reply, kind) = answer::respond(&context, query, client, protocol);
         if let Reply::Send(bytes) = &reply {
             self.count(kind, bytes);
             if let Some(cache) = cache
@@ -229,9 +242,9 @@ impl Server {
                 if cache.entries.len() >= CACHE_ENTRIES {
                     cache.entries.clear();
                 }
-                cache
-                    .entries
-                    .insert(query[2..].to_vec(), (kind, bytes.clone()));
+                cache_key(&mut cache.key, recursion_allowed, query);
+                let key = cache.key.clone();
+                cache.entries.insert(key, (kind, bytes.clone()));
             }
         }
         reply
@@ -244,6 +257,10 @@ impl Server {
             Kind::NoData => bump(&c.nodata),
             Kind::NxDomain => bump(&c.nxdomain),
             Kind::Refused => bump(&c.refused),
+            Kind::RecursionRefused => {
+                bump(&c.refused);
+                bump(&c.recursion_refused);
+            }
             Kind::FormErr => bump(&c.formerr),
             Kind::Other => {}
         }
@@ -251,111 +268,15 @@ impl Server {
             bump(&c.truncated);
         }
     }
-
-    /// Parses, looks up and encodes: the answer and what kind it is.
-    fn respond(&self, query: &[u8], client: SocketAddr, protocol: Protocol) -> (Reply, Kind) {
-        let request = match Request::from_bytes(query.to_vec(), client, protocol) {
-            Ok(request) => request,
-            Err(e) => {
-                debug!(%client, "malformed query: {e}");
-                return (Reply::Send(formerr(query)), Kind::FormErr);
-            }
-        };
-        let mut badvers = false;
-        let edns = request.edns.as_ref().map(|offered| {
-            badvers = offered.version() > 0;
-            let mut edns = Edns::new();
-            edns.set_max_payload(offered.max_payload().clamp(512, MAX_UDP_PAYLOAD))
-                .set_version(0);
-            edns
-        });
-        let max_size = match protocol {
-            Protocol::Udp => edns.as_ref().map_or(512, |e| e.max_payload()),
-            _ => u16::MAX,
-        };
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.recursion_available = !self.forwarders.is_empty();
-        let zone = self.zone();
-        let soa = std::slice::from_ref(zone.negative_soa());
-        let (rcode, kind, answers, authority): (ResponseCode, Kind, Vec<&Record>, &[Record]) =
-            if badvers {
-                (ResponseCode::BADVERS, Kind::Other, Vec::new(), &[])
-            } else if request.metadata.op_code != OpCode::Query {
-                (ResponseCode::NotImp, Kind::Other, Vec::new(), &[])
-            } else {
-                match request.request_info() {
-                    Err(_) => (ResponseCode::FormErr, Kind::FormErr, Vec::new(), &[]),
-                    Ok(info) => {
-                        let (name, record_type) = (info.query.name(), info.query.query_type());
-                        let transfer = matches!(record_type, RecordType::AXFR | RecordType::IXFR);
-                        if info.query.query_class() != DNSClass::IN || transfer {
-                            (ResponseCode::Refused, Kind::Refused, Vec::new(), &[])
-                        } else {
-                            match zone.lookup(name, record_type) {
-                                Lookup::NotInZone
-                                    if !self.forwarders.is_empty()
-                                        && request.metadata.recursion_desired =>
-                                {
-                                    return (Reply::Forward, Kind::Other);
-                                }
-                                Lookup::NotInZone => {
-                                    (ResponseCode::Refused, Kind::Refused, Vec::new(), &[])
-                                }
-                                Lookup::Answer(records) => {
-                                    metadata.authoritative = true;
-                                    (ResponseCode::NoError, Kind::Answer, records, &[])
-                                }
-                                Lookup::NoData => {
-                                    metadata.authoritative = true;
-                                    (ResponseCode::NoError, Kind::NoData, Vec::new(), soa)
-                                }
-                                Lookup::NxDomain => {
-                                    metadata.authoritative = true;
-                                    (ResponseCode::NXDomain, Kind::NxDomain, Vec::new(), soa)
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-        metadata.response_code = rcode;
-        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-            metadata,
-            answers,
-            authority.iter(),
-            std::iter::empty(),
-            std::iter::empty(),
-        );
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max_size);
-        if let Err(e) = response.destructive_emit(&mut encoder) {
-            warn!(%client, "cannot encode an answer: {e}");
-            return (Reply::Drop, Kind::Other);
-        }
-        (Reply::Send(bytes), kind)
-    }
 }
 
-/// What an answer was, for the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Answer,
-    NoData,
-    NxDomain,
-    Refused,
-    FormErr,
-    Other,
-}
-
-impl Kind {
-    /// Answers that depend only on the question and the zone.
-    fn cacheable(self) -> bool {
-        matches!(
-            self,
-            Kind::Answer | Kind::NoData | Kind::NxDomain | Kind::Refused
-        )
-    }
+/// The query after its ID, and whether the client may recurse (the answer's RA flag and a
+/// recursive question's REFUSED depend on it).
+/// Written into a buffer kept by the cache: a hit costs no allocation.
+fn cache_key(key: &mut Vec<u8>, recursion_allowed: bool, query: &[u8]) {
+    key.clear();
+    key.push(u8::from(recursion_allowed));
+    key.extend_from_slice(&query[2..]);
 }
 
 /// Entries kept per DNS thread before the cache starts over.
@@ -368,273 +289,15 @@ const CACHE_ENTRIES: usize = 4096;
 pub struct AnswerCache {
     generation: u64,
     entries: HashMap<Vec<u8>, (Kind, Vec<u8>)>,
-}
-
-/// A socket for the DNS port on `address`, bound even before the address exists (a
-/// virtual address this node does not hold yet answers once it holds it).
-fn bind(address: IpAddr, port: u16, kind: Type) -> io::Result<Socket> {
-    let domain = if address.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let socket = Socket::new(domain, kind, None)?;
-    socket.set_reuse_address(true)?;
-    // Each DNS thread binds its own UDP socket: the kernel spreads datagrams over them.
-    socket.set_reuse_port(true)?;
-    match address {
-        IpAddr::V4(_) => socket.set_freebind_v4(true)?,
-        IpAddr::V6(_) => {
-            socket.set_only_v6(true)?;
-            socket.set_freebind_v6(true)?;
-        }
-    }
-    socket.bind(&SocketAddr::new(address, port).into())?;
-    if kind == Type::STREAM {
-        socket.listen(128)?;
-    }
-    socket.set_nonblocking(true)?;
-    Ok(socket)
-}
-
-/// Threads serving DNS, each with its own UDP sockets (the election has its own thread).
-pub const THREADS: usize = 2;
-
-/// Binds UDP and TCP on every address now (errors surface at start-up), then serves them on
-/// threads of their own: UDP on every thread, TCP on the first.
-pub fn spawn(server: Arc<Server>, addresses: &[IpAddr], port: u16) -> io::Result<()> {
-    for thread in 0..THREADS {
-        let mut sockets = Vec::new();
-        for address in addresses {
-            let tcp = if thread == 0 {
-                Some(bind(*address, port, Type::STREAM)?)
-            } else {
-                None
-            };
-            sockets.push((bind(*address, port, Type::DGRAM)?, tcp));
-        }
-        spawn_thread(server.clone(), sockets, thread)?;
-    }
-    Ok(())
-}
-
-fn spawn_thread(
-    server: Arc<Server>,
-    sockets: Vec<(Socket, Option<Socket>)>,
-    thread: usize,
-) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name(format!("vipd-dns-{thread}"))
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    warn!("DNS runtime: {e}");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let mut tasks = Vec::new();
-                for (udp, tcp) in sockets {
-                    match UdpSocket::from_std(udp.into()) {
-                        Ok(udp) => {
-                            tasks.push(tokio::spawn(serve_udp(server.clone(), Arc::new(udp))))
-                        }
-                        Err(e) => warn!("DNS UDP socket: {e}"),
-                    }
-                    match tcp.map(|tcp| TcpListener::from_std(tcp.into())) {
-                        Some(Ok(tcp)) => tasks.push(tokio::spawn(serve_tcp(server.clone(), tcp))),
-                        Some(Err(e)) => warn!("DNS TCP socket: {e}"),
-                        None => {}
-                    }
-                }
-                for task in tasks {
-                    let _ = task.await;
-                }
-            });
-        })?;
-    Ok(())
-}
-
-async fn serve_udp(server: Arc<Server>, socket: Arc<UdpSocket>) {
-    let mut buffer = vec![0u8; 4096];
-    let mut cache = AnswerCache::default();
-    let mut served: u32 = 0;
-    loop {
-        // Drain what is queued without going back to the reactor, but let the thread's
-        // other sockets have their turn now and then under a flood.
-        served = served.wrapping_add(1);
-        if served.is_multiple_of(64) {
-            tokio::task::yield_now().await;
-        }
-        let (len, client) = match socket.try_recv_from(&mut buffer) {
-            Ok(received) => received,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let _ = socket.readable().await;
-                continue;
-            }
-            Err(e) => {
-                debug!("DNS UDP receive: {e}");
-                continue;
-            }
-        };
-        match server.answer_with(Some(&mut cache), &buffer[..len], client, Protocol::Udp) {
-            Reply::Send(bytes) => {
-                if let Err(e) = socket.try_send_to(&bytes, client)
-                    && e.kind() == io::ErrorKind::WouldBlock
-                {
-                    let _ = socket.send_to(&bytes, client).await;
-                }
-            }
-            Reply::Forward => {
-                // A bounded number in flight: a flood of forwarded questions cannot exhaust
-                // sockets or memory; the excess is dropped and counted.
-                let Ok(permit) = server.forwards.clone().try_acquire_owned() else {
-                    bump(&server.counters.forward_failed);
-                    continue;
-                };
-                let (server, socket, query) =
-                    (server.clone(), socket.clone(), buffer[..len].to_vec());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match forward_udp(&server.forwarders, &query).await {
-                        Some(answer) => {
-                            bump(&server.counters.forwarded);
-                            let _ = socket.send_to(&answer, client).await;
-                        }
-                        None => bump(&server.counters.forward_failed),
-                    }
-                });
-            }
-            Reply::Drop => {}
-        }
-    }
-}
-
-async fn serve_tcp(server: Arc<Server>, listener: TcpListener) {
-    let open = Arc::new(AtomicU64::new(0));
-    loop {
-        let (stream, client) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors, say: do not spin.
-                debug!("DNS TCP accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if open.load(Ordering::Relaxed) >= MAX_TCP_CONNECTIONS {
-            continue;
-        }
-        bump(&server.counters.tcp_connections);
-        open.fetch_add(1, Ordering::Relaxed);
-        let (server, open) = (server.clone(), open.clone());
-        tokio::spawn(async move {
-            let _ = serve_connection(&server, stream, client).await;
-            open.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-}
-
-async fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut length = [0u8; 2];
-    stream.read_exact(&mut length).await?;
-    let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
-    stream.read_exact(&mut message).await?;
-    Ok(message)
-}
-
-/// Writes one framed message; a client that does not read gets cut off after TCP_IDLE.
-async fn write_message(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
-    let mut framed = Vec::with_capacity(message.len() + 2);
-    framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
-    framed.extend_from_slice(message);
-    tokio::time::timeout(TCP_IDLE, stream.write_all(&framed))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
-}
-
-async fn serve_connection(
-    server: &Server,
-    mut stream: TcpStream,
-    client: SocketAddr,
-) -> io::Result<()> {
-    loop {
-        let query = tokio::time::timeout(TCP_IDLE, read_message(&mut stream))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        match server.answer(&query, client, Protocol::Tcp) {
-            Reply::Send(bytes) => write_message(&mut stream, &bytes).await?,
-            Reply::Forward => match forward_tcp(&server.forwarders, &query).await {
-                Some(answer) => {
-                    bump(&server.counters.forwarded);
-                    write_message(&mut stream, &answer).await?;
-                }
-                None => bump(&server.counters.forward_failed),
-            },
-            Reply::Drop => return Ok(()),
-        }
-    }
-}
-
-/// A relayed answer comes from us, a server that recurses (by forwarding): RA set.
-fn offer_recursion(mut answer: Vec<u8>) -> Vec<u8> {
-    answer[3] |= 0x80;
-    answer
-}
-
-/// Relays a query to the first upstream that answers with the same ID.
-async fn forward_udp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
-    for upstream in upstreams {
-        let bind: SocketAddr = if upstream.is_ipv4() {
-            "0.0.0.0:0".parse().ok()?
-        } else {
-            "[::]:0".parse().ok()?
-        };
-        let Ok(socket) = UdpSocket::bind(bind).await else {
-            continue;
-        };
-        if socket.connect(upstream).await.is_err() || socket.send(query).await.is_err() {
-            continue;
-        }
-        let mut buffer = vec![0u8; 65535];
-        if let Ok(Ok(len)) = tokio::time::timeout(FORWARD_TIMEOUT, socket.recv(&mut buffer)).await
-            && len >= 12
-            && buffer[..2] == query[..2]
-        {
-            buffer.truncate(len);
-            return Some(offer_recursion(buffer));
-        }
-    }
-    None
-}
-
-async fn forward_tcp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
-    for upstream in upstreams {
-        let exchange = async {
-            let mut stream = TcpStream::connect(upstream).await?;
-            write_message(&mut stream, query).await?;
-            read_message(&mut stream).await
-        };
-        if let Ok(Ok(answer)) = tokio::time::timeout(FORWARD_TIMEOUT, exchange).await
-            && answer.len() >= 12
-            && answer[..2] == query[..2]
-        {
-            return Some(offer_recursion(answer));
-        }
-    }
-    None
+    key: Vec<u8>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
-    use hickory_server::proto::op::{Message, Query};
-    use hickory_server::proto::rr::Name;
+    use hickory_server::proto::op::{Edns, Message, Query, ResponseCode};
+    use hickory_server::proto::rr::{Name, RecordType};
 
     fn server(extra: &str) -> Server {
         let text = format!(
@@ -741,38 +404,6 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_allows_the_limit_per_client_per_second() {
-        let mut limiter = RateLimiter {
-            limit: 3,
-            window: 0,
-            counts: HashMap::new(),
-        };
-        let (a, b): (IpAddr, IpAddr) = (
-            "192.0.2.200".parse().unwrap(),
-            "192.0.2.201".parse().unwrap(),
-        );
-        let allowed =
-            |l: &mut RateLimiter, ip, second| (0..5).filter(|_| l.allow(ip, second)).count();
-        assert_eq!(allowed(&mut limiter, a, 100), 3);
-        assert_eq!(
-            allowed(&mut limiter, b, 100),
-            3,
-            "another client has its own allowance"
-        );
-        assert_eq!(
-            allowed(&mut limiter, a, 101),
-            3,
-            "a new second, a new allowance"
-        );
-        let mut off = RateLimiter {
-            limit: 0,
-            window: 0,
-            counts: HashMap::new(),
-        };
-        assert_eq!(allowed(&mut off, a, 100), 5);
-    }
-
-    #[test]
     fn rate_limit_drops_udp_but_not_tcp() {
         let server = server("[dns]\nrate_limit = 1");
         let bytes = query("svc.cluster.example.", RecordType::A);
@@ -791,7 +422,8 @@ mod tests {
 
     #[test]
     fn forwarding_is_chosen_only_for_recursive_questions_outside_the_zone() {
-        let server = server("[dns]\nforwarders = [\"198.51.100.53\"]");
+        let server =
+            server("[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"192.0.2.0/24\"]");
         let client: SocketAddr = "192.0.2.200:5353".parse().unwrap();
         let mut message = Message::query();
         message.metadata.recursion_desired = true;
@@ -805,5 +437,197 @@ mod tests {
         );
         let reply = ask(&server, &query("svc.cluster.example.", RecordType::A));
         assert!(reply.metadata.recursion_available);
+    }
+
+    // ---- issue 12: RFC conformance of the answers ----
+
+    fn big_server() -> Server {
+        let addresses: Vec<String> = (150..190).map(|i| format!("\"192.0.2.{i}/24\"")).collect();
+        let text = format!(
+            "[cluster]\nname = \"t\"\nzone = \"cluster.example.\"\n[[node]]\nname = \"alpha\"\ninterface = \"eth0\"\naddress = \"192.0.2.11\"\n\
+             [[group]]\nname = \"big\"\nvrid = 1\naddresses = [{}]\nnames = [\"big\"]\npriority = {{ alpha = 100 }}\n",
+            addresses.join(", ")
+        );
+        let config = Config::parse("t.toml", &text).unwrap();
+        Server::new(
+            &config.dns,
+            super::super::zone::build(&config, Some(0), &[Some("alpha".into())], 1),
+        )
+    }
+
+    fn edns_query(name: &str, record_type: RecordType, edit: impl FnOnce(&mut Edns)) -> Vec<u8> {
+        let mut message = Message::query();
+        message.add_query(Query::query(Name::from_ascii(name).unwrap(), record_type));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edit(&mut edns);
+        message.set_edns(edns);
+        message.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_truncated_udp_answer_to_an_edns_query_carries_the_opt() {
+        let server = big_server();
+        let bytes = edns_query("big.cluster.example.", RecordType::A, |e| {
+            e.set_max_payload(512);
+        });
+        let reply = ask(&server, &bytes);
+        assert!(reply.metadata.truncation, "40 A records exceed 512 bytes");
+        assert!(
+            reply.edns.is_some(),
+            "RFC 6891 7: header, question and OPT, with TC"
+        );
+        assert_eq!(reply.queries.len(), 1, "the question is kept");
+    }
+
+    #[test]
+    fn a_formerr_for_a_bad_opt_carries_an_opt() {
+        let server = server("");
+        // Two OPT records: RFC 6891 6.1.1 makes it FORMERR, and the reply still has an OPT.
+        let mut bytes = edns_query("svc.cluster.example.", RecordType::A, |_| {});
+        bytes[11] = 2;
+        bytes.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+        let reply = ask(&server, &bytes);
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+        assert!(
+            reply.edns.is_some(),
+            "FORMERR to a query with OPT carries OPT"
+        );
+    }
+
+    #[test]
+    fn the_do_bit_is_copied_into_answers_and_badvers() {
+        let server = server("");
+        let bytes = edns_query("svc.cluster.example.", RecordType::A, |e| {
+            e.set_dnssec_ok(true);
+        });
+        let reply = ask(&server, &bytes);
+        assert!(
+            reply.edns.as_ref().unwrap().flags().dnssec_ok,
+            "RFC 3225 3: DO copied"
+        );
+        let bytes = edns_query("svc.cluster.example.", RecordType::A, |e| {
+            e.set_dnssec_ok(true);
+            e.set_version(1);
+        });
+        let reply = ask(&server, &bytes);
+        // 16: BADVERS (hickory reads the shared code back as BADSIG).
+        assert_eq!(u16::from(reply.metadata.response_code), 16);
+        assert!(
+            reply.edns.as_ref().unwrap().flags().dnssec_ok,
+            "DO copied in BADVERS"
+        );
+        let bytes = edns_query("svc.cluster.example.", RecordType::A, |_| {});
+        let reply = ask(&server, &bytes);
+        assert!(
+            !reply.edns.as_ref().unwrap().flags().dnssec_ok,
+            "not set when not asked"
+        );
+    }
+
+    #[test]
+    fn notimp_for_an_unknown_opcode_does_not_echo_cd() {
+        let server = server("");
+        let mut bytes = query("svc.cluster.example.", RecordType::A);
+        bytes[2] = (bytes[2] & 0x87) | (15 << 3); // opcode 15, unassigned
+        bytes[3] |= 0x10; // CD
+        let Reply::Send(reply) =
+            server.answer(&bytes, "192.0.2.200:5353".parse().unwrap(), Protocol::Udp)
+        else {
+            panic!()
+        };
+        assert_eq!(reply[3] & 0x0f, 4, "NOTIMP");
+        assert_eq!(
+            reply[3] & 0x10,
+            0,
+            "CD not echoed for an opcode we do not know"
+        );
+    }
+
+    #[test]
+    fn nsid_names_the_node_that_answered() {
+        let server = big_server();
+        let bytes = edns_query("svc.cluster.example.", RecordType::A, |e| {
+            e.options_mut()
+                .insert(hickory_server::proto::rr::rdata::opt::EdnsOption::Unknown(
+                    3,
+                    Vec::new(),
+                ));
+        });
+        let reply = ask(&server, &bytes);
+        let edns = reply.edns.as_ref().expect("OPT");
+        let nsid = edns
+            .options()
+            .as_ref()
+            .iter()
+            .find(|(code, _)| u16::from(*code) == 3)
+            .map(|(_, option)| option.clone());
+        let Some(hickory_server::proto::rr::rdata::opt::EdnsOption::NSID(payload)) = nsid else {
+            panic!("no NSID in {edns:?}")
+        };
+        assert_eq!(payload.as_ref(), b"alpha");
+        // Not asked: not sent (RFC 5001 3).
+        let reply = ask(
+            &server,
+            &edns_query("svc.cluster.example.", RecordType::A, |_| {}),
+        );
+        assert!(
+            reply
+                .edns
+                .unwrap()
+                .option(hickory_server::proto::rr::rdata::opt::EdnsCode::NSID)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn recursion_only_for_allowed_clients_the_rest_refused_and_counted() {
+        let server = server(
+            "[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"198.51.100.0/24\", \"2001:db8:1::/48\"]",
+        );
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(Query::query(
+            Name::from_ascii("example.org.").unwrap(),
+            RecordType::A,
+        ));
+        let bytes = message.to_vec().unwrap();
+        let inside: SocketAddr = "198.51.100.7:5353".parse().unwrap();
+        let outside: SocketAddr = "192.0.2.200:5353".parse().unwrap();
+        assert_eq!(server.answer(&bytes, inside, Protocol::Udp), Reply::Forward);
+        let Reply::Send(reply) = server.answer(&bytes, outside, Protocol::Udp) else {
+            panic!("not forwarded for an outsider")
+        };
+        let reply = Message::from_vec(&reply).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+        assert!(
+            !reply.metadata.recursion_available,
+            "no recursion offered to outsiders"
+        );
+        assert_eq!(server.snapshot().recursion_refused, 1);
+    }
+
+    /// Found by fuzzing (tcp_stream): a question whose name ends in a compression pointer to
+    /// the header was echoed as is, and the reply could not be read (the pointer then lands
+    /// on the reply's flags).
+    #[test]
+    fn fuzz_a_question_pointing_into_the_header_gets_a_readable_formerr() {
+        // With recursion offered, the reply's flags byte (RA) is no label length at all.
+        let server =
+            server("[dns]\nforwarders = [\"198.51.100.53\"]\nallow_recursion = [\"192.0.2.0/24\"]");
+        let query = [
+            18, 60, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 7, 99, 108, 117, 115, 0, 4, 0, 192, 3, 4, 0, 192,
+            3, 0, 0, 115, 116, 101, 114, 7, 101, 0, 0, 6, 0, 0, 246, 40, 4, 208, 0, 0, 0, 115, 116,
+        ];
+        for protocol in [Protocol::Udp, Protocol::Tcp] {
+            let Reply::Send(reply) =
+                server.answer(&query, "192.0.2.200:5353".parse().unwrap(), protocol)
+            else {
+                panic!("no reply")
+            };
+            let reply = Message::from_vec(&reply).expect("a readable reply");
+            assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+            assert_eq!(reply.metadata.id, 0x123c);
+        }
     }
 }

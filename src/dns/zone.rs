@@ -38,6 +38,8 @@ pub struct Zone {
     records: HashMap<LowerName, Vec<Record>>,
     /// Names with no records but with names below them (empty non-terminals): NODATA.
     empty_non_terminals: HashSet<LowerName>,
+    /// The node serving this copy, when it is one: its name is the NSID (RFC 5001).
+    node_name: Option<String>,
 }
 
 fn fqdn(text: &str) -> Name {
@@ -151,6 +153,7 @@ pub fn build_with(
         negative_soa,
         records,
         empty_non_terminals,
+        node_name: me.map(|me| config.nodes[me].name.clone()),
     }
 }
 
@@ -163,6 +166,11 @@ impl Zone {
     /// negative TTL (RFC 2308: the lesser of the SOA's TTL and its minimum).
     pub fn soa(&self) -> &Record {
         &self.soa
+    }
+
+    /// The name of the node serving this copy of the zone.
+    pub fn node_name(&self) -> Option<&str> {
+        self.node_name.as_deref()
     }
 
     pub fn serial(&self) -> u32 {

@@ -73,6 +73,13 @@ impl Group {
         any
     }
 
+    /// See [`Instance::set_no_preempt_from`].
+    pub fn set_no_preempt_from(&mut self, names: &[String]) {
+        for instance in &mut self.instances {
+            instance.set_no_preempt_from(names);
+        }
+    }
+
     /// See [`Instance::set_drained`].
     pub fn set_drained(&mut self, now: Instant, drained: bool) {
         self.each(now, |i, now| i.set_drained(now, drained));

@@ -181,6 +181,9 @@ pub struct Instance {
     drained: bool,
     /// Handed over, still holding the addresses until the Linger timer.
     lingering: bool,
+    /// Peers (indexes into `config.peers`) this node never preempts: they run another
+    /// cluster file or version (`require_same_file`).
+    no_preempt_from: Vec<usize>,
     actions: VecDeque<Action>,
     counters: Counters,
     /// Another master heard while master (two masters that never resolve).
@@ -207,6 +210,7 @@ impl Instance {
             handing_over: false,
             drained: false,
             lingering: false,
+            no_preempt_from: Vec::new(),
             actions: VecDeque::new(),
             counters: Counters::default(),
             conflict: ConflictWatch::default(),
@@ -300,6 +304,19 @@ impl Instance {
         }
     }
 
+    /// The peers named here are never preempted by this node (they run another cluster file
+    /// or vipd version); a takeover from them happens only when they fail or hand over.
+    pub fn set_no_preempt_from(&mut self, names: &[String]) {
+        self.no_preempt_from = self
+            .config
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| names.contains(&p.name))
+            .map(|(i, _)| i)
+            .collect();
+    }
+
     /// The configuration changed in place (same family and VRID): the state, the timers'
     /// rhythm and the known master stay; priority, interval, peers, preemption and the rest
     /// take effect from the next advert, by the same rules as at run time.
@@ -314,6 +331,7 @@ impl Instance {
             .filter_map(|(src, i)| Some((src, rename(Some(i), &self.config, &config)?)))
             .collect();
         let interval_changed = config.advert_interval != self.config.advert_interval;
+        self.no_preempt_from.clear();
         self.config = config;
         self.master_adver_interval =
             self.learnable_interval(self.master, self.master_adver_interval);
@@ -446,6 +464,7 @@ impl Instance {
         }
         let tolerated = !self.config.preempt
             || self.drained
+            || sender.is_some_and(|s| self.no_preempt_from.contains(&s))
             || self.preempt_suppressed
             || advert.priority >= self.config.priority
             || self.link_held(now)

@@ -4,7 +4,9 @@
 //! every link lives in a namespace the lab created, and dropping the [`Lab`] ends its
 //! processes (by pid) and deletes its namespaces, also when a test fails.
 
+mod cluster_file;
 pub mod demo;
+mod keepalived;
 pub mod probe;
 pub mod query;
 
@@ -16,54 +18,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub use cluster_file::{NODE_NAMES, cluster_file, with_foreign};
+pub use keepalived::keepalived_conf;
+
 /// The client's addresses on the lab LAN.
 pub const CLIENT_V4: &str = "192.0.2.200/24";
 pub const CLIENT_V6: &str = "2001:db8::200/64";
 
 static LABS: AtomicU32 = AtomicU32::new(0);
 
-/// A keepalived configuration for one VRRPv3 instance on `eth0`, the yardstick's side of
-/// a lab: `advert_int` in seconds as keepalived writes it ("0.1").
-pub fn keepalived_conf(vrid: u8, priority: u8, advert_int: &str, addresses: &[&str]) -> String {
-    let addresses: String = addresses.iter().map(|a| format!("        {a}\n")).collect();
-    format!(
-        "global_defs {{\n    router_id vipdlab\n    vrrp_version 3\n}}\n\
-         vrrp_instance vi{vrid} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {vrid}\n    \
-         priority {priority}\n    advert_int {advert_int}\n    virtual_ipaddress {{\n{addresses}    }}\n}}\n"
-    )
-}
-
 /// True when running as root (the lab needs CAP_NET_ADMIN for namespaces).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-/// Names of the lab's nodes, in order; node `i` has address 192.0.2.(11 + i) on eth0.
-pub const NODE_NAMES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
-
-/// A cluster file for the lab (and the simulator): `nodes` nodes named from [`NODE_NAMES`],
-/// then `groups` (and any other tables) as written.
-pub fn cluster_file(nodes: usize, groups: &str) -> String {
-    let mut text = String::from("[cluster]\nname = \"lab\"\nzone = \"cluster.example.\"\n");
-    for (i, name) in NODE_NAMES.iter().take(nodes).enumerate() {
-        text.push_str(&format!(
-            "\n[[node]]\nname = \"{name}\"\ninterface = \"eth0\"\naddress = \"192.0.2.{}\"\n",
-            11 + i
-        ));
-    }
-    text.push('\n');
-    text.push_str(groups);
-    text
-}
-
-/// Marks node `name` of a [`cluster_file`] as a foreign VRRP speaker (keepalived).
-pub fn with_foreign(cluster: &str, name: &str) -> String {
-    let index = NODE_NAMES
-        .iter()
-        .position(|n| *n == name)
-        .expect("a lab node name");
-    let address = format!("address = \"192.0.2.{}\"\n", 11 + index);
-    cluster.replacen(&address, &format!("{address}foreign = true\n"), 1)
 }
 
 /// A file or folder removed when this goes out of scope, also when a test fails.
@@ -76,7 +42,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// True while the process exists and is not a zombie.
-fn running(pid: i32) -> bool {
+pub(crate) fn running(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -389,6 +355,19 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts every node as a host of the cluster (the probe responder and vipd) and waits
+    /// until each daemon answers on its control socket.
+    pub fn start_cluster(&mut self) -> io::Result<()> {
+        for node in 0..self.nodes.len() {
+            self.start_responder(node)?;
+            self.start(node)?;
+        }
+        for node in 0..self.nodes.len() {
+            self.wait_ready(node, Duration::from_secs(5))?;
+        }
+        Ok(())
+    }
+
     pub fn start_all(&mut self) -> io::Result<()> {
         for node in 0..self.nodes.len() {
             self.start(node)?;
@@ -409,91 +388,6 @@ impl Lab {
     pub fn kill(&mut self, node: usize) -> io::Result<()> {
         self.signal(node, nix::sys::signal::Signal::SIGKILL)?;
         self.stop_keepalived(node, nix::sys::signal::Signal::SIGKILL)
-    }
-
-    /// Runs keepalived (Debian's) in the node's namespace with `conf`, VRRP only, in the
-    /// foreground, with private pid files so that it never meets a system keepalived.
-    pub fn start_keepalived(&mut self, node: usize, conf: &str) -> io::Result<u32> {
-        let name = &self.nodes[node].name;
-        let conf_path = self.dir.join(format!("{name}.keepalived.conf"));
-        std::fs::write(&conf_path, conf)?;
-        let pid = |what: &str| self.dir.join(format!("{name}.keepalived.{what}.pid"));
-        for what in ["main", "vrrp", "checker", "bfd"] {
-            let _ = std::fs::remove_file(pid(what));
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(node))?;
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.nodes[node].namespace,
-                "keepalived",
-                "-n",
-                "-P",
-                "-l",
-                "-D",
-                "-G",
-                "-f",
-            ])
-            .arg(&conf_path)
-            .arg("-p")
-            .arg(pid("main"))
-            .arg("-r")
-            .arg(pid("vrrp"))
-            .arg("-c")
-            .arg(pid("checker"))
-            .arg("-b")
-            .arg(pid("bfd"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let parent = child.id();
-        self.nodes[node].keepalived = Some((child, pid("vrrp")));
-        Ok(parent)
-    }
-
-    /// Signals keepalived's parent and its VRRP child, by their pids, and waits for them.
-    pub fn stop_keepalived(
-        &mut self,
-        node: usize,
-        signal: nix::sys::signal::Signal,
-    ) -> io::Result<()> {
-        use nix::sys::signal::kill;
-        use nix::unistd::Pid;
-        let Some((mut parent, vrrp_pid_file)) = self.nodes[node].keepalived.take() else {
-            return Ok(());
-        };
-        let vrrp = std::fs::read_to_string(&vrrp_pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok());
-        if signal == nix::sys::signal::Signal::SIGKILL
-            && let Some(pid) = vrrp
-        {
-            // Crash: the VRRP process dies at once, not through its parent.
-            let _ = kill(Pid::from_raw(pid), signal);
-        }
-        let _ = kill(Pid::from_raw(parent.id() as i32), signal);
-        parent.wait()?;
-        if let Some(pid) = vrrp {
-            // The child exits with its parent; make sure, by its own pid.
-            let start = Instant::now();
-            while running(pid) && start.elapsed() < Duration::from_secs(3) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if running(pid) {
-                let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-            // Reap it: with the parent gone it is our child now (we are the subreaper).
-            let _ = nix::sys::wait::waitpid(
-                Pid::from_raw(pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            );
-        }
-        Ok(())
     }
 
     /// The host dies: its vipd is killed and it drops off the LAN at the same instant.

@@ -117,6 +117,53 @@ pub async fn addresses(handle: &Handle, index: u32) -> Result<Vec<(IpAddr, u8)>,
     Ok(found)
 }
 
+/// IFA_F_TENTATIVE: an IPv6 address the kernel does not use yet.
+const TENTATIVE: u32 = 0x40;
+
+/// Waits (at most `limit`) until an IPv6 address just added is usable. Even without duplicate
+/// address detection, the kernel finishes an address in a work queue: until then packets to
+/// it are dropped, so announcing it earlier sends clients into a hole for a few
+/// milliseconds. IPv4 addresses are usable at once.
+pub async fn wait_usable(
+    handle: &Handle,
+    index: u32,
+    address: IpAddr,
+    limit: std::time::Duration,
+) -> Result<bool, NetlinkError> {
+    if address.is_ipv4() {
+        return Ok(true);
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut stream = handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut tentative = true;
+        while let Some(message) = stream.try_next().await? {
+            if message.header.index == index && address_of(&message) == Some(address) {
+                let flags = message
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        AddressAttribute::Flags(flags) => Some(flags.bits()),
+                        _ => None,
+                    })
+                    .unwrap_or(u32::from(message.header.flags.bits()));
+                tentative = flags & TENTATIVE != 0;
+            }
+        }
+        if !tentative {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+}
+
 /// Adds a virtual address, idempotently. IPv6 without duplicate address detection: the
 /// address moves between nodes, and DAD would hold it tentative during a handover.
 pub async fn add_address(

@@ -168,6 +168,8 @@ pub struct Node {
     facts: Vec<String>,
     /// The zone must be published even if no owner moved (a reload).
     zone_stale: bool,
+    /// Peers running another cluster file or vipd version.
+    mismatched: Vec<String>,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -212,6 +214,7 @@ impl Node {
             zone_serial: 0,
             facts: Vec::new(),
             zone_stale: false,
+            mismatched: Vec::new(),
         };
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
@@ -277,6 +280,31 @@ impl Node {
             self.zone_serial,
             &self.facts,
         )
+    }
+
+    /// The peers that run another cluster file or vipd version than this node (from the
+    /// shell's questions to them): groups with `require_same_file` never preempt them and
+    /// refuse a handover to them.
+    pub fn set_mismatched_peers(&mut self, names: Vec<String>) {
+        if names == self.mismatched {
+            return;
+        }
+        if !names.is_empty() {
+            warn!(peers = ?names, "peers run another cluster file or vipd version");
+        }
+        self.mismatched = names;
+        self.apply_mismatched();
+    }
+
+    fn apply_mismatched(&mut self) {
+        for runtime in &mut self.groups {
+            let names: &[String] = if self.config.groups[runtime.index].require_same_file {
+                &self.mismatched
+            } else {
+                &[]
+            };
+            runtime.election.set_no_preempt_from(names);
+        }
     }
 
     /// Facts this node publishes beside its version in the zone (`config=...`, ...).
@@ -438,10 +466,12 @@ impl Node {
         // Members in the order they would take over: priority, then address.
         let mut line: Vec<&crate::election::Peer> = leader.config().peers.iter().collect();
         line.sort_by_key(|p| std::cmp::Reverse((p.priority, p.address)));
+        let same_file = self.config.groups[self.groups[slot].index].require_same_file;
+        let blocked = |name: &str| same_file && self.mismatched.iter().any(|m| m == name);
         let target = match to {
             None => line
                 .iter()
-                .find(|p| alive(&p.name))
+                .find(|p| alive(&p.name) && !blocked(&p.name))
                 .map(|p| p.name.clone())
                 .ok_or_else(|| format!("no other live member can take {group}"))?,
             Some(name) => {
@@ -452,6 +482,11 @@ impl Node {
                 if !alive(name) {
                     return Err(format!(
                         "{name} is not a live member (no answer from it, or drained)"
+                    ));
+                }
+                if blocked(name) {
+                    return Err(format!(
+                        "{name} runs another cluster file or vipd version, and {group} has require_same_file"
                     ));
                 }
                 if let Some(ahead) = line[..position].iter().find(|p| alive(&p.name)) {
@@ -623,6 +658,7 @@ impl Node {
             self.groups.push(runtime);
         }
         self.index_groups();
+        self.apply_mismatched();
         self.timers.clear();
         self.zone_stale = true;
         self.touch_all();

@@ -519,6 +519,15 @@ impl Status {
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
+        if self.drained {
+            let _ = writeln!(
+                out,
+                "this node is DRAINED: it takes no group (vipd undrain)"
+            );
+        }
+        if let Some(digest) = &self.config_digest {
+            let _ = writeln!(out, "cluster file digest {digest}");
+        }
         let _ = writeln!(
             out,
             "adverts sent {}, received {}, dropped: {}",
@@ -534,13 +543,24 @@ impl Status {
             let peers: Vec<String> = self
                 .peers
                 .iter()
-                .map(|p| match (&p.version, &p.error) {
-                    (Some(v), _) if *v == self.version => format!("{} {v}", p.node),
-                    (Some(v), _) => {
-                        format!("{} {v} (MISMATCH: this node runs {})", p.node, self.version)
+                .map(|p| {
+                    let mut line = match (&p.version, &p.error) {
+                        (Some(v), _) if *v == self.version => format!("{} {v}", p.node),
+                        (Some(v), _) => {
+                            format!("{} {v} (MISMATCH: this node runs {})", p.node, self.version)
+                        }
+                        (None, Some(e)) => format!("{} ? ({e})", p.node),
+                        (None, None) => format!("{} ? (not asked yet)", p.node),
+                    };
+                    if let (Some(theirs), Some(mine)) = (&p.config_digest, &self.config_digest)
+                        && theirs != mine
+                    {
+                        line.push_str(&format!(" (OTHER FILE {theirs}, this node {mine})"));
                     }
-                    (None, Some(e)) => format!("{} ? ({e})", p.node),
-                    (None, None) => format!("{} ? (not asked yet)", p.node),
+                    if p.drained {
+                        line.push_str(" (drained)");
+                    }
+                    line
                 })
                 .collect();
             let _ = writeln!(out, "peers: {}", peers.join(", "));

@@ -73,6 +73,7 @@ pub(super) fn group(
             unicast,
             announce,
             dns_ttl,
+            require_same_file: raw.require_same_file.unwrap_or(false),
             resources,
         },
         spans,
