@@ -170,10 +170,26 @@ fn check_and_status_say_when_a_member_advertises_another_interval() {
         report.contains("members must advertise every 100ms (keepalived: advert_int 0.1)"),
         "{report}"
     );
-    feed_beta(&mut sim, "192.0.2.11", 150, 300 * MS, 3);
+    let (_, log) = logged(|| feed_beta(&mut sim, "192.0.2.11", 150, 300 * MS, 3));
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("differs from the file"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("advert interval 300ms differs from the file's 100ms"),
+        "{log}"
+    );
     let status = sim.status(beta);
     let instance = &status.groups[0].instances[0];
     assert_eq!(instance.configured_adver_interval_ms, 100.0);
+    // Logged once, for the first member's advert that disagrees; strangers' adverts are
+    // dropped and not logged as a mismatch.
+    let ((), log) = logged(|| {
+        sim.inject(beta, Datagram::V4(&advert_v4("192.0.2.99", 150, 30)));
+        sim.inject(beta, Datagram::V4(&advert_v4("192.0.2.11", 150, 30)));
+    });
+    assert!(!log.contains("differs from the file"), "{log}");
     assert_eq!(instance.master_adver_interval_ms, 300.0);
     let table = status.table();
     assert!(

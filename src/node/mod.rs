@@ -725,14 +725,16 @@ impl Node {
             priority: repr.priority,
             interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
         };
-        if advert.interval != group.advert_interval {
-            watch::interval_mismatch(&self.groups[slot].election, family, group, &advert);
-        }
+        let mismatches = watch::interval_mismatches(&self.groups[slot].election, family);
         self.touched.push(slot);
         let ignored = self.groups[slot]
             .election
             .handle_advert(now, family, &advert);
         let runtime = &mut self.groups[slot];
+        if mismatches == 0 {
+            let group = &self.config.groups[runtime.index];
+            watch::interval_mismatch(&runtime.election, family, group, &advert);
+        }
         watch::conflict(
             now,
             &runtime.name,

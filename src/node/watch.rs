@@ -12,9 +12,17 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// Logs the first advert of an instance whose interval differs from the file's (counted in
-/// `interval_mismatch`; a member's longer interval is followed, see
-/// [`crate::election::MAX_LEARNED_STRETCH`]).
+/// The instance's `interval_mismatch` count, before an advert is handed to it.
+pub(super) fn interval_mismatches(election: &Group, family: Family) -> u64 {
+    election
+        .instance(family)
+        .map_or(0, |i| i.counters().interval_mismatch)
+}
+
+/// Logs the first advert of an instance whose interval differs from the file's, once the
+/// election counted it (in `interval_mismatch`: strangers' adverts, dropped, are not); a
+/// member's longer interval is followed, see [`crate::election::MAX_LEARNED_STRETCH`]. Call
+/// when the count was 0 before the advert.
 pub(super) fn interval_mismatch(
     election: &Group,
     family: Family,
@@ -23,7 +31,7 @@ pub(super) fn interval_mismatch(
 ) {
     if election
         .instance(family)
-        .is_some_and(|i| i.counters().interval_mismatch == 0)
+        .is_some_and(|i| i.counters().interval_mismatch == 1)
     {
         warn!(group = %group.name, %family, src = %advert.src,
             "advert interval {:?} differs from the file's {:?}: the members' advert_interval should agree",
