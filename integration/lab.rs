@@ -1025,3 +1025,138 @@ fn a_resource_can_mount_under_the_unit_s_sandbox_and_not_under_the_old_one() {
         );
     }
 }
+
+// ---- issue 11: hardening ----
+
+/// keepalived (alpha, priority 200) at `advert_int 0.3` while the cluster file says 100 ms;
+/// vipd (beta, 150) follows keepalived's interval (RFC 9568 6.4.2): no flap, and a takeover
+/// at 3 x 300 ms + skew after keepalived's last advert.
+#[test]
+fn keepalived_at_300ms_against_a_file_at_100ms_is_followed_without_a_flap() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(
+        "ka300",
+        &mixed_cluster(200, 150),
+        env!("CARGO_BIN_EXE_vipd").as_ref(),
+    )
+    .unwrap_or_else(|e| panic!("lab: {e}"));
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    lab.start_keepalived(
+        alpha,
+        &vipd::lab::keepalived_conf(51, 200, "0.3", &["192.0.2.100/24"]),
+    )
+    .unwrap();
+    lab.start(beta).unwrap();
+    lab.wait_ready(beta, Duration::from_secs(5)).unwrap();
+    lab.wait_for_holder(ip(VIP4), "alpha", Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    // vipd may hold the group at first (keepalived starts as backup and waits about 1 s);
+    // then, about 5 s with keepalived as master: vipd never takes the group.
+    std::thread::sleep(Duration::from_millis(100));
+    let became_master = lab.status(beta).unwrap().groups[0].instances[0].became_master;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"], "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = lab.status(beta).unwrap();
+    let instance = &status.groups[0].instances[0];
+    assert_eq!(
+        instance.became_master,
+        became_master,
+        "vipd flapped\n{}",
+        lab.logs()
+    );
+    assert_eq!(instance.master.as_deref(), Some("alpha"));
+    assert_eq!(instance.master_adver_interval_ms, 300.0);
+    assert!(instance.interval_mismatch > 0);
+    // keepalived crashes: 3 x 300 ms + (256 - 150) / 256 x 300 ms = 1024.2 ms after its last
+    // advert, which left 0..300 ms before the crash.
+    let start = Instant::now();
+    lab.crash(alpha).unwrap();
+    lab.wait_for_holder(ip(VIP4), "beta", Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let took = start.elapsed();
+    eprintln!("keepalived at 300 ms, file at 100 ms: vipd took over {took:?} after the crash");
+    assert!(
+        took >= Duration::from_millis(1024 - 300) && took <= Duration::from_millis(1024 + 150),
+        "took {took:?}\n{}",
+        lab.logs()
+    );
+    drop(lab);
+    drop(guard);
+}
+
+/// Two groups with addresses in one /24 that is not the interface's own: the address added
+/// first is the subnet's primary. Releasing it (a reload removes its group) must leave the
+/// other group's address alone: promote_secondaries, set by vipd at start.
+#[test]
+fn releasing_the_first_address_of_a_subnet_leaves_the_other_groups_address() {
+    let groups = |with_a: bool| {
+        let a = "[[group]]\nname = \"a\"\nvrid = 51\naddresses = [\"198.51.100.10/24\"]\n\
+                 priority = { alpha = 200, beta = 100 }\nadvert_interval = \"100ms\"\n\n";
+        let b = "[[group]]\nname = \"b\"\nvrid = 52\naddresses = [\"198.51.100.20/24\"]\n\
+                 priority = { alpha = 200, beta = 100 }\nadvert_interval = \"100ms\"\n";
+        vipd::lab::cluster_file(2, &format!("{}{b}", if with_a { a } else { "" }))
+    };
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(
+        "promote",
+        &groups(true),
+        env!("CARGO_BIN_EXE_vipd").as_ref(),
+    )
+    .unwrap_or_else(|e| panic!("lab: {e}"));
+    let alpha = lab.node("alpha");
+    lab.start(alpha).unwrap();
+    lab.wait_ready(alpha, Duration::from_secs(5)).unwrap();
+    for vip in ["198.51.100.10", "198.51.100.20"] {
+        lab.wait_for_holder(ip(vip), "alpha", Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    }
+    let namespace = lab.nodes[alpha].namespace.clone();
+    let shown = lab
+        .exec(&namespace, &["ip", "-4", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    let secondary = shown
+        .lines()
+        .find(|l| l.contains("198.51.100.20/24"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        secondary.contains("secondary"),
+        "198.51.100.10 came first: {shown}"
+    );
+    let sysctl = lab
+        .exec(
+            &namespace,
+            &["cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"],
+        )
+        .unwrap();
+    assert!(
+        lab.log(alpha).contains("promote_secondaries"),
+        "{}",
+        lab.log(alpha)
+    );
+    lab.write_config(&groups(false)).unwrap();
+    lab.send_signal(alpha, nix::sys::signal::Signal::SIGHUP)
+        .unwrap();
+    let start = Instant::now();
+    while lab.addresses(alpha).unwrap().contains(&ip("198.51.100.10")) {
+        assert!(start.elapsed() < Duration::from_secs(3), "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        lab.addresses(alpha).unwrap().contains(&ip("198.51.100.20")),
+        "{}",
+        lab.logs()
+    );
+    let log = lab.log(alpha);
+    assert!(
+        !log.contains("removed by someone else"),
+        "the kernel deleted group b's address with group a's (promote_secondaries {}):\n{log}",
+        sysctl.trim()
+    );
+    drop(lab);
+    drop(guard);
+}

@@ -41,7 +41,7 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
-echo "== fuzzing the DNS request path (bounded)"
+echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file and the control protocol (bounded)"
 # cargo-fuzz needs the nightly toolchain; both are installed when missing.
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "test.sh: installing the nightly toolchain (for cargo-fuzz)"
@@ -54,10 +54,11 @@ fi
 fuzz_seconds="${VIPD_FUZZ_SECONDS:-20}"
 fuzz_work="$(mktemp -d)"
 trap 'rm -rf "$fuzz_work"' EXIT
-for target in answer_udp tcp_stream; do
+for target in answer_udp tcp_stream vrrp config control; do
     # New inputs go to a scratch directory: the committed corpus stays the seeds. A crash or
     # an input that takes over 5 s fails the run; libFuzzer saves it in fuzz/artifacts/, and
-    # it becomes a regression test.
+    # it becomes a regression test (vrrp, config, control: copied into fuzz/corpus/<target>/,
+    # tests/fuzz_corpus.rs replays it).
     mkdir -p "$fuzz_work/$target"
     log="$fuzz_work/$target.log"
     if ! (cd fuzz && cargo +nightly fuzz run --dev -s none "$target" "$fuzz_work/$target" "corpus/$target" \

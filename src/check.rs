@@ -143,6 +143,13 @@ pub fn node_report(config: &Config, node: usize) -> String {
             );
             if !instance.fast_takeover {
                 let _ = writeln!(out, "      a foreign VRRP speaker is a member: RFC timers");
+                let _ = writeln!(
+                    out,
+                    "      members must advertise every {} (keepalived: advert_int {}); a member's longer interval (up to {}x) is followed and counted in status (interval_mismatch)",
+                    format(interval),
+                    interval.as_secs_f64(),
+                    crate::election::MAX_LEARNED_STRETCH,
+                );
             }
         }
     }

@@ -145,6 +145,7 @@ pub fn instance_config(
         advert_interval: group.advert_interval,
         preempt: group.preempt,
         preempt_delay: group.preempt_delay,
+        link_hold: group.link_hold,
         accept_mode: group.accept_mode,
         announce: AnnounceConfig {
             count: group.announce.count,

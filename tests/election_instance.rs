@@ -22,6 +22,7 @@ fn config(priority: u8, fast: bool) -> InstanceConfig {
         advert_interval: 100 * MS,
         preempt: true,
         preempt_delay: Duration::ZERO,
+        link_hold: Duration::ZERO,
         accept_mode: true,
         announce: AnnounceConfig {
             count: 1,

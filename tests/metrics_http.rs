@@ -21,6 +21,8 @@ fn instance(family: &str, state: &str) -> InstanceStatus {
         priority: 150,
         master: None,
         master_adver_interval_ms: 100.0,
+        configured_adver_interval_ms: 100.0,
+        conflict: None,
         master_down_interval_ms: 341.0,
         holds_addresses: state == "master",
         adverts_received: 7,

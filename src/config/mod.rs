@@ -131,6 +131,9 @@ pub struct Group {
     pub advert_interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// After its link flapped, a node does not preempt until the link has been up this long
+    /// (zero: off).
+    pub link_hold: Duration,
     pub accept_mode: bool,
     pub version: Version,
     pub unicast: bool,
@@ -290,6 +293,8 @@ struct RawGroup {
     preempt: Option<bool>,
     #[serde(default)]
     preempt_delay: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    link_hold: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     accept_mode: Option<bool>,
     #[serde(default)]

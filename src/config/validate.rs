@@ -14,6 +14,8 @@ const DEFAULT_ANNOUNCE_COUNT: u32 = 5;
 const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_millis(50);
 /// keepalived's ceiling for preempt_delay.
 const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
+/// Ceiling for link_hold: a longer hold is a misconfiguration.
+const MAX_LINK_HOLD: Duration = Duration::from_secs(600);
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 const MAX_INTERFACE_NAME: usize = 15;
 

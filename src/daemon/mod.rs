@@ -269,6 +269,7 @@ impl Daemon {
             netlink::del_address(&handle, link.index, address).await?;
         }
         accept_local_if_needed(&config, me);
+        crate::net::sysctl::promote_secondaries(&interface);
         let link_local = on_interface.iter().find_map(|a| match a {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,

@@ -1,6 +1,7 @@
 //! One virtual router: the RFC 9568 state machine for one group and one address family.
 
 use super::InstanceConfig;
+use super::conflict::{CONFLICT_AFTER_INTERVALS, ConflictWatch, Rival};
 use super::timer::{Timer, TimerTable};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -15,6 +16,10 @@ pub const RETRY_AFTER_CLAIM_FAILURE: Duration = Duration::from_secs(5);
 /// still answered (make before break). Well below the announcement interval, so that a
 /// client that asked the old master in that moment is moved by the next announcement.
 pub const HANDOVER_LINGER: Duration = Duration::from_millis(20);
+
+/// A backup follows a member's longer advert interval up to this many times the file's
+/// (keepalived's default of 1 s against a file at 100 ms); beyond, the file's interval holds.
+pub const MAX_LEARNED_STRETCH: u32 = 10;
 
 /// RFC 9568 states, plus Fault (the interface is down: keepalived's FAULT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,7 +159,8 @@ pub struct Instance {
     config: InstanceConfig,
     state: State,
     link_up: bool,
-    /// Learned from the master's adverts, never above the configured interval.
+    /// Learned from the master's adverts: above the configured interval only from a member
+    /// (see [`Instance::learnable_interval`]).
     master_adver_interval: Duration,
     /// The current master (index into `config.peers`) as last heard, when known.
     master: Option<usize>,
@@ -180,6 +186,10 @@ pub struct Instance {
     no_preempt_from: Vec<usize>,
     actions: VecDeque<Action>,
     counters: Counters,
+    /// Another master heard while master (two masters that never resolve).
+    conflict: ConflictWatch,
+    /// When the link last came back after a fault: no preempt before `link_hold` has passed.
+    link_up_since: Option<Instant>,
 }
 
 impl Instance {
@@ -203,6 +213,8 @@ impl Instance {
             no_preempt_from: Vec::new(),
             actions: VecDeque::new(),
             counters: Counters::default(),
+            conflict: ConflictWatch::default(),
+            link_up_since: None,
         }
     }
 
@@ -321,7 +333,8 @@ impl Instance {
         let interval_changed = config.advert_interval != self.config.advert_interval;
         self.no_preempt_from.clear();
         self.config = config;
-        self.master_adver_interval = self.master_adver_interval.min(self.config.advert_interval);
+        self.master_adver_interval =
+            self.learnable_interval(self.master, self.master_adver_interval);
         if interval_changed && self.state == State::Master {
             let next = now + self.config.advert_interval;
             if self.timers.get(Timer::Advert).is_none_or(|at| at > next) {
@@ -360,7 +373,8 @@ impl Instance {
             }
         } else if self.state == State::Fault {
             self.master = None;
-            if self.config.priority == 255 && !self.drained {
+            self.link_up_since = Some(now);
+            if self.config.priority == 255 && !self.drained && self.config.link_hold.is_zero() {
                 self.become_master(now, Reason::LinkUp);
             } else {
                 self.become_backup(now, Reason::LinkUp, self.config.advert_interval);
@@ -384,15 +398,29 @@ impl Instance {
         if advert.interval != self.config.advert_interval {
             self.counters.interval_mismatch += 1;
         }
-        // Learn a shorter interval, never a longer one: a forged advert must not stretch the
-        // timers beyond what the cluster file says.
-        let learned = advert.interval.min(self.config.advert_interval);
+        let learned = self.learnable_interval(sender, advert.interval);
         match self.state {
             State::Initialize | State::Fault => {}
             State::Backup => self.backup_hears(now, advert, sender, learned),
             State::Master => self.master_hears(now, advert, sender, learned),
         }
         None
+    }
+
+    /// The Master_Adver_Interval a backup takes from an advert (RFC 9568 6.4.2): a shorter
+    /// interval from anyone; a longer one only from a member the file names, and at most
+    /// [`MAX_LEARNED_STRETCH`] times the file's (a keepalived member at `advert_int 0.3` or
+    /// `1` is followed, a forged 40.95 s is not). A stranger (`allow_unknown_peers`) never
+    /// stretches the timers beyond the file.
+    fn learnable_interval(&self, sender: Option<usize>, interval: Duration) -> Duration {
+        let configured = self.config.advert_interval;
+        if interval <= configured
+            || (sender.is_some() && interval <= configured * MAX_LEARNED_STRETCH)
+        {
+            interval
+        } else {
+            configured
+        }
     }
 
     fn backup_hears(
@@ -439,6 +467,7 @@ impl Instance {
             || sender.is_some_and(|s| self.no_preempt_from.contains(&s))
             || self.preempt_suppressed
             || advert.priority >= self.config.priority
+            || self.link_held(now)
             || {
                 let deadline = *self
                     .preempt_after
@@ -462,6 +491,13 @@ impl Instance {
             // RFC 9568: discard, and the Master_Down_Timer takes this node to master.
             self.counters.dropped_lower_priority += 1;
         }
+    }
+
+    /// True while the link has not been up for `link_hold` since it came back after a fault:
+    /// a flapping link must not pull the group back and forth.
+    fn link_held(&self, now: Instant) -> bool {
+        self.link_up_since
+            .is_some_and(|since| now < since + self.config.link_hold)
     }
 
     /// True unless this node follows a live master that outranks it (then a lower second
@@ -504,6 +540,13 @@ impl Instance {
         // Either way the LAN's neighbour caches may point at it: assert ourselves at once
         // (RFC 9568 for priority 0) and announce again, at most once per advert interval.
         self.counters.second_master_seen += 1;
+        if advert.priority > 0 {
+            let clear_after = self
+                .config
+                .master_down_interval(self.config.advert_interval, None);
+            self.conflict
+                .heard(now, advert.src, sender, advert.priority, clear_after);
+        }
         let due = self
             .last_heal
             .is_none_or(|t| now >= t + self.config.advert_interval);
@@ -633,7 +676,28 @@ impl Instance {
         }
     }
 
+    /// Another master this node has heard for more than [`CONFLICT_AFTER_INTERVALS`] advert
+    /// intervals while master, neither yielding, and not silent since for a master-down
+    /// interval.
+    pub fn conflict(&self, now: Instant) -> Option<Rival> {
+        if self.state != State::Master {
+            return None;
+        }
+        let interval = self.config.advert_interval;
+        self.conflict.active(
+            now,
+            CONFLICT_AFTER_INTERVALS * interval,
+            self.config.master_down_interval(interval, None),
+        )
+    }
+
+    /// The name of a rival that is a member.
+    pub fn peer_name(&self, sender: Option<usize>) -> Option<&str> {
+        Some(self.config.peers.get(sender?)?.name.as_str())
+    }
+
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.conflict.clear();
         // Addresses kept from a handover are claimed again below (idempotent).
         self.lingering = false;
         self.cancel_timers();

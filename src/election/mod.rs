@@ -5,14 +5,16 @@
 //! [`Instance`] is one virtual router (one group, one address family); [`Group`] keeps the
 //! instances of a dual-stack group on the same owner, like a keepalived sync group.
 
+mod conflict;
 mod group;
 mod instance;
 mod timer;
 
+pub use conflict::{CONFLICT_AFTER_INTERVALS, Rival};
 pub use group::Group;
 pub use instance::{
-    Action, Advert, Counters, Ignored, Instance, RETRY_AFTER_CLAIM_FAILURE, Reason, State,
-    Transition,
+    Action, Advert, Counters, Ignored, Instance, MAX_LEARNED_STRETCH, RETRY_AFTER_CLAIM_FAILURE,
+    Reason, State, Transition,
 };
 pub use timer::{Timer, TimerTable};
 
@@ -51,6 +53,8 @@ pub struct InstanceConfig {
     pub advert_interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// After a link-up that follows a flap, no preempt until the link has been up this long.
+    pub link_hold: Duration,
     pub accept_mode: bool,
     pub announce: AnnounceConfig,
     /// The other members.

@@ -13,8 +13,10 @@
 //! refreshed ([`Effect::PublishZone`]).
 
 pub mod discard;
+pub mod droplog;
 pub mod effect;
 pub mod status;
+mod watch;
 
 pub use discard::{Discard, Discards};
 pub use effect::{Effect, GroupName};
@@ -100,6 +102,8 @@ struct GroupRuntime {
     /// addresses are up, at the end of the drain.
     start_pending: bool,
     resources: ResourceState,
+    /// Families whose conflict (two masters that never resolve) was logged.
+    conflict_logged: Vec<Family>,
 }
 
 impl GroupRuntime {
@@ -113,6 +117,7 @@ impl GroupRuntime {
             mastership: 0,
             start_pending: false,
             resources: ResourceState::Idle,
+            conflict_logged: Vec::new(),
         }
     }
 
@@ -139,6 +144,10 @@ pub struct Node {
     /// (family, vrid) → index into `groups`.
     by_vrid: HashMap<(Family, u8), usize>,
     discards: Discards,
+    /// Which drops were logged, per source (bounded).
+    drop_log: droplog::DropLog,
+    /// Addresses this node released lately (their deletion events are its own).
+    own_releases: watch::OwnReleases,
     /// Adverts acted on although odd (RFC 9568 leaves them to the receiver), by name.
     anomalies: BTreeMap<&'static str, u64>,
     adverts_sent: u64,
@@ -191,6 +200,8 @@ impl Node {
             groups: Vec::new(),
             by_vrid: HashMap::new(),
             discards: Discards::default(),
+            drop_log: droplog::DropLog::default(),
+            own_releases: watch::OwnReleases::default(),
             anomalies: BTreeMap::new(),
             adverts_sent: 0,
             adverts_received: 0,
@@ -309,9 +320,11 @@ impl Node {
 
     /// A datagram from a raw VRRP socket.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram<'_>) {
+        let source = ip::source(&datagram);
         if let Err(discard) = self.receive(now, datagram) {
             debug!("dropped a VRRP packet: {discard}");
             self.discards.count(&discard);
+            watch::dropped(now, &mut self.drop_log, source, &discard);
         }
         self.process(now);
     }
@@ -333,6 +346,10 @@ impl Node {
 
     /// An address disappeared from the node's interface.
     pub fn handle_address_removed(&mut self, now: Instant, address: IpAddr) {
+        if self.own_releases.ours(now, address) {
+            debug!(%address, "address removed: this node released it");
+            return;
+        }
         let family = Family::of(&address);
         for runtime in &self.groups {
             let group = &self.config.groups[runtime.index];
@@ -675,7 +692,7 @@ impl Node {
     fn receive(&mut self, now: Instant, datagram: Datagram<'_>) -> Result<(), Discard> {
         let (ends, message) = ip::vrrp_message(datagram)?;
         let family = Family::of(&ends.src);
-        let (repr, _form) = Repr::parse(&Packet::new_unchecked(message), ends)?;
+        let (repr, form) = Repr::parse(&Packet::new_unchecked(message), ends)?;
         self.adverts_received += 1;
         let &slot = self
             .by_vrid
@@ -698,16 +715,34 @@ impl Node {
             *self.anomalies.entry("address_list_mismatch").or_default() += 1;
             debug!(group = %group.name, "advert from {} lists other addresses: {:?}", ends.src, repr.addresses);
         }
+        if form.is_some_and(|form| form != self.config.cluster.ipv4_checksum) {
+            // Both forms are accepted (interop with keepalived's v3_checksum_as_v2 and FRR);
+            // the one the file does not name is counted.
+            *self.anomalies.entry("checksum_form_mismatch").or_default() += 1;
+        }
         let advert = Advert {
             src: ends.src,
             priority: repr.priority,
             interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
         };
+        let mismatches = watch::interval_mismatches(&self.groups[slot].election, family);
         self.touched.push(slot);
-        match self.groups[slot]
+        let ignored = self.groups[slot]
             .election
-            .handle_advert(now, family, &advert)
-        {
+            .handle_advert(now, family, &advert);
+        let runtime = &mut self.groups[slot];
+        if mismatches == 0 {
+            let group = &self.config.groups[runtime.index];
+            watch::interval_mismatch(&runtime.election, family, group, &advert);
+        }
+        watch::conflict(
+            now,
+            &runtime.name,
+            &runtime.election,
+            family,
+            &mut runtime.conflict_logged,
+        );
+        match ignored {
             Some(ignored) => Err(ignored.into()),
             None => Ok(()),
         }
@@ -903,6 +938,7 @@ impl Node {
         self.refresh_owners(now, &touched);
         touched.clear();
         self.touched = touched;
+        self.own_releases.note(now, &self.effects);
     }
 
     fn out(&mut self) -> Out<'_> {
@@ -969,7 +1005,7 @@ impl Node {
             groups: self
                 .groups
                 .iter()
-                .map(|runtime| self.group_status(runtime))
+                .map(|runtime| self.group_status(runtime, now))
                 .collect(),
             dropped: self.discards.to_map(),
             anomalies: self
@@ -985,7 +1021,7 @@ impl Node {
         }
     }
 
-    fn group_status(&self, runtime: &GroupRuntime) -> GroupStatus {
+    fn group_status(&self, runtime: &GroupRuntime, now: Instant) -> GroupStatus {
         let group = &self.config.groups[runtime.index];
         GroupStatus {
             name: group.name.clone(),
@@ -1005,6 +1041,11 @@ impl Node {
                         master: instance.master_peer().map(str::to_string),
                         master_adver_interval_ms: instance.master_adver_interval().as_secs_f64()
                             * 1000.0,
+                        configured_adver_interval_ms: instance
+                            .config()
+                            .advert_interval
+                            .as_secs_f64()
+                            * 1000.0,
                         master_down_interval_ms: instance.master_down_interval().as_secs_f64()
                             * 1000.0,
                         holds_addresses: runtime.claimed.contains(&family),
@@ -1015,6 +1056,11 @@ impl Node {
                         interval_mismatch: counters.interval_mismatch,
                         second_master_seen: counters.second_master_seen,
                         became_master: counters.became_master,
+                        conflict: instance.conflict(now).map(|rival| {
+                            instance
+                                .peer_name(rival.sender)
+                                .map_or_else(|| rival.src.to_string(), str::to_string)
+                        }),
                     }
                 })
                 .collect(),

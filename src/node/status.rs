@@ -67,6 +67,10 @@ pub struct InstanceStatus {
     /// The peer heard as master, when this node is backup.
     pub master: Option<String>,
     pub master_adver_interval_ms: f64,
+    /// The advert interval the cluster file sets: when a member advertises another one, the
+    /// backup follows it (`master_adver_interval_ms`) and `interval_mismatch` counts.
+    #[serde(default)]
+    pub configured_adver_interval_ms: f64,
     pub master_down_interval_ms: f64,
     pub holds_addresses: bool,
     pub adverts_received: u64,
@@ -79,6 +83,11 @@ pub struct InstanceStatus {
     pub interval_mismatch: u64,
     pub second_master_seen: u64,
     pub became_master: u64,
+    /// Two masters that never resolve: the other master (its node name, or its address when
+    /// a stranger) has advertised for more than 3 intervals while this node is master, and
+    /// has not been silent for a master-down interval since.
+    #[serde(default)]
+    pub conflict: Option<String>,
 }
 
 /// Another node, and the vipd version it runs, as last asked.
@@ -202,6 +211,16 @@ impl Collector for Snapshot {
             instances
                 .iter()
                 .map(|(l, i)| (l.clone(), gauge(i.holds_addresses)))
+                .collect(),
+        )?;
+        family(
+            e,
+            "conflict",
+            "1 while another master keeps advertising and neither yields (two masters).",
+            None,
+            instances
+                .iter()
+                .map(|(l, i)| (l.clone(), gauge(i.conflict.is_some())))
                 .collect(),
         )?;
         family(
@@ -390,6 +409,37 @@ impl Status {
         out
     }
 
+    /// One line per instance in conflict (two masters), and per instance whose members
+    /// advertise another interval than the file's.
+    pub fn interval_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for group in &self.groups {
+            for i in &group.instances {
+                if let Some(peer) = &i.conflict {
+                    notes.push(format!(
+                        "CONFLICT in {} {}: {peer} keeps advertising as master and neither yields (see the log)",
+                        group.name, i.family
+                    ));
+                }
+            }
+            for i in group.instances.iter().filter(|i| i.interval_mismatch > 0) {
+                notes.push(format!(
+                    "interval of {} {}: the file says {} ms, {} adverts said otherwise; following {} ms{}",
+                    group.name,
+                    i.family,
+                    i.configured_adver_interval_ms,
+                    i.interval_mismatch,
+                    i.master_adver_interval_ms,
+                    i.master
+                        .as_ref()
+                        .map(|m| format!(" (as learned from {m})"))
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+        notes
+    }
+
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -435,6 +485,9 @@ impl Status {
                     }
                 );
             }
+        }
+        for line in self.interval_notes() {
+            let _ = writeln!(out, "{line}");
         }
         for group in self.groups.iter().filter(|g| !g.resources.is_empty()) {
             let _ = writeln!(out, "resources of {}: {}", group.name, group.resources);
@@ -558,6 +611,8 @@ mod tests {
                     priority: 150,
                     master: None,
                     master_adver_interval_ms: 100.0,
+                    configured_adver_interval_ms: 100.0,
+                    conflict: None,
                     master_down_interval_ms: 300.0,
                     holds_addresses: true,
                     adverts_received: 3,

@@ -34,6 +34,18 @@ pub enum Datagram<'a> {
     },
 }
 
+/// The source address of a datagram as far as it can be read (an IPv4 packet too short for
+/// its header has none): for logs about what was dropped.
+pub fn source(datagram: &Datagram<'_>) -> Option<IpAddr> {
+    match datagram {
+        Datagram::V4(packet) => {
+            let bytes: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(bytes)))
+        }
+        Datagram::V6 { src, .. } => Some(IpAddr::V6(*src)),
+    }
+}
+
 /// The addresses around the VRRP message and the message itself, once the IP-level checks
 /// passed.
 pub fn vrrp_message(datagram: Datagram<'_>) -> Result<(IpEnds, &[u8]), WireError> {

@@ -68,6 +68,10 @@ pub enum WireError {
     BadIpHeader(&'static str),
     #[error("cannot be sent: {0}")]
     Unrepresentable(&'static str),
+    /// The IP length says more than the message's address count declares (keepalived
+    /// rejects these too).
+    #[error("{got} bytes where the address count declares {declared}: trailing bytes")]
+    TrailingBytes { declared: usize, got: usize },
 }
 
 impl WireError {
@@ -86,6 +90,7 @@ impl WireError {
             WireError::NotVrrp(_) => "not_vrrp",
             WireError::BadIpHeader(_) => "bad_ip_header",
             WireError::Unrepresentable(_) => "unrepresentable",
+            WireError::TrailingBytes { .. } => "trailing_bytes",
         }
     }
 }

@@ -289,6 +289,11 @@ impl Repr {
         if interval_cs == 0 {
             return Err(WireError::ZeroInterval);
         }
+        // After the other rules: what they name is the better reason.
+        let declared = packet.message_len(family);
+        if got > declared {
+            return Err(WireError::TrailingBytes { declared, got });
+        }
         let message = &packet.bytes()[..packet.message_len(family)];
         let form = verify_checksum(version, ends, message)?;
         let addresses = packet

@@ -47,6 +47,7 @@ pub(super) fn group(
     let priorities = check.priorities(&addresses)?;
     let advert_interval = check.advert_interval(version)?;
     let preempt_delay = check.preempt_delay()?;
+    let link_hold = check.link_hold()?;
     let unicast = check.unicast(&addresses, &priorities)?;
     check.accept_mode()?;
     let (announce, dns_ttl) = check.announce_and_ttl()?;
@@ -65,6 +66,7 @@ pub(super) fn group(
             advert_interval,
             preempt: raw.preempt.unwrap_or(true),
             preempt_delay,
+            link_hold,
             // keepalived accepts traffic to the virtual addresses unless vrrp_strict; so do we.
             accept_mode: raw.accept_mode.unwrap_or(true),
             version,
@@ -366,6 +368,20 @@ impl<'a> GroupCheck<'a> {
                     spanned.span(),
                     self.at("preempt_delay"),
                     "preempt_delay is at most 1000s",
+                ));
+            }
+            Some(spanned) => spanned.get_ref().0,
+        })
+    }
+
+    fn link_hold(&self) -> Checked<Duration> {
+        Ok(match &self.raw.link_hold {
+            None => Duration::ZERO,
+            Some(spanned) if spanned.get_ref().0 > MAX_LINK_HOLD => {
+                return Err(self.source.error(
+                    spanned.span(),
+                    self.at("link_hold"),
+                    "link_hold is at most 600s",
                 ));
             }
             Some(spanned) => spanned.get_ref().0,
