@@ -485,3 +485,28 @@ fn metrics_and_health_are_scraped_over_http_from_the_client() {
         "{health}"
     );
 }
+
+#[test]
+fn control_clients_that_say_nothing_never_hold_the_election() {
+    let (_guard, lab) = elected("mute", &default_cluster());
+    let alpha = lab.node("alpha");
+    // Ten clients connect and say nothing; each would have the daemon wait 2 s for its
+    // request if the loop read it itself: 20 s without adverts.
+    let mute: Vec<std::os::unix::net::UnixStream> = (0..10)
+        .map(|_| std::os::unix::net::UnixStream::connect(lab.control_path(alpha)).unwrap())
+        .collect();
+    let probe = lab
+        .start_probe(ip(VIP4), Duration::from_millis(1500))
+        .unwrap();
+    let answers = lab.finish_probe(probe).unwrap();
+    let (lost, who) = lost_probes(&answers);
+    assert_eq!(who, ["alpha"], "{}", lab.logs());
+    assert!(lost.is_empty(), "lost {lost:?}");
+    // The daemon still answers a real request meanwhile.
+    assert!(lab.status(alpha).is_ok());
+    assert_eq!(
+        lab.status(lab.node("beta")).unwrap().groups[0].instances[0].became_master,
+        0
+    );
+    drop(mute);
+}

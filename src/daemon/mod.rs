@@ -371,6 +371,8 @@ impl Daemon {
         let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         // What the peers said (asked by another task) reaches the node once a second.
         let mut peer_check = tokio::time::interval(Duration::from_secs(1));
+        // Control requests are read by tasks of their own: a slow client never holds the loop.
+        let (requests_in, mut requests) = tokio::sync::mpsc::channel(16);
         loop {
             let sleep_until = tokio::time::Instant::from_std(
                 self.node
@@ -395,20 +397,25 @@ impl Daemon {
                 _ = sigusr2.recv() => self.log_status(),
                 _ = feed.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
                 _ = peer_check.tick() => self.check_peers(),
-                Ok((stream, _)) = control.accept() => self.control(stream).await,
+                Ok((stream, _)) = control.accept() => read_control_apart(stream, self.access, requests_in.clone()),
+                Some((request, stream)) = requests.recv() => self.control(request, stream).await,
                 Some(reply) = status_requests.recv() => {
                     let _ = reply.send(self.status());
                 }
             }
             self.perform_effects().await;
-            self.settle_handovers().await;
+            self.settle_handovers();
         }
         notify(&[sd_notify::NotifyState::Stopping]);
         self.node.shutdown(Instant::now());
         self.perform_effects().await;
         for pending in std::mem::take(&mut self.handovers) {
             let mut client = pending.client;
-            control::answer(&mut client, &Response::error("vipd is stopping")).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(100),
+                control::answer(&mut client, &Response::error("vipd is stopping")),
+            )
+            .await;
         }
         // Let the stop commands finish (each has its own time-out).
         for handle in std::mem::take(&mut self.stopping) {
@@ -417,16 +424,9 @@ impl Daemon {
         Ok(())
     }
 
-    /// One control request: answered at once, or (a handover) once the group moved.
-    async fn control(&mut self, mut stream: UnixStream) {
-        let request = match control::read_request(&mut stream, self.access).await {
-            Ok(request) => request,
-            Err(e) => {
-                warn!("control: {e}");
-                control::answer(&mut stream, &Response::error(e)).await;
-                return;
-            }
-        };
+    /// One control request, read off the loop: answered at once, or (a handover) once the
+    /// group moved.
+    async fn control(&mut self, request: control::Request, stream: UnixStream) {
         let now = Instant::now();
         let response = match request.command {
             Command::Status => Response::status(self.status()),
@@ -453,7 +453,7 @@ impl Daemon {
             Command::Drain => self.drain(true),
             Command::Undrain => self.drain(false),
         };
-        control::answer(&mut stream, &response).await;
+        answer_apart(stream, response);
     }
 
     fn next_handover_deadline(&self) -> Instant {
@@ -465,7 +465,7 @@ impl Daemon {
     }
 
     /// Answers the handovers that are over: the group left this node, or the wait ended.
-    async fn settle_handovers(&mut self) {
+    fn settle_handovers(&mut self) {
         let now = Instant::now();
         let mut waiting = Vec::new();
         for pending in std::mem::take(&mut self.handovers) {
@@ -487,8 +487,7 @@ impl Daemon {
                 waiting.push(pending);
                 continue;
             };
-            let mut client = pending.client;
-            control::answer(&mut client, &response).await;
+            answer_apart(pending.client, response);
         }
         self.handovers = waiting;
     }
@@ -930,6 +929,31 @@ impl Daemon {
         status.peers = self.peers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         status
     }
+}
+
+/// Reads a control request in a task of its own (credentials, then one line within its
+/// time-out) and hands it to the loop; a refusal is answered from the task.
+fn read_control_apart(
+    mut stream: UnixStream,
+    access: Access,
+    requests: tokio::sync::mpsc::Sender<(control::Request, UnixStream)>,
+) {
+    tokio::spawn(async move {
+        match control::read_request(&mut stream, access).await {
+            Ok(request) => {
+                let _ = requests.send((request, stream)).await;
+            }
+            Err(e) => {
+                warn!("control: {e}");
+                control::answer(&mut stream, &Response::error(e)).await;
+            }
+        }
+    });
+}
+
+/// Writes an answer in a task of its own: a client that does not read never holds the loop.
+fn answer_apart(mut stream: UnixStream, response: Response) {
+    tokio::spawn(async move { control::answer(&mut stream, &response).await });
 }
 
 /// The facts a node publishes about itself beside its version.
