@@ -686,18 +686,21 @@ impl Daemon {
                         failed = true;
                     }
                 }
-                // Announced only once usable (IPv6 finishes in the kernel's work queue).
-                for address in &addresses {
+                // Announced only once usable: IPv6 finishes in the kernel's work queue, in
+                // order, so the last address added tells for all of them. Bounded: the loop
+                // waits at most 20 ms here.
+                let last_v6 = addresses.iter().rev().find(|a| a.address.is_ipv6());
+                if let (false, Some(address)) = (failed, last_v6) {
                     match netlink::wait_usable(
                         &self.netlink,
                         self.link.index,
                         address.address,
-                        Duration::from_millis(50),
+                        Duration::from_millis(20),
                     )
                     .await
                     {
                         Ok(true) => {}
-                        Ok(false) => warn!(%group, %address, "still tentative after 50 ms"),
+                        Ok(false) => warn!(%group, %address, "still tentative after 20 ms"),
                         Err(e) => debug!(%group, %address, "reading the address back: {e}"),
                     }
                 }
