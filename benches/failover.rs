@@ -1,13 +1,15 @@
 //! Failover outage, vipd against keepalived in the same lab and the same run: a client probes
 //! the virtual address every millisecond while the owner crashes (SIGKILL and off the LAN)
 //! or stops gracefully (SIGTERM). Same topology, priorities (200 / 100) and advert interval
-//! (100 ms) for both. Prints medians, worst cases and the ratios.
+//! (100 ms unless VIPD_BENCH_INTERVAL_MS says otherwise) for both. Prints medians, worst cases
+//! and the ratios.
 //!
 //! The planned move is `vipd handover` for vipd (make-before-break) and a SIGTERM of the
 //! master for keepalived, which has no handover.
 //!
 //!     cargo bench --bench failover            # as root; VIPD_BENCH_TRIALS=N (default 10)
 //!                                             # VIPD_BENCH_ONLY=planned|graceful|crash
+//!                                             # VIPD_BENCH_INTERVAL_MS=10|50|100|1000
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -15,16 +17,29 @@ use vipd::lab::{Lab, probe};
 
 const VIP: &str = "192.0.2.100";
 
+/// The advert interval of both daemons, in milliseconds.
+fn interval_ms() -> u64 {
+    std::env::var("VIPD_BENCH_INTERVAL_MS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|ms| (10..=40_950).contains(ms) && ms % 10 == 0)
+        .unwrap_or(100)
+}
+
 fn cluster() -> String {
     vipd::lab::cluster_file(
         2,
-        "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
-         priority = { alpha = 200, beta = 100 }\nadvert_interval = \"100ms\"\n",
+        &format!(
+            "[[group]]\nname = \"g\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+             priority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"{}ms\"\n",
+            interval_ms()
+        ),
     )
 }
 
 fn keepalived_conf(priority: u8) -> String {
-    vipd::lab::keepalived_conf(51, priority, "0.1", &["192.0.2.100/24"])
+    let seconds = format!("{}", interval_ms() as f64 / 1000.0);
+    vipd::lab::keepalived_conf(51, priority, &seconds, &["192.0.2.100/24"])
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -113,10 +128,13 @@ fn measure(daemon: Daemon, fault: Fault, trials: usize) -> Vec<Duration> {
         lab.wait_for_holder(vip, "alpha", Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
         // Let the backup learn the master and the client's neighbour entry settle.
-        std::thread::sleep(Duration::from_millis(300));
-        let client = lab.start_probe(vip, Duration::from_millis(1500)).unwrap();
+        let interval = interval_ms();
+        std::thread::sleep(Duration::from_millis(300.max(3 * interval)));
+        let client = lab
+            .start_probe(vip, Duration::from_millis(600 + 5 * interval + 400))
+            .unwrap();
         // A random phase against the advert timer, as a real failure has.
-        std::thread::sleep(Duration::from_millis(400 + (unix_us() % 100)));
+        std::thread::sleep(Duration::from_millis(400 + (unix_us() % interval)));
         let at = unix_us();
         match fault {
             Fault::Crash => lab.crash(alpha).unwrap(),
@@ -163,7 +181,8 @@ fn main() {
         .and_then(|t| t.parse().ok())
         .unwrap_or(10);
     println!(
-        "failover outage seen by a client probing every 1 ms; 2 nodes, priorities 200/100, adverts every 100 ms; {trials} trials each"
+        "failover outage seen by a client probing every 1 ms; 2 nodes, priorities 200/100, adverts every {} ms; {trials} trials each",
+        interval_ms()
     );
     println!(
         "{:<22} {:>12} {:>12} {:>12} {:>12} {:>8}",
