@@ -92,6 +92,8 @@ struct Daemon {
     link_local: Option<Ipv6Addr>,
     sockets: Vec<VrrpSocket>,
     announcer: Announcer,
+    /// Pokes neighbours the node wants resolved (IPv6 member identity).
+    resolver: Option<crate::net::resolve::Resolver>,
     tasks: HashMap<GroupName, GroupTasks>,
     /// The DNS server's shared state, when the zone is served.
     dns: Option<Arc<dns::server::Server>>,
@@ -293,6 +295,17 @@ impl Daemon {
             drained,
         );
         node.set_facts(Instant::now(), facts(&digest, drained));
+        match netlink::neighbours(&handle, link.index).await {
+            Ok(entries) => {
+                for (address, mac) in entries {
+                    node.handle_neighbour(address, Some(mac));
+                }
+            }
+            Err(e) => warn!("reading the neighbour table: {e}"),
+        }
+        let resolver = crate::net::resolve::Resolver::new(&interface, link.index)
+            .map_err(|e| warn!("sockets to resolve neighbours: {e}"))
+            .ok();
 
         let mut sockets = Vec::new();
         for family in node.families() {
@@ -330,6 +343,7 @@ impl Daemon {
             link_local,
             sockets,
             announcer,
+            resolver,
             tasks: HashMap::new(),
             dns: None,
             registration,
@@ -394,7 +408,10 @@ impl Daemon {
                 _ = sigusr1.recv() => self.log_status(),
                 _ = sigusr2.recv() => self.log_status(),
                 _ = feed.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
-                _ = peer_check.tick() => self.check_peers(),
+                _ = peer_check.tick() => {
+                    self.check_peers();
+                    self.resolve_neighbours();
+                }
                 Ok((stream, _)) = control.accept() => self.control(stream).await,
                 Some(reply) = status_requests.recv() => {
                     let _ = reply.send(self.status());
@@ -596,6 +613,18 @@ impl Daemon {
         self.node.set_mismatched_peers(mismatched);
     }
 
+    /// Has the kernel resolve the neighbours whose MAC the node wants (member identity).
+    fn resolve_neighbours(&self) {
+        let Some(resolver) = &self.resolver else {
+            return;
+        };
+        for address in self.node.neighbours_wanted() {
+            if let Err(e) = resolver.resolve(address) {
+                debug!(%address, "resolving the neighbour: {e}");
+            }
+        }
+    }
+
     /// USR1/USR2: one line per group in the log (keepalived writes its data file then).
     fn log_status(&self) {
         let status = self.status();
@@ -623,6 +652,11 @@ impl Daemon {
             Event::AddressRemoved { index, address } if index == self.link.index => {
                 self.node.handle_address_removed(Instant::now(), address);
             }
+            Event::Neighbour {
+                index,
+                address,
+                mac,
+            } if index == self.link.index => self.node.handle_neighbour(address, mac),
             _ => {}
         }
     }

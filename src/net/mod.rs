@@ -3,5 +3,6 @@
 
 pub mod announce;
 pub mod netlink;
+pub mod resolve;
 pub mod sysctl;
 pub mod vrrp_socket;

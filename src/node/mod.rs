@@ -15,6 +15,7 @@
 pub mod discard;
 pub mod droplog;
 pub mod effect;
+pub mod identity;
 pub mod status;
 mod watch;
 
@@ -170,6 +171,8 @@ pub struct Node {
     zone_stale: bool,
     /// Peers running another cluster file or vipd version.
     mismatched: Vec<String>,
+    /// Neighbour facts (address → MAC) that tie IPv6 link-local sources to members.
+    neighbours: identity::Neighbours,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -215,6 +218,7 @@ impl Node {
             facts: Vec::new(),
             zone_stale: false,
             mismatched: Vec::new(),
+            neighbours: identity::Neighbours::default(),
         };
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
@@ -327,6 +331,29 @@ impl Node {
             watch::dropped(now, &mut self.drop_log, source, &discard);
         }
         self.process(now);
+    }
+
+    /// A neighbour fact from the kernel's table: `address` is at `mac` (None: the entry is
+    /// gone). IPv6 link-local sources are tied to members by them (see [`identity`]).
+    pub fn handle_neighbour(&mut self, address: IpAddr, mac: Option<identity::Mac>) {
+        self.neighbours.set(address, mac);
+    }
+
+    /// Addresses the shell should have the kernel resolve (see [`identity`]): the members
+    /// of groups with IPv6 addresses and IPv6 sources heard lately, where no fact is known.
+    pub fn neighbours_wanted(&self) -> Vec<IpAddr> {
+        let mut members: Vec<usize> = Vec::new();
+        for runtime in &self.groups {
+            if runtime.election.instance(Family::V6).is_none() {
+                continue;
+            }
+            let group = &self.config.groups[runtime.index];
+            members.extend(group.priorities.iter().map(|(n, _)| *n));
+        }
+        members.sort_unstable();
+        members.dedup();
+        members.retain(|n| *n != self.me && self.config.nodes[*n].link_local.is_none());
+        self.neighbours.wanted(&self.config, &members)
     }
 
     /// The node's interface went down or came up.
@@ -725,11 +752,27 @@ impl Node {
             priority: repr.priority,
             interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
         };
+        let verdict = self.verdict(slot, family, ends.src);
+        if verdict == Some(identity::Verdict::Unknown) {
+            self.neighbours.note_unknown(ends.src);
+        }
+        if verdict == Some(identity::Verdict::Stranger) {
+            self.groups[slot]
+                .election
+                .bind_source(family, ends.src, None);
+            return Err(Discard::UnverifiedSource);
+        }
         let mismatches = watch::interval_mismatches(&self.groups[slot].election, family);
         self.touched.push(slot);
-        let ignored = self.groups[slot]
-            .election
-            .handle_advert(now, family, &advert);
+        let election = &mut self.groups[slot].election;
+        let ignored = match verdict {
+            Some(identity::Verdict::Member(n)) => {
+                election.bind_source(family, ends.src, Some(&self.config.nodes[n].name));
+                election.handle_advert(now, family, &advert)
+            }
+            Some(_) => election.handle_unverified_advert(now, family, &advert),
+            None => election.handle_advert(now, family, &advert),
+        };
         let runtime = &mut self.groups[slot];
         if mismatches == 0 {
             let group = &self.config.groups[runtime.index];
@@ -746,6 +789,26 @@ impl Node {
             Some(ignored) => Err(ignored.into()),
             None => Ok(()),
         }
+    }
+
+    /// For an IPv6 advert from a source the file does not give: whose it is, by the
+    /// neighbour facts (see [`identity`]). None when there is nothing to verify.
+    fn verdict(&self, slot: usize, family: Family, src: IpAddr) -> Option<identity::Verdict> {
+        let listed = |n: &crate::config::Node| n.link_local.map(IpAddr::V6) == Some(src);
+        if family != Family::V6 || self.config.nodes.iter().any(listed) {
+            return None;
+        }
+        if self.sources.get(family) == Some(src) {
+            return None;
+        }
+        let group = &self.config.groups[self.groups[slot].index];
+        let members: Vec<usize> = group
+            .priorities
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| *n != self.me)
+            .collect();
+        Some(self.neighbours.verdict(&self.config, &members, src))
     }
 
     fn slot(&self, group: &str) -> Option<usize> {

@@ -117,6 +117,11 @@ pub fn link_local(node: usize) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, node as u16 + 1))
 }
 
+/// The MAC of a simulated node's interface (as in the lab).
+pub fn mac(node: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x01, 0x10 + node as u8]
+}
+
 /// What a simulated node finds on its interface: its address and its link-local address.
 pub fn interface_addresses(config: &Config, node: usize) -> Vec<IpAddr> {
     vec![config.nodes[node].address, link_local(node)]
@@ -225,7 +230,28 @@ impl Sim {
         let n = &mut self.nodes[node];
         n.node = Some(started);
         n.holds.clear();
+        self.feed_neighbours(node);
         self.drain(node);
+    }
+
+    /// What the shell reads from the kernel's neighbour table: every node's address and
+    /// link-local address at its MAC.
+    pub fn feed_neighbours(&mut self, node: usize) {
+        let count = self.config.nodes.len();
+        let facts: Vec<(IpAddr, [u8; 6])> = (0..count)
+            .filter(|j| *j != node)
+            .flat_map(|j| {
+                [
+                    (self.config.nodes[j].address, mac(j)),
+                    (link_local(j), mac(j)),
+                ]
+            })
+            .collect();
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            for (address, mac) in facts {
+                n.handle_neighbour(address, Some(mac));
+            }
+        }
     }
 
     pub fn start_all(&mut self) {
@@ -281,6 +307,7 @@ impl Sim {
             if let Some(n) = self.nodes[node].node.as_mut() {
                 outcomes.push(n.reload(now, config.clone()));
             }
+            self.feed_neighbours(node);
             self.drain(node);
         }
         outcomes
