@@ -92,6 +92,8 @@ struct Daemon {
     link_local: Option<Ipv6Addr>,
     sockets: Vec<VrrpSocket>,
     announcer: Announcer,
+    /// Other hosts' ARP claims on addresses (defence of held addresses).
+    claims: Option<crate::net::claims::ClaimSocket>,
     /// Pokes neighbours the node wants resolved (IPv6 member identity).
     resolver: Option<crate::net::resolve::Resolver>,
     tasks: HashMap<GroupName, GroupTasks>,
@@ -247,6 +249,15 @@ async fn receive_batch(socket: Option<&VrrpSocket>, batch: &mut Batch) -> Option
     }
 }
 
+async fn receive_claims(
+    socket: Option<&crate::net::claims::ClaimSocket>,
+) -> std::io::Result<Vec<crate::wire::announce::Claim>> {
+    match socket {
+        Some(socket) => socket.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
     async fn start(
         config: Config,
@@ -303,6 +314,9 @@ impl Daemon {
             }
             Err(e) => warn!("reading the neighbour table: {e}"),
         }
+        let claims = crate::net::claims::ClaimSocket::open(link.index, link.mac)
+            .map_err(|e| warn!("packet socket for ARP (defending held addresses): {e}"))
+            .ok();
         let resolver = crate::net::resolve::Resolver::new(&interface, link.index)
             .map_err(|e| warn!("sockets to resolve neighbours: {e}"))
             .ok();
@@ -344,6 +358,7 @@ impl Daemon {
             sockets,
             announcer,
             resolver,
+            claims,
             tasks: HashMap::new(),
             dns: None,
             registration,
@@ -397,6 +412,7 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
+                claims = receive_claims(self.claims.as_ref()) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
@@ -611,6 +627,19 @@ impl Daemon {
             .map(|p| p.node.clone())
             .collect();
         self.node.set_mismatched_peers(mismatched);
+    }
+
+    fn claims_heard(&mut self, claims: std::io::Result<Vec<crate::wire::announce::Claim>>) {
+        match claims {
+            Ok(claims) => {
+                let now = Instant::now();
+                for claim in claims {
+                    self.node
+                        .handle_neighbour_claim(now, claim.address, claim.mac);
+                }
+            }
+            Err(e) => warn!("receiving ARP: {e}"),
+        }
     }
 
     /// Has the kernel resolve the neighbours whose MAC the node wants (member identity).

@@ -2,6 +2,7 @@
 //! link-layer announcements.
 
 pub mod announce;
+pub mod claims;
 pub mod netlink;
 pub mod resolve;
 pub mod sysctl;

@@ -21,6 +21,14 @@ use std::net::IpAddr;
 
 pub type Mac = [u8; 6];
 
+/// A MAC as `02:00:00:00:01:10`.
+pub fn mac_text(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The neighbour facts the shell reported: address → MAC.
 #[derive(Debug, Clone, Default)]
 pub struct Neighbours {

@@ -12,6 +12,7 @@
 //! become effects (send, claim, announce, release, resources) → the owners and the zone are
 //! refreshed ([`Effect::PublishZone`]).
 
+pub mod defend;
 pub mod discard;
 pub mod droplog;
 pub mod effect;
@@ -173,6 +174,8 @@ pub struct Node {
     mismatched: Vec<String>,
     /// Neighbour facts (address → MAC) that tie IPv6 link-local sources to members.
     neighbours: identity::Neighbours,
+    /// Defences of held addresses against other hosts' claims.
+    defences: defend::Defences,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -219,6 +222,7 @@ impl Node {
             zone_stale: false,
             mismatched: Vec::new(),
             neighbours: identity::Neighbours::default(),
+            defences: defend::Defences::default(),
         };
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
@@ -354,6 +358,49 @@ impl Node {
         members.dedup();
         members.retain(|n| *n != self.me && self.config.nodes[*n].link_local.is_none());
         self.neighbours.wanted(&self.config, &members)
+    }
+
+    /// Another host (MAC `mac`, never this node's own: the shell filters those) claimed
+    /// `address` by ARP or neighbour advertisement. If this node holds it as master, that is
+    /// a conflict: logged with the offender's MAC, counted, and defended by announcing the
+    /// address again at once, at most once per [`defend::DEFEND_INTERVAL`] per address.
+    /// A claim from a member's MAC is left to the election (a split brain heals itself).
+    pub fn handle_neighbour_claim(&mut self, now: Instant, address: IpAddr, mac: identity::Mac) {
+        let family = Family::of(&address);
+        let Some(runtime) = self.groups.iter().find(|r| {
+            r.claimed.contains(&family)
+                && r.election
+                    .instance(family)
+                    .is_some_and(|i| i.state() == State::Master)
+                && self.config.groups[r.index]
+                    .addresses
+                    .iter()
+                    .any(|a| a.address == address)
+        }) else {
+            return;
+        };
+        let offender = identity::mac_text(&mac);
+        let member = self
+            .config
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(n, node)| *n != self.me && self.neighbours.get(&node.address) == Some(mac));
+        if let Some((_, node)) = member {
+            debug!(group = %runtime.name, %address, %offender, member = %node.name, "a member claims a held address: left to the election");
+            return;
+        }
+        let group = runtime.name.clone();
+        if self.defences.conflict(now, address) {
+            warn!(%group, %address, %offender, "another host claims a held virtual address: defending it");
+            self.effects.push_back(Effect::Announce {
+                group,
+                family,
+                addresses: vec![address],
+            });
+        } else {
+            debug!(%group, %address, %offender, "another host claims a held virtual address again (defended lately)");
+        }
     }
 
     /// The node's interface went down or came up.
@@ -1078,6 +1125,7 @@ impl Node {
                 .collect(),
             adverts_sent: self.adverts_sent,
             adverts_received: self.adverts_received,
+            address_conflicts: self.defences.conflicts,
             config_digest: None,
             dns: None,
             peers: Vec::new(),
