@@ -1160,3 +1160,74 @@ fn releasing_the_first_address_of_a_subnet_leaves_the_other_groups_address() {
     drop(lab);
     drop(guard);
 }
+
+/// Sends one gratuitous ARP for `address` at `mac` from the namespace's eth0.
+fn gratuitous_arp_from(namespace: &str, address: std::net::Ipv4Addr, mac: [u8; 6]) {
+    Lab::in_namespace(namespace, || {
+        use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
+        let socket = Socket::new(Domain::PACKET, Type::RAW, None).unwrap();
+        let index = nix::net::if_::if_nametoindex("eth0").unwrap();
+        let mut storage = SockAddrStorage::zeroed();
+        // SAFETY: sockaddr_ll fits the storage.
+        let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+        ll.sll_family = libc::AF_PACKET as u16;
+        ll.sll_protocol = 0x0806u16.to_be();
+        ll.sll_ifindex = index as i32;
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        // SAFETY: an initialised sockaddr_ll of its length.
+        let to = unsafe {
+            SockAddr::new(
+                storage,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        let frame = vipd::wire::announce::gratuitous_arp(mac, address);
+        socket.send_to(&frame, &to).unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn an_outsider_claiming_the_address_by_gratuitous_arp_is_answered_at_once() {
+    let (_guard, mut lab) = elected("garp", &cluster(""));
+    let alpha = lab.node("alpha");
+    touch_from_client(&lab);
+    let owner = lab.mac_of(alpha);
+    assert_eq!(
+        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
+        Some(owner.as_str())
+    );
+    let intruder_mac = [0x02, 0, 0, 0, 0x02, 0x66];
+    let intruder = lab.add_host("intruder", &["192.0.2.201/24"]).unwrap();
+    lab.exec(
+        &intruder,
+        &["ip", "link", "set", "eth0", "address", "02:00:00:00:02:66"],
+    )
+    .unwrap();
+    gratuitous_arp_from(&intruder, "192.0.2.100".parse().unwrap(), intruder_mac);
+    let start = Instant::now();
+    // The client's entry follows the intruder (unless the owner's answer was quicker than
+    // this loop), then comes back to the owner: (entry, when first seen).
+    let mut seen: Vec<(Option<String>, Duration)> = Vec::new();
+    while start.elapsed() < Duration::from_millis(500) {
+        let entry = lab.client_neighbour(ip(VIP4)).unwrap();
+        if seen.last().map(|(e, _)| e) != Some(&entry) {
+            seen.push((entry, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let conflicts = lab.status(alpha).unwrap().address_conflicts;
+    eprintln!(
+        "client's entries after the intruder's ARP: {seen:?}; conflicts counted: {conflicts}"
+    );
+    let (last, back) = seen.last().cloned().expect("sampled");
+    assert_eq!(last.as_deref(), Some(owner.as_str()), "{seen:?}");
+    assert!(back < Duration::from_millis(100), "{seen:?}");
+    assert_eq!(conflicts, 1, "{seen:?}");
+    assert!(
+        lab.log(alpha).contains("02:00:00:00:02:66"),
+        "the offender's MAC is logged"
+    );
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
