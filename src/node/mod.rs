@@ -12,6 +12,7 @@
 //! become effects (send, claim, announce, release, resources) → the owners and the zone are
 //! refreshed ([`Effect::PublishZone`]).
 
+mod cold;
 pub mod defend;
 pub mod discard;
 pub mod droplog;
@@ -1015,9 +1016,16 @@ impl Node {
             adverts_sent,
         };
         let mut actions = Vec::new();
+        let first = out.effects.len();
+        let mut cold: Vec<GroupName> = Vec::new();
         for &slot in &touched {
             let runtime = &mut groups[slot];
             actions.extend(std::iter::from_fn(|| runtime.election.poll_action()));
+            if actions.iter().any(|(_, a)| {
+                matches!(a, Action::Transition(t) if t.to == State::Master && t.reason == Reason::MasterDown)
+            }) {
+                cold.push(runtime.name.clone());
+            }
             // Make before break: a new master's addresses are up and announced (in every
             // family of the group) before its first advert tells the old master to let go.
             if actions
@@ -1045,6 +1053,7 @@ impl Node {
                 timers.push(Reverse((at, slot)));
             }
         }
+        cold::adverts_first(out.effects, first, &cold);
         self.refresh_owners(now, &touched);
         touched.clear();
         self.touched = touched;
