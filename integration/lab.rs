@@ -1231,3 +1231,106 @@ fn an_outsider_claiming_the_address_by_gratuitous_arp_is_answered_at_once() {
     );
     assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
 }
+
+/// The namespace's IPv6 link-local address on eth0.
+fn link_local_of(lab: &Lab, namespace: &str) -> std::net::Ipv6Addr {
+    let out = lab
+        .exec(
+            namespace,
+            &["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"],
+        )
+        .unwrap();
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("fe80::").map(|rest| format!("fe80::{rest}")))
+        .and_then(|w| w.split('/').next().map(str::to_string))
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no link-local in {out}"))
+}
+
+#[test]
+fn a_stranger_posing_as_the_ipv6_master_cannot_make_a_backup_take_over() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let toml = vipd::lab::cluster_file(
+        3,
+        "[[group]]\nname = \"v6\"\nvrid = 51\naddresses = [\"2001:db8::100/64\"]\n\
+         priority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\n",
+    );
+    let mut lab = Lab::new("ident", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_cluster().unwrap();
+    if let Err(e) = lab.wait_for_holder(ip(VIP6), "alpha", Duration::from_secs(3)) {
+        panic!("{e}\n{}", lab.logs());
+    }
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    // The daemons resolve their members and the link-local sources they hear (once a second).
+    std::thread::sleep(Duration::from_millis(2500));
+    let stranger = link_local_of(&lab, &lab.client.clone());
+    let transitions = |node| lab.status(node).unwrap().groups[0].transitions.len();
+    let before = transitions(beta);
+    Lab::in_namespace(&lab.client, || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        use vipd::wire::vrrp::{IpEnds, Ipv4ChecksumForm, Repr, V2Auth, Version};
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112))).unwrap();
+        let index = nix::net::if_::if_nametoindex("eth0").unwrap();
+        socket.set_multicast_hops_v6(255).unwrap();
+        socket.set_multicast_if_v6(index).unwrap();
+        let to: std::net::SocketAddr =
+            std::net::SocketAddrV6::new(vipd::wire::ip::MULTICAST_V6, 0, 0, index).into();
+        // alpha's priority three times, then priority 0: "the master is leaving".
+        for priority in [200, 200, 200, 0] {
+            let repr = Repr {
+                version: Version::V3,
+                vrid: 51,
+                priority,
+                interval_cs: 10,
+                addresses: vec![ip(VIP6)],
+                auth: V2Auth::default(),
+            };
+            let mut message = vec![0u8; repr.buffer_len()];
+            let ends = IpEnds {
+                src: IpAddr::V6(stranger),
+                dst: IpAddr::V6(vipd::wire::ip::MULTICAST_V6),
+            };
+            repr.emit(&mut message, ends, Ipv4ChecksumForm::PseudoHeader)
+                .unwrap();
+            socket.send_to(&message, &to.into()).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .unwrap();
+    // Two holders or a takeover would show within a master-down interval.
+    let end = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < end {
+        let holders = lab.holders(ip(VIP6)).unwrap();
+        assert_eq!(holders, ["alpha"], "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        transitions(beta),
+        before,
+        "beta changed state\n{}",
+        lab.logs()
+    );
+    let dropped = lab.status(beta).unwrap().dropped;
+    eprintln!("beta dropped: {dropped:?}");
+    // The real master's priority 0 (a graceful stop) still hands over at once: its
+    // link-local is verified by the neighbour table.
+    let stopped = Instant::now();
+    lab.stop(alpha).unwrap();
+    let took = lab
+        .wait_for_holder(ip(VIP6), "beta", Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    eprintln!(
+        "beta holds the address {took:?} after alpha's stop ({:?})",
+        stopped.elapsed()
+    );
+    let status = lab.status(beta).unwrap();
+    let last = status.groups[0].transitions.last().unwrap();
+    assert_eq!(
+        last.reason, "master left (priority 0)",
+        "{:?}",
+        status.groups[0].transitions
+    );
+    drop(lab);
+    drop(guard);
+}
