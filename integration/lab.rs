@@ -1163,6 +1163,12 @@ fn releasing_the_first_address_of_a_subnet_leaves_the_other_groups_address() {
 
 /// Sends one gratuitous ARP for `address` at `mac` from the namespace's eth0.
 fn gratuitous_arp_from(namespace: &str, address: std::net::Ipv4Addr, mac: [u8; 6]) {
+    let frame = vipd::wire::announce::gratuitous_arp(mac, address);
+    frame_from(namespace, &frame, [0xff; 6], 0x0806);
+}
+
+/// Sends one Ethernet frame from the namespace's eth0.
+fn frame_from(namespace: &str, frame: &[u8], destination: [u8; 6], ethertype: u16) {
     Lab::in_namespace(namespace, || {
         use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
         let socket = Socket::new(Domain::PACKET, Type::RAW, None).unwrap();
@@ -1171,10 +1177,10 @@ fn gratuitous_arp_from(namespace: &str, address: std::net::Ipv4Addr, mac: [u8; 6
         // SAFETY: sockaddr_ll fits the storage.
         let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
         ll.sll_family = libc::AF_PACKET as u16;
-        ll.sll_protocol = 0x0806u16.to_be();
+        ll.sll_protocol = ethertype.to_be();
         ll.sll_ifindex = index as i32;
         ll.sll_halen = 6;
-        ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        ll.sll_addr[..6].copy_from_slice(&destination);
         // SAFETY: an initialised sockaddr_ll of its length.
         let to = unsafe {
             SockAddr::new(
@@ -1182,8 +1188,7 @@ fn gratuitous_arp_from(namespace: &str, address: std::net::Ipv4Addr, mac: [u8; 6
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         };
-        let frame = vipd::wire::announce::gratuitous_arp(mac, address);
-        socket.send_to(&frame, &to).unwrap();
+        socket.send_to(frame, &to).unwrap();
     })
     .unwrap();
 }
@@ -1333,4 +1338,48 @@ fn a_stranger_posing_as_the_ipv6_master_cannot_make_a_backup_take_over() {
     );
     drop(lab);
     drop(guard);
+}
+
+#[test]
+fn an_outsider_claiming_the_ipv6_address_by_neighbour_advertisement_is_answered_at_once() {
+    let (_guard, mut lab) = elected("na", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.wait_for_holder(ip(VIP6), "alpha", Duration::from_secs(1))
+        .unwrap();
+    touch_from_client(&lab);
+    let owner = lab.mac_of(alpha);
+    let intruder = lab.add_host("intruder", &["2001:db8::201/64"]).unwrap();
+    let intruder_mac = [0x02, 0, 0, 0, 0x02, 0x66];
+    lab.exec(
+        &intruder,
+        &["ip", "link", "set", "eth0", "address", "02:00:00:00:02:66"],
+    )
+    .unwrap();
+    let source = link_local_of(&lab, &intruder);
+    let frame = vipd::wire::announce::unsolicited_na(intruder_mac, source, VIP6.parse().unwrap());
+    frame_from(
+        &intruder,
+        &frame,
+        vipd::wire::announce::ALL_NODES_MAC,
+        0x86dd,
+    );
+    let start = Instant::now();
+    let mut seen: Vec<(Option<String>, Duration)> = Vec::new();
+    while start.elapsed() < Duration::from_millis(500) {
+        let entry = lab.client_neighbour(ip(VIP6)).unwrap();
+        if seen.last().map(|(e, _)| e) != Some(&entry) {
+            seen.push((entry, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let conflicts = lab.status(alpha).unwrap().address_conflicts;
+    eprintln!("client's entries after the intruder's NA: {seen:?}; conflicts counted: {conflicts}");
+    let (last, back) = seen.last().cloned().expect("sampled");
+    assert_eq!(last.as_deref(), Some(owner.as_str()), "{seen:?}");
+    assert!(back < Duration::from_millis(100), "{seen:?}");
+    assert_eq!(conflicts, 1, "{seen:?}\n{}", lab.logs());
+    assert!(
+        lab.log(alpha).contains("02:00:00:00:02:66"),
+        "the offender's MAC is logged"
+    );
 }

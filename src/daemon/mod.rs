@@ -94,6 +94,8 @@ struct Daemon {
     announcer: Announcer,
     /// Other hosts' ARP claims on addresses (defence of held addresses).
     claims: Option<crate::net::claims::ClaimSocket>,
+    /// Other hosts' neighbour advertisements (defence of held IPv6 addresses).
+    na_claims: Option<crate::net::claims::NaSocket>,
     /// Pokes neighbours the node wants resolved (IPv6 member identity).
     resolver: Option<crate::net::resolve::Resolver>,
     tasks: HashMap<GroupName, GroupTasks>,
@@ -258,6 +260,15 @@ async fn receive_claims(
     }
 }
 
+async fn receive_na_claims(
+    socket: Option<&crate::net::claims::NaSocket>,
+) -> std::io::Result<Vec<crate::wire::announce::Claim>> {
+    match socket {
+        Some(socket) => socket.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
     async fn start(
         config: Config,
@@ -317,6 +328,9 @@ impl Daemon {
         let claims = crate::net::claims::ClaimSocket::open(link.index, link.mac)
             .map_err(|e| warn!("packet socket for ARP (defending held addresses): {e}"))
             .ok();
+        let na_claims = crate::net::claims::NaSocket::open(&interface, link.mac)
+            .map_err(|e| warn!("ICMPv6 socket (defending held IPv6 addresses): {e}"))
+            .ok();
         let resolver = crate::net::resolve::Resolver::new(&interface, link.index)
             .map_err(|e| warn!("sockets to resolve neighbours: {e}"))
             .ok();
@@ -359,6 +373,7 @@ impl Daemon {
             announcer,
             resolver,
             claims,
+            na_claims,
             tasks: HashMap::new(),
             dns: None,
             registration,
@@ -413,6 +428,7 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
                 claims = receive_claims(self.claims.as_ref()) => self.claims_heard(claims),
+                claims = receive_na_claims(self.na_claims.as_ref()) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,

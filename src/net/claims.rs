@@ -1,7 +1,8 @@
 //! Hears other hosts' claims on addresses: a receive-only packet socket for ARP (ETH_P_ARP)
-//! on the node's interface. Frames this host sent, and frames from its own MAC, are left
-//! out; the rest is parsed ([`crate::wire::announce::parse_arp`]) and handed to the node,
-//! which decides (`Node::handle_neighbour_claim`).
+//! on the node's interface, and a raw ICMPv6 socket filtered to neighbour advertisements.
+//! Frames this host sent, and claims for its own MAC, are left out; the rest is parsed
+//! ([`crate::wire::announce::parse_arp`], [`crate::wire::announce::parse_na_message`]) and
+//! handed to the node, which decides (`Node::handle_neighbour_claim`).
 
 use crate::wire::announce::{self, Claim};
 use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
@@ -79,4 +80,83 @@ fn outgoing(from: &SockAddr) -> bool {
     // SAFETY: the address is a sockaddr_ll of full length (checked above).
     let ll = unsafe { &*from.as_ptr().cast::<libc::sockaddr_ll>() };
     ll.sll_pkttype == libc::PACKET_OUTGOING
+}
+
+/// ICMP6_FILTER (linux/icmpv6.h): a bitmap of ICMPv6 types, a set bit blocks the type.
+const ICMP6_FILTER: libc::c_int = 1;
+const NEIGHBOUR_ADVERTISEMENT: usize = 136;
+
+/// Neighbour advertisements received on the interface (hop limit 255 only).
+pub struct NaSocket {
+    fd: AsyncFd<Socket>,
+    mac: [u8; 6],
+}
+
+impl NaSocket {
+    pub fn open(interface: &str, mac: [u8; 6]) -> io::Result<NaSocket> {
+        use std::os::fd::AsRawFd;
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+        socket.bind_device(Some(interface.as_bytes()))?;
+        let mut filter = [u32::MAX; 8];
+        filter[NEIGHBOUR_ADVERTISEMENT / 32] &= !(1 << (NEIGHBOUR_ADVERTISEMENT % 32));
+        // SAFETY: a valid descriptor and a filter of the size the kernel expects (32 bytes).
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_ICMPV6,
+                ICMP6_FILTER,
+                filter.as_ptr().cast(),
+                std::mem::size_of_val(&filter) as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        socket.set_recv_hoplimit_v6(true)?;
+        socket.set_nonblocking(true)?;
+        // SAFETY: the socket owns its descriptor, which stays open as long as the AsyncFd.
+        let fd = unsafe { AsyncFd::register(socket) }.map_err(|e| e.into_parts().1)?;
+        Ok(NaSocket { fd, mac })
+    }
+
+    /// Waits for advertisements and returns the claims among them (at most one batch).
+    pub async fn recv(&self) -> io::Result<Vec<Claim>> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg};
+        use std::os::fd::AsRawFd;
+        let mut claims = Vec::new();
+        let mut guard = self.fd.readable().await?;
+        let mut buffer = [0u8; 256];
+        for _ in 0..BATCH {
+            let read = guard.try_io(|fd| {
+                let mut cmsg = nix::cmsg_space!(libc::c_int);
+                let mut iov = [io::IoSliceMut::new(&mut buffer)];
+                let msg = recvmsg::<SockaddrIn6>(
+                    fd.get_ref().as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_DONTWAIT,
+                )?;
+                let mut hop_limit = 0;
+                for message in msg.cmsgs()? {
+                    if let ControlMessageOwned::Ipv6HopLimit(limit) = message {
+                        hop_limit = limit;
+                    }
+                }
+                Ok((msg.bytes, hop_limit))
+            });
+            match read {
+                Ok(Ok((len, 255))) => {
+                    if let Some(claim) = announce::parse_na_message(&buffer[..len])
+                        && claim.mac != self.mac
+                    {
+                        claims.push(claim);
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => break,
+            }
+        }
+        Ok(claims)
+    }
 }

@@ -130,6 +130,12 @@ pub fn parse_na(frame: &[u8]) -> Option<Claim> {
     }
     let length = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
     let na = frame.get(ETHERNET_HEADER_LEN + 40..ETHERNET_HEADER_LEN + 40 + length)?;
+    parse_na_message(na)
+}
+
+/// A neighbour advertisement as a raw ICMPv6 socket delivers it (the ICMPv6 message, hop
+/// limit checked by the caller): its target and target link-layer address.
+pub fn parse_na_message(na: &[u8]) -> Option<Claim> {
     if na.len() < 24 || na[0] != 136 || na[1] != 0 {
         return None;
     }
