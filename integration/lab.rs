@@ -1383,3 +1383,79 @@ fn an_outsider_claiming_the_ipv6_address_by_neighbour_advertisement_is_answered_
         "the offender's MAC is logged"
     );
 }
+
+/// Not solved in the lab yet (issue 11, item 3): the simulator's cause (IPv6 claims holding
+/// up the adverts behind them) is fixed, but in the lab the three daemons, started one after
+/// the other, still put most groups on two nodes for a while (main: 250 groups at once
+/// around 0.8 s; this branch: 171-199). Run it by name with `--ignored`.
+#[test]
+#[ignore]
+fn a_cold_start_of_250_ipv6_groups_on_three_nodes_never_doubles_an_address() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut groups = String::new();
+    for i in 0..250usize {
+        let (a, b, c) = match i % 3 {
+            0 => (200, 150, 100),
+            1 => (100, 200, 150),
+            _ => (150, 100, 200),
+        };
+        groups.push_str(&format!(
+            "[[group]]\nname = \"g{i}\"\nvrid = {}\naddresses = [\"2001:db8::1:{:x}/64\"]\n\
+             priority = {{ alpha = {a}, beta = {b}, gamma = {c} }}\nadvert_interval = \"100ms\"\n\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    let toml = vipd::lab::cluster_file(3, &groups);
+    let mut lab = Lab::new("cold6", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_all().unwrap();
+    let start = Instant::now();
+    let mut worst = (0usize, Duration::ZERO);
+    let mut samples = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        let mut seen = std::collections::HashMap::<IpAddr, usize>::new();
+        for node in 0..3 {
+            for address in lab.addresses(node).unwrap() {
+                *seen.entry(address).or_default() += 1;
+            }
+        }
+        samples += 1;
+        let doubled = seen
+            .iter()
+            .filter(|(a, n)| a.to_string().starts_with("2001:db8::1:") && **n > 1)
+            .count();
+        if doubled > worst.0 {
+            worst = (doubled, start.elapsed());
+        }
+    }
+    let mut held = 0;
+    for node in 0..3 {
+        held += lab
+            .addresses(node)
+            .unwrap()
+            .iter()
+            .filter(|a| a.to_string().starts_with("2001:db8::1:"))
+            .count();
+    }
+    eprintln!("{samples} samples; most addresses on two nodes at once: {worst:?}; held: {held}");
+    assert_eq!(
+        held,
+        250,
+        "every group settles on one node\n{}",
+        lab.logs().chars().take(4000).collect::<String>()
+    );
+    let g0: String = lab
+        .logs()
+        .lines()
+        .filter(|l| l.contains("group=g0 ") || l.starts_with("---") || l.contains("WARN"))
+        .take(60)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        worst.0, 0,
+        "addresses on two nodes at once: {worst:?}\n{g0}"
+    );
+    drop(lab);
+    drop(guard);
+}

@@ -100,8 +100,8 @@ fn a_stranger_at_a_known_other_mac_cannot_pass_for_the_master_and_say_priority_0
         let mut sim = elected(addresses);
         let before = became_master(&sim, 1);
         // The backup's neighbour table knows the stranger's link-local at its own MAC.
-        sim.input(1, |n, _| {
-            n.handle_neighbour(IpAddr::V6(STRANGER), Some(STRANGER_MAC))
+        sim.input(1, |n, now| {
+            n.handle_neighbour(now, IpAddr::V6(STRANGER), Some(STRANGER_MAC))
         });
         attack(&mut sim);
         never_two_holders(&mut sim, V6, Duration::from_secs(1));

@@ -320,7 +320,7 @@ impl Daemon {
         match netlink::neighbours(&handle, link.index).await {
             Ok(entries) => {
                 for (address, mac) in entries {
-                    node.handle_neighbour(address, Some(mac));
+                    node.handle_neighbour(Instant::now(), address, Some(mac));
                 }
             }
             Err(e) => warn!("reading the neighbour table: {e}"),
@@ -423,7 +423,12 @@ impl Daemon {
                     .min(self.next_handover_deadline()),
             );
             tokio::select! {
-                _ = tokio::time::sleep_until(sleep_until) => self.node.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(sleep_until) => {
+                    // Adverts that arrived while the loop was busy go first: a timer that
+                    // expired meanwhile must not take a group whose master has spoken.
+                    self.receive_queued();
+                    self.node.handle_timeout(Instant::now());
+                }
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
@@ -681,6 +686,30 @@ impl Daemon {
         info!(drained = status.drained, dropped = ?status.dropped, sent = status.adverts_sent, received = status.adverts_received, "status");
     }
 
+    /// Reads what is queued on the VRRP sockets now (at most a batch each), without waiting.
+    fn receive_queued(&mut self) {
+        let mut buffer = vec![0u8; RECEIVE_BUFFER];
+        for index in 0..self.sockets.len() {
+            for _ in 0..RECEIVE_BATCH {
+                let received = match self.sockets[index].try_recv(&mut buffer) {
+                    Ok(received) => received,
+                    Err(_) => break,
+                };
+                let bytes = &buffer[..received.len];
+                let datagram = match received.v6 {
+                    None => Datagram::V4(bytes),
+                    Some((src, dst, hop_limit)) => Datagram::V6 {
+                        src,
+                        dst,
+                        hop_limit,
+                        message: bytes,
+                    },
+                };
+                self.node.handle_datagram(Instant::now(), datagram);
+            }
+        }
+    }
+
     fn receive(&mut self, batch: &Batch) {
         let now = Instant::now();
         for datagram in batch.datagrams() {
@@ -701,7 +730,9 @@ impl Daemon {
                 index,
                 address,
                 mac,
-            } if index == self.link.index => self.node.handle_neighbour(address, mac),
+            } if index == self.link.index => {
+                self.node.handle_neighbour(Instant::now(), address, mac)
+            }
             _ => {}
         }
     }
@@ -811,6 +842,13 @@ impl Daemon {
                 }
             }
             Effect::Transition { .. } => {}
+            Effect::Resolve { address } => {
+                if let Some(resolver) = &self.resolver
+                    && let Err(e) = resolver.resolve(address)
+                {
+                    debug!(%address, "resolving the neighbour: {e}");
+                }
+            }
             Effect::Mastership {
                 group,
                 generation,

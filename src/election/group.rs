@@ -132,6 +132,7 @@ impl Group {
         now: Instant,
         family: Family,
         advert: &Advert,
+        may_yield: bool,
     ) -> Option<Ignored> {
         let index = self
             .instances
@@ -139,7 +140,7 @@ impl Group {
             .position(|i| i.config().family == family)?;
         let mut ignored = None;
         self.on_one(now, index, |i, now| {
-            ignored = i.handle_unverified_advert(now, advert)
+            ignored = i.handle_unverified_advert(now, advert, may_yield)
         });
         ignored
     }

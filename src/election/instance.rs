@@ -172,6 +172,8 @@ pub struct Instance {
     /// Set while an advert from an unverified source is handled (see
     /// [`Instance::handle_unverified_advert`]).
     unverified: bool,
+    /// ... and a master may yield to it all the same.
+    unverified_may_yield: bool,
     timers: TimerTable,
     announces_left: u32,
     /// While set and in the future, lower-priority masters are tolerated (preempt_delay).
@@ -209,6 +211,7 @@ impl Instance {
             master: None,
             learned_sources: Vec::new(),
             unverified: false,
+            unverified_may_yield: false,
             timers: TimerTable::default(),
             announces_left: 0,
             preempt_after: None,
@@ -419,11 +422,17 @@ impl Instance {
 
     /// An advert from a source the node could not verify as a member's (an IPv6 link-local
     /// address that no neighbour fact ties to a member): a backup may follow it, but its
-    /// priority 0 never takes the group over and it never makes a master yield or end a
-    /// handover; the source is matched to a member by priority for this advert only, never
-    /// remembered.
-    pub fn handle_unverified_advert(&mut self, now: Instant, advert: &Advert) -> Option<Ignored> {
+    /// priority 0 never takes the group over, and it makes a master yield or end a handover
+    /// only when `may_yield` (the node cannot check the members yet: a cold start); the
+    /// source is matched to a member by priority for this advert only, never remembered.
+    pub fn handle_unverified_advert(
+        &mut self,
+        now: Instant,
+        advert: &Advert,
+        may_yield: bool,
+    ) -> Option<Ignored> {
         self.unverified = true;
+        self.unverified_may_yield = may_yield;
         let ignored = self.handle_advert(now, advert);
         self.unverified = false;
         ignored
@@ -553,13 +562,14 @@ impl Instance {
     ) {
         // An unverified source may be a stranger posing as a member: never yield to it (it
         // counts as a second master below, and this node asserts itself).
-        if self.handing_over && advert.priority > 0 && !self.unverified {
+        let trusted = !self.unverified || self.unverified_may_yield;
+        if self.handing_over && advert.priority > 0 && trusted {
             self.master = sender;
             self.become_backup(now, Reason::HandedOver, learned);
             return;
         }
         let mine = self.config.priority;
-        let yields = !self.unverified
+        let yields = trusted
             && (advert.priority > mine
                 || (advert.priority == mine && advert.src > self.config.primary));
         if yields {

@@ -15,9 +15,13 @@
 //!   backup learns a master from it), but its priority 0 never takes the group over, it never
 //!   makes a master yield, and its source is not remembered.
 
+use super::effect::GroupName;
 use crate::config::Config;
+use crate::election::Advert;
+use crate::wire::Family;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 pub type Mac = [u8; 6];
 
@@ -35,7 +39,26 @@ pub struct Neighbours {
     macs: HashMap<IpAddr, Mac>,
     /// IPv6 sources heard lately with no fact about them, newest last (bounded).
     unknown: VecDeque<IpAddr>,
+    /// The last advert of each unknown source per group and family, handled again once a
+    /// fact settles who sent it (bounded).
+    pending: VecDeque<Pending>,
+    /// When each address was last asked to be resolved (bounded).
+    asked: HashMap<IpAddr, Instant>,
 }
+
+/// An advert from a source nothing was known about, kept until a fact arrives.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub group: GroupName,
+    pub family: Family,
+    pub advert: Advert,
+    pub at: Instant,
+}
+
+/// How long an unknown source's advert waits for a fact.
+const PENDING_FOR: Duration = Duration::from_millis(500);
+/// An address is asked to be resolved at most this often.
+const ASK_EVERY: Duration = Duration::from_millis(100);
 
 /// Unknown sources remembered for the shell to resolve (a flood of forged sources pushes
 /// out the oldest).
@@ -67,6 +90,45 @@ impl Neighbours {
             self.unknown.pop_front();
         }
         self.unknown.push_back(src);
+    }
+
+    /// Keeps the advert of an unknown source, replacing an older one of the same source,
+    /// group and family.
+    pub fn keep_pending(&mut self, pending: Pending) {
+        self.pending.retain(|p| {
+            !(p.advert.src == pending.advert.src
+                && p.group == pending.group
+                && p.family == pending.family)
+        });
+        if self.pending.len() == UNKNOWN_KEPT {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(pending);
+    }
+
+    /// The kept adverts still fresh at `now` (taken out: the caller handles them again).
+    pub fn take_pending(&mut self, now: Instant) -> Vec<Pending> {
+        self.pending
+            .drain(..)
+            .filter(|p| now < p.at + PENDING_FOR)
+            .collect()
+    }
+
+    /// Of `addresses`, those not asked for within [`ASK_EVERY`]; they count as asked now.
+    pub fn ask(&mut self, now: Instant, addresses: Vec<IpAddr>) -> Vec<IpAddr> {
+        if self.asked.len() > 256 {
+            self.asked.retain(|_, at| now < *at + ASK_EVERY);
+        }
+        addresses
+            .into_iter()
+            .filter(|a| {
+                let due = self.asked.get(a).is_none_or(|at| now >= *at + ASK_EVERY);
+                if due {
+                    self.asked.insert(*a, now);
+                }
+                due
+            })
+            .collect()
     }
 
     /// Addresses whose MAC would settle a verdict: the configured addresses of `members`

@@ -340,8 +340,33 @@ impl Node {
 
     /// A neighbour fact from the kernel's table: `address` is at `mac` (None: the entry is
     /// gone). IPv6 link-local sources are tied to members by them (see [`identity`]).
-    pub fn handle_neighbour(&mut self, address: IpAddr, mac: Option<identity::Mac>) {
-        self.neighbours.set(address, mac);
+    /// Adverts from sources that were unknown are handled again once a fact settles who
+    /// sent them (a master then yields to a member's advert within a resolution time, not
+    /// an advert interval later).
+    pub fn handle_neighbour(&mut self, now: Instant, address: IpAddr, mac: Option<identity::Mac>) {
+        if !self.neighbours.set(address, mac) || mac.is_none() {
+            return;
+        }
+        for pending in self.neighbours.take_pending(now) {
+            let Some(slot) = self.slot(&pending.group) else {
+                continue;
+            };
+            match self.verdict(slot, pending.family, pending.advert.src) {
+                Some(identity::Verdict::Member(n)) => {
+                    let election = &mut self.groups[slot].election;
+                    election.bind_source(
+                        pending.family,
+                        pending.advert.src,
+                        Some(&self.config.nodes[n].name),
+                    );
+                    election.handle_advert(now, pending.family, &pending.advert);
+                    self.touched.push(slot);
+                }
+                Some(identity::Verdict::Unknown) => self.neighbours.keep_pending(pending),
+                _ => {}
+            }
+        }
+        self.process(now);
     }
 
     /// Addresses the shell should have the kernel resolve (see [`identity`]): the members
@@ -803,6 +828,16 @@ impl Node {
         let verdict = self.verdict(slot, family, ends.src);
         if verdict == Some(identity::Verdict::Unknown) {
             self.neighbours.note_unknown(ends.src);
+            self.neighbours.keep_pending(identity::Pending {
+                group: self.groups[slot].name.clone(),
+                family,
+                advert,
+                at: now,
+            });
+            let wanted = self.neighbours_wanted();
+            for address in self.neighbours.ask(now, wanted) {
+                self.effects.push_back(Effect::Resolve { address });
+            }
         }
         if verdict == Some(identity::Verdict::Stranger) {
             self.groups[slot]
@@ -818,7 +853,12 @@ impl Node {
                 election.bind_source(family, ends.src, Some(&self.config.nodes[n].name));
                 election.handle_advert(now, family, &advert)
             }
-            Some(_) => election.handle_unverified_advert(now, family, &advert),
+            Some(_) => {
+                let may_yield = !self.members_known(slot);
+                self.groups[slot]
+                    .election
+                    .handle_unverified_advert(now, family, &advert, may_yield)
+            }
             None => election.handle_advert(now, family, &advert),
         };
         let runtime = &mut self.groups[slot];
@@ -857,6 +897,22 @@ impl Node {
             .filter(|n| *n != self.me)
             .collect();
         Some(self.neighbours.verdict(&self.config, &members, src))
+    }
+
+    /// True once the MAC of every other member of the group in `slot` is known: from then
+    /// on an unknown IPv6 source makes no master yield (until then, a cold start, it may:
+    /// else two masters stay until the facts arrive).
+    fn members_known(&self, slot: usize) -> bool {
+        let group = &self.config.groups[self.groups[slot].index];
+        group
+            .priorities
+            .iter()
+            .filter(|(n, _)| *n != self.me)
+            .all(|(n, _)| {
+                self.neighbours
+                    .get(&self.config.nodes[*n].address)
+                    .is_some()
+            })
     }
 
     fn slot(&self, group: &str) -> Option<usize> {

@@ -251,9 +251,10 @@ impl Sim {
                 ]
             })
             .collect();
+        let now = self.now;
         if let Some(n) = self.nodes[node].node.as_mut() {
             for (address, mac) in facts {
-                n.handle_neighbour(address, Some(mac));
+                n.handle_neighbour(now, address, Some(mac));
             }
         }
     }
