@@ -1160,3 +1160,302 @@ fn releasing_the_first_address_of_a_subnet_leaves_the_other_groups_address() {
     drop(lab);
     drop(guard);
 }
+
+/// Sends one gratuitous ARP for `address` at `mac` from the namespace's eth0.
+fn gratuitous_arp_from(namespace: &str, address: std::net::Ipv4Addr, mac: [u8; 6]) {
+    let frame = vipd::wire::announce::gratuitous_arp(mac, address);
+    frame_from(namespace, &frame, [0xff; 6], 0x0806);
+}
+
+/// Sends one Ethernet frame from the namespace's eth0.
+fn frame_from(namespace: &str, frame: &[u8], destination: [u8; 6], ethertype: u16) {
+    Lab::in_namespace(namespace, || {
+        use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
+        let socket = Socket::new(Domain::PACKET, Type::RAW, None).unwrap();
+        let index = nix::net::if_::if_nametoindex("eth0").unwrap();
+        let mut storage = SockAddrStorage::zeroed();
+        // SAFETY: sockaddr_ll fits the storage.
+        let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+        ll.sll_family = libc::AF_PACKET as u16;
+        ll.sll_protocol = ethertype.to_be();
+        ll.sll_ifindex = index as i32;
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&destination);
+        // SAFETY: an initialised sockaddr_ll of its length.
+        let to = unsafe {
+            SockAddr::new(
+                storage,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        socket.send_to(frame, &to).unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
+fn an_outsider_claiming_the_address_by_gratuitous_arp_is_answered_at_once() {
+    let (_guard, mut lab) = elected("garp", &cluster(""));
+    let alpha = lab.node("alpha");
+    touch_from_client(&lab);
+    let owner = lab.mac_of(alpha);
+    assert_eq!(
+        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
+        Some(owner.as_str())
+    );
+    let intruder_mac = [0x02, 0, 0, 0, 0x02, 0x66];
+    let intruder = lab.add_host("intruder", &["192.0.2.201/24"]).unwrap();
+    lab.exec(
+        &intruder,
+        &["ip", "link", "set", "eth0", "address", "02:00:00:00:02:66"],
+    )
+    .unwrap();
+    gratuitous_arp_from(&intruder, "192.0.2.100".parse().unwrap(), intruder_mac);
+    let start = Instant::now();
+    // The client's entry follows the intruder (unless the owner's answer was quicker than
+    // this loop), then comes back to the owner: (entry, when first seen).
+    let mut seen: Vec<(Option<String>, Duration)> = Vec::new();
+    while start.elapsed() < Duration::from_millis(500) {
+        let entry = lab.client_neighbour(ip(VIP4)).unwrap();
+        if seen.last().map(|(e, _)| e) != Some(&entry) {
+            seen.push((entry, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let conflicts = lab.status(alpha).unwrap().address_conflicts;
+    eprintln!(
+        "client's entries after the intruder's ARP: {seen:?}; conflicts counted: {conflicts}"
+    );
+    let (last, back) = seen.last().cloned().expect("sampled");
+    assert_eq!(last.as_deref(), Some(owner.as_str()), "{seen:?}");
+    assert!(back < Duration::from_millis(100), "{seen:?}");
+    assert_eq!(conflicts, 1, "{seen:?}");
+    assert!(
+        lab.log(alpha).contains("02:00:00:00:02:66"),
+        "the offender's MAC is logged"
+    );
+    assert_eq!(lab.holders(ip(VIP4)).unwrap(), ["alpha"]);
+}
+
+/// The namespace's IPv6 link-local address on eth0.
+fn link_local_of(lab: &Lab, namespace: &str) -> std::net::Ipv6Addr {
+    let out = lab
+        .exec(
+            namespace,
+            &["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"],
+        )
+        .unwrap();
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("fe80::").map(|rest| format!("fe80::{rest}")))
+        .and_then(|w| w.split('/').next().map(str::to_string))
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no link-local in {out}"))
+}
+
+#[test]
+fn a_stranger_posing_as_the_ipv6_master_cannot_make_a_backup_take_over() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let toml = vipd::lab::cluster_file(
+        3,
+        "[[group]]\nname = \"v6\"\nvrid = 51\naddresses = [\"2001:db8::100/64\"]\n\
+         priority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\n",
+    );
+    let mut lab = Lab::new("ident", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_cluster().unwrap();
+    if let Err(e) = lab.wait_for_holder(ip(VIP6), "alpha", Duration::from_secs(3)) {
+        panic!("{e}\n{}", lab.logs());
+    }
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    // The daemons resolve their members and the link-local sources they hear (once a second).
+    std::thread::sleep(Duration::from_millis(2500));
+    let stranger = link_local_of(&lab, &lab.client.clone());
+    let transitions = |node| lab.status(node).unwrap().groups[0].transitions.len();
+    let before = transitions(beta);
+    Lab::in_namespace(&lab.client, || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        use vipd::wire::vrrp::{IpEnds, Ipv4ChecksumForm, Repr, V2Auth, Version};
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112))).unwrap();
+        let index = nix::net::if_::if_nametoindex("eth0").unwrap();
+        socket.set_multicast_hops_v6(255).unwrap();
+        socket.set_multicast_if_v6(index).unwrap();
+        let to: std::net::SocketAddr =
+            std::net::SocketAddrV6::new(vipd::wire::ip::MULTICAST_V6, 0, 0, index).into();
+        // alpha's priority three times, then priority 0: "the master is leaving".
+        for priority in [200, 200, 200, 0] {
+            let repr = Repr {
+                version: Version::V3,
+                vrid: 51,
+                priority,
+                interval_cs: 10,
+                addresses: vec![ip(VIP6)],
+                auth: V2Auth::default(),
+            };
+            let mut message = vec![0u8; repr.buffer_len()];
+            let ends = IpEnds {
+                src: IpAddr::V6(stranger),
+                dst: IpAddr::V6(vipd::wire::ip::MULTICAST_V6),
+            };
+            repr.emit(&mut message, ends, Ipv4ChecksumForm::PseudoHeader)
+                .unwrap();
+            socket.send_to(&message, &to.into()).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .unwrap();
+    // Two holders or a takeover would show within a master-down interval.
+    let end = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < end {
+        let holders = lab.holders(ip(VIP6)).unwrap();
+        assert_eq!(holders, ["alpha"], "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        transitions(beta),
+        before,
+        "beta changed state\n{}",
+        lab.logs()
+    );
+    let dropped = lab.status(beta).unwrap().dropped;
+    eprintln!("beta dropped: {dropped:?}");
+    // The real master's priority 0 (a graceful stop) still hands over at once: its
+    // link-local is verified by the neighbour table.
+    let stopped = Instant::now();
+    lab.stop(alpha).unwrap();
+    let took = lab
+        .wait_for_holder(ip(VIP6), "beta", Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    eprintln!(
+        "beta holds the address {took:?} after alpha's stop ({:?})",
+        stopped.elapsed()
+    );
+    let status = lab.status(beta).unwrap();
+    let last = status.groups[0].transitions.last().unwrap();
+    assert_eq!(
+        last.reason, "master left (priority 0)",
+        "{:?}",
+        status.groups[0].transitions
+    );
+    drop(lab);
+    drop(guard);
+}
+
+#[test]
+fn an_outsider_claiming_the_ipv6_address_by_neighbour_advertisement_is_answered_at_once() {
+    let (_guard, mut lab) = elected("na", &cluster(""));
+    let alpha = lab.node("alpha");
+    lab.wait_for_holder(ip(VIP6), "alpha", Duration::from_secs(1))
+        .unwrap();
+    touch_from_client(&lab);
+    let owner = lab.mac_of(alpha);
+    let intruder = lab.add_host("intruder", &["2001:db8::201/64"]).unwrap();
+    let intruder_mac = [0x02, 0, 0, 0, 0x02, 0x66];
+    lab.exec(
+        &intruder,
+        &["ip", "link", "set", "eth0", "address", "02:00:00:00:02:66"],
+    )
+    .unwrap();
+    let source = link_local_of(&lab, &intruder);
+    let frame = vipd::wire::announce::unsolicited_na(intruder_mac, source, VIP6.parse().unwrap());
+    frame_from(
+        &intruder,
+        &frame,
+        vipd::wire::announce::ALL_NODES_MAC,
+        0x86dd,
+    );
+    let start = Instant::now();
+    let mut seen: Vec<(Option<String>, Duration)> = Vec::new();
+    while start.elapsed() < Duration::from_millis(500) {
+        let entry = lab.client_neighbour(ip(VIP6)).unwrap();
+        if seen.last().map(|(e, _)| e) != Some(&entry) {
+            seen.push((entry, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let conflicts = lab.status(alpha).unwrap().address_conflicts;
+    eprintln!("client's entries after the intruder's NA: {seen:?}; conflicts counted: {conflicts}");
+    let (last, back) = seen.last().cloned().expect("sampled");
+    assert_eq!(last.as_deref(), Some(owner.as_str()), "{seen:?}");
+    assert!(back < Duration::from_millis(100), "{seen:?}");
+    assert_eq!(conflicts, 1, "{seen:?}\n{}", lab.logs());
+    assert!(
+        lab.log(alpha).contains("02:00:00:00:02:66"),
+        "the offender's MAC is logged"
+    );
+}
+
+/// Not solved in the lab yet (issue 11, item 3): the simulator's cause (IPv6 claims holding
+/// up the adverts behind them) is fixed, but in the lab the three daemons, started one after
+/// the other, still put most groups on two nodes for a while (main: 250 groups at once
+/// around 0.8 s; this branch: 171-199). Run it by name with `--ignored`.
+#[test]
+#[ignore]
+fn a_cold_start_of_250_ipv6_groups_on_three_nodes_never_doubles_an_address() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut groups = String::new();
+    for i in 0..250usize {
+        let (a, b, c) = match i % 3 {
+            0 => (200, 150, 100),
+            1 => (100, 200, 150),
+            _ => (150, 100, 200),
+        };
+        groups.push_str(&format!(
+            "[[group]]\nname = \"g{i}\"\nvrid = {}\naddresses = [\"2001:db8::1:{:x}/64\"]\n\
+             priority = {{ alpha = {a}, beta = {b}, gamma = {c} }}\nadvert_interval = \"100ms\"\n\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    let toml = vipd::lab::cluster_file(3, &groups);
+    let mut lab = Lab::new("cold6", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_all().unwrap();
+    let start = Instant::now();
+    let mut worst = (0usize, Duration::ZERO);
+    let mut samples = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        let mut seen = std::collections::HashMap::<IpAddr, usize>::new();
+        for node in 0..3 {
+            for address in lab.addresses(node).unwrap() {
+                *seen.entry(address).or_default() += 1;
+            }
+        }
+        samples += 1;
+        let doubled = seen
+            .iter()
+            .filter(|(a, n)| a.to_string().starts_with("2001:db8::1:") && **n > 1)
+            .count();
+        if doubled > worst.0 {
+            worst = (doubled, start.elapsed());
+        }
+    }
+    let mut held = 0;
+    for node in 0..3 {
+        held += lab
+            .addresses(node)
+            .unwrap()
+            .iter()
+            .filter(|a| a.to_string().starts_with("2001:db8::1:"))
+            .count();
+    }
+    eprintln!("{samples} samples; most addresses on two nodes at once: {worst:?}; held: {held}");
+    assert_eq!(
+        held,
+        250,
+        "every group settles on one node\n{}",
+        lab.logs().chars().take(4000).collect::<String>()
+    );
+    let g0: String = lab
+        .logs()
+        .lines()
+        .filter(|l| l.contains("group=g0 ") || l.starts_with("---") || l.contains("WARN"))
+        .take(60)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        worst.0, 0,
+        "addresses on two nodes at once: {worst:?}\n{g0}"
+    );
+    drop(lab);
+    drop(guard);
+}

@@ -58,6 +58,7 @@ fn status(v4: &str, v6: &str, link_up: bool) -> Status {
         anomalies: BTreeMap::new(),
         adverts_sent: 42,
         adverts_received: 7,
+        address_conflicts: 0,
         config_digest: None,
         dns: None,
         peers: vec![],

@@ -92,6 +92,12 @@ struct Daemon {
     link_local: Option<Ipv6Addr>,
     sockets: Vec<VrrpSocket>,
     announcer: Announcer,
+    /// Other hosts' ARP claims on addresses (defence of held addresses).
+    claims: Option<crate::net::claims::ClaimSocket>,
+    /// Other hosts' neighbour advertisements (defence of held IPv6 addresses).
+    na_claims: Option<crate::net::claims::NaSocket>,
+    /// Pokes neighbours the node wants resolved (IPv6 member identity).
+    resolver: Option<crate::net::resolve::Resolver>,
     tasks: HashMap<GroupName, GroupTasks>,
     /// The DNS server's shared state, when the zone is served.
     dns: Option<Arc<dns::server::Server>>,
@@ -245,6 +251,24 @@ async fn receive_batch(socket: Option<&VrrpSocket>, batch: &mut Batch) -> Option
     }
 }
 
+async fn receive_claims(
+    socket: Option<&crate::net::claims::ClaimSocket>,
+) -> std::io::Result<Vec<crate::wire::announce::Claim>> {
+    match socket {
+        Some(socket) => socket.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn receive_na_claims(
+    socket: Option<&crate::net::claims::NaSocket>,
+) -> std::io::Result<Vec<crate::wire::announce::Claim>> {
+    match socket {
+        Some(socket) => socket.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
     async fn start(
         config: Config,
@@ -293,6 +317,23 @@ impl Daemon {
             drained,
         );
         node.set_facts(Instant::now(), facts(&digest, drained));
+        match netlink::neighbours(&handle, link.index).await {
+            Ok(entries) => {
+                for (address, mac) in entries {
+                    node.handle_neighbour(Instant::now(), address, Some(mac));
+                }
+            }
+            Err(e) => warn!("reading the neighbour table: {e}"),
+        }
+        let claims = crate::net::claims::ClaimSocket::open(link.index, link.mac)
+            .map_err(|e| warn!("packet socket for ARP (defending held addresses): {e}"))
+            .ok();
+        let na_claims = crate::net::claims::NaSocket::open(&interface, link.mac)
+            .map_err(|e| warn!("ICMPv6 socket (defending held IPv6 addresses): {e}"))
+            .ok();
+        let resolver = crate::net::resolve::Resolver::new(&interface, link.index)
+            .map_err(|e| warn!("sockets to resolve neighbours: {e}"))
+            .ok();
 
         let mut sockets = Vec::new();
         for family in node.families() {
@@ -330,6 +371,9 @@ impl Daemon {
             link_local,
             sockets,
             announcer,
+            resolver,
+            claims,
+            na_claims,
             tasks: HashMap::new(),
             dns: None,
             registration,
@@ -381,10 +425,17 @@ impl Daemon {
                     .min(self.next_handover_deadline()),
             );
             tokio::select! {
-                _ = tokio::time::sleep_until(sleep_until) => self.node.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(sleep_until) => {
+                    // Adverts that arrived while the loop was busy go first: a timer that
+                    // expired meanwhile must not take a group whose master has spoken.
+                    self.receive_queued();
+                    self.node.handle_timeout(Instant::now());
+                }
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
+                claims = receive_claims(self.claims.as_ref()) => self.claims_heard(claims),
+                claims = receive_na_claims(self.na_claims.as_ref()) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
@@ -396,7 +447,10 @@ impl Daemon {
                 _ = sigusr1.recv() => self.log_status(),
                 _ = sigusr2.recv() => self.log_status(),
                 _ = feed.tick(), if watchdog.is_some() => notify(&[sd_notify::NotifyState::Watchdog]),
-                _ = peer_check.tick() => self.check_peers(),
+                _ = peer_check.tick() => {
+                    self.check_peers();
+                    self.resolve_neighbours();
+                }
                 Ok((stream, _)) = control.accept() => read_control_apart(stream, self.access, requests_in.clone()),
                 Some((request, stream)) = requests.recv() => self.control(request, stream).await,
                 Some(reply) = status_requests.recv() => {
@@ -595,6 +649,31 @@ impl Daemon {
         self.node.set_mismatched_peers(mismatched);
     }
 
+    fn claims_heard(&mut self, claims: std::io::Result<Vec<crate::wire::announce::Claim>>) {
+        match claims {
+            Ok(claims) => {
+                let now = Instant::now();
+                for claim in claims {
+                    self.node
+                        .handle_neighbour_claim(now, claim.address, claim.mac);
+                }
+            }
+            Err(e) => warn!("receiving ARP: {e}"),
+        }
+    }
+
+    /// Has the kernel resolve the neighbours whose MAC the node wants (member identity).
+    fn resolve_neighbours(&self) {
+        let Some(resolver) = &self.resolver else {
+            return;
+        };
+        for address in self.node.neighbours_wanted() {
+            if let Err(e) = resolver.resolve(address) {
+                debug!(%address, "resolving the neighbour: {e}");
+            }
+        }
+    }
+
     /// USR1/USR2: one line per group in the log (keepalived writes its data file then).
     fn log_status(&self) {
         let status = self.status();
@@ -604,6 +683,30 @@ impl Daemon {
             }
         }
         info!(drained = status.drained, dropped = ?status.dropped, sent = status.adverts_sent, received = status.adverts_received, "status");
+    }
+
+    /// Reads what is queued on the VRRP sockets now (at most a batch each), without waiting.
+    fn receive_queued(&mut self) {
+        let mut buffer = vec![0u8; RECEIVE_BUFFER];
+        for index in 0..self.sockets.len() {
+            for _ in 0..RECEIVE_BATCH {
+                let received = match self.sockets[index].try_recv(&mut buffer) {
+                    Ok(received) => received,
+                    Err(_) => break,
+                };
+                let bytes = &buffer[..received.len];
+                let datagram = match received.v6 {
+                    None => Datagram::V4(bytes),
+                    Some((src, dst, hop_limit)) => Datagram::V6 {
+                        src,
+                        dst,
+                        hop_limit,
+                        message: bytes,
+                    },
+                };
+                self.node.handle_datagram(Instant::now(), datagram);
+            }
+        }
     }
 
     fn receive(&mut self, batch: &Batch) {
@@ -621,6 +724,13 @@ impl Daemon {
             }
             Event::AddressRemoved { index, address } if index == self.link.index => {
                 self.node.handle_address_removed(Instant::now(), address);
+            }
+            Event::Neighbour {
+                index,
+                address,
+                mac,
+            } if index == self.link.index => {
+                self.node.handle_neighbour(Instant::now(), address, mac)
             }
             _ => {}
         }
@@ -734,6 +844,13 @@ impl Daemon {
                 }
             }
             Effect::Transition { .. } => {}
+            Effect::Resolve { address } => {
+                if let Some(resolver) = &self.resolver
+                    && let Err(e) = resolver.resolve(address)
+                {
+                    debug!(%address, "resolving the neighbour: {e}");
+                }
+            }
             Effect::Mastership {
                 group,
                 generation,

@@ -126,6 +126,36 @@ impl Group {
         ignored
     }
 
+    /// Feeds an advert from an unverified source: see [`Instance::handle_unverified_advert`].
+    pub fn handle_unverified_advert(
+        &mut self,
+        now: Instant,
+        family: Family,
+        advert: &Advert,
+        may_yield: bool,
+    ) -> Option<Ignored> {
+        let index = self
+            .instances
+            .iter()
+            .position(|i| i.config().family == family)?;
+        let mut ignored = None;
+        self.on_one(now, index, |i, now| {
+            ignored = i.handle_unverified_advert(now, advert, may_yield)
+        });
+        ignored
+    }
+
+    /// See [`Instance::bind_source`].
+    pub fn bind_source(&mut self, family: Family, src: std::net::IpAddr, peer: Option<&str>) {
+        if let Some(instance) = self
+            .instances
+            .iter_mut()
+            .find(|i| i.config().family == family)
+        {
+            instance.bind_source(src, peer);
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         for index in 0..self.instances.len() {
             if self.instances[index]

@@ -137,6 +137,9 @@ pub enum Ignored {
     Own,
     /// The source is not a member of the group (and unknown peers are not allowed).
     NotMember,
+    /// Priority 0 from a source whose membership is not verified (see
+    /// [`Instance::handle_unverified_advert`]): it takes nothing over.
+    Unverified,
 }
 
 /// Received adverts the state machine did not act on, and other things worth a metric.
@@ -166,6 +169,11 @@ pub struct Instance {
     master: Option<usize>,
     /// IPv6 link-local sources matched to peers whose address the file does not give.
     learned_sources: Vec<(IpAddr, usize)>,
+    /// Set while an advert from an unverified source is handled (see
+    /// [`Instance::handle_unverified_advert`]).
+    unverified: bool,
+    /// ... and a master may yield to it all the same.
+    unverified_may_yield: bool,
     timers: TimerTable,
     announces_left: u32,
     /// While set and in the future, lower-priority masters are tolerated (preempt_delay).
@@ -202,6 +210,8 @@ impl Instance {
             master_adver_interval,
             master: None,
             learned_sources: Vec::new(),
+            unverified: false,
+            unverified_may_yield: false,
             timers: TimerTable::default(),
             announces_left: 0,
             preempt_after: None,
@@ -395,6 +405,9 @@ impl Instance {
             self.counters.dropped_not_member += 1;
             return Some(Ignored::NotMember);
         }
+        if self.unverified && advert.priority == 0 {
+            return Some(Ignored::Unverified);
+        }
         if advert.interval != self.config.advert_interval {
             self.counters.interval_mismatch += 1;
         }
@@ -405,6 +418,35 @@ impl Instance {
             State::Master => self.master_hears(now, advert, sender, learned),
         }
         None
+    }
+
+    /// An advert from a source the node could not verify as a member's (an IPv6 link-local
+    /// address that no neighbour fact ties to a member): a backup may follow it, but its
+    /// priority 0 never takes the group over, and it makes a master yield or end a handover
+    /// only when `may_yield` (the node cannot check the members yet: a cold start); the
+    /// source is matched to a member by priority for this advert only, never remembered.
+    pub fn handle_unverified_advert(
+        &mut self,
+        now: Instant,
+        advert: &Advert,
+        may_yield: bool,
+    ) -> Option<Ignored> {
+        self.unverified = true;
+        self.unverified_may_yield = may_yield;
+        let ignored = self.handle_advert(now, advert);
+        self.unverified = false;
+        ignored
+    }
+
+    /// Ties an IPv6 source to the peer named `peer` (verified by the node: its MAC is the
+    /// peer's), or unties it (`None`).
+    pub fn bind_source(&mut self, src: IpAddr, peer: Option<&str>) {
+        self.learned_sources.retain(|(s, _)| *s != src);
+        if let Some(index) =
+            peer.and_then(|name| self.config.peers.iter().position(|p| p.name == name))
+        {
+            self.learned_sources.push((src, index));
+        }
     }
 
     /// The Master_Adver_Interval a backup takes from an advert (RFC 9568 6.4.2): a shorter
@@ -518,14 +560,18 @@ impl Instance {
         sender: Option<usize>,
         learned: Duration,
     ) {
-        if self.handing_over && advert.priority > 0 {
+        // An unverified source may be a stranger posing as a member: never yield to it (it
+        // counts as a second master below, and this node asserts itself).
+        let trusted = !self.unverified || self.unverified_may_yield;
+        if self.handing_over && advert.priority > 0 && trusted {
             self.master = sender;
             self.become_backup(now, Reason::HandedOver, learned);
             return;
         }
         let mine = self.config.priority;
-        let yields =
-            advert.priority > mine || (advert.priority == mine && advert.src > self.config.primary);
+        let yields = trusted
+            && (advert.priority > mine
+                || (advert.priority == mine && advert.src > self.config.primary));
         if yields {
             let reason = if advert.priority > mine {
                 Reason::HigherPriority
@@ -655,6 +701,7 @@ impl Instance {
             .learned_sources
             .iter()
             .find(|(src, _)| *src == advert.src)
+            .filter(|_| !self.unverified)
         {
             return Some(*i);
         }
@@ -669,7 +716,9 @@ impl Instance {
             .filter(|(_, p)| p.address.is_none() && p.priority == advert.priority);
         match (candidates.next(), candidates.next()) {
             (Some((i, _)), None) => {
-                self.learned_sources.push((advert.src, i));
+                if !self.unverified {
+                    self.learned_sources.push((advert.src, i));
+                }
                 Some(i)
             }
             _ => None,

@@ -2,6 +2,8 @@
 //! link-layer announcements.
 
 pub mod announce;
+pub mod claims;
 pub mod netlink;
+pub mod resolve;
 pub mod sysctl;
 pub mod vrrp_socket;

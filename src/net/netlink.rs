@@ -1,5 +1,6 @@
 //! Addresses and links through rtnetlink: claim and release virtual addresses, read the
-//! interface, and watch for links going down and addresses removed behind our back.
+//! interface, and watch for links going down and addresses removed behind our back, and the
+//! neighbour table (what ties an IPv6 link-local source to a member).
 
 use crate::config::VirtualAddress;
 use futures::{StreamExt, TryStreamExt};
@@ -7,6 +8,9 @@ use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::{Handle, MulticastGroup};
 use std::net::IpAddr;
 
@@ -22,8 +26,20 @@ pub struct Link {
 /// A change on the interfaces, from the kernel's multicast groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Link { index: u32, up: bool },
-    AddressRemoved { index: u32, address: IpAddr },
+    Link {
+        index: u32,
+        up: bool,
+    },
+    AddressRemoved {
+        index: u32,
+        address: IpAddr,
+    },
+    /// A neighbour entry: `address` is at `mac`, or (None) no longer known.
+    Neighbour {
+        index: u32,
+        address: IpAddr,
+        mac: Option<[u8; 6]>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +233,7 @@ pub fn watch() -> Result<futures::stream::BoxStream<'static, Event>, NetlinkErro
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
+        MulticastGroup::Neigh,
     ];
     let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&groups)?;
     tokio::spawn(connection);
@@ -235,6 +252,20 @@ pub fn watch() -> Result<futures::stream::BoxStream<'static, Event>, NetlinkErro
                         up: false,
                     })
                 }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(neighbour)) => {
+                    neighbour_fact(&neighbour).map(|(address, mac)| Event::Neighbour {
+                        index: neighbour.header.ifindex,
+                        address,
+                        mac,
+                    })
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(neighbour)) => {
+                    neighbour_fact(&neighbour).map(|(address, _)| Event::Neighbour {
+                        index: neighbour.header.ifindex,
+                        address,
+                        mac: None,
+                    })
+                }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(address)) => {
                     address_of(&address).map(|ip| Event::AddressRemoved {
                         index: address.header.index,
@@ -245,4 +276,49 @@ pub fn watch() -> Result<futures::stream::BoxStream<'static, Event>, NetlinkErro
             }
         })
         .boxed())
+}
+
+/// A neighbour entry as a fact: its address and, when the entry holds one that is usable, its
+/// MAC (an entry being resolved or that failed to resolve holds none).
+fn neighbour_fact(message: &NeighbourMessage) -> Option<(IpAddr, Option<[u8; 6]>)> {
+    let address = message.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    })?;
+    let usable = !matches!(
+        message.header.state,
+        NeighbourState::Incomplete | NeighbourState::Failed | NeighbourState::None
+    );
+    let mac = message
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(bytes);
+                Some(mac)
+            }
+            _ => None,
+        })
+        .filter(|_| usable);
+    Some((address, mac))
+}
+
+/// The kernel's neighbour table for the interface: address and MAC of each usable entry.
+pub async fn neighbours(
+    handle: &Handle,
+    index: u32,
+) -> Result<Vec<(IpAddr, [u8; 6])>, NetlinkError> {
+    let mut stream = handle.neighbours().get().execute();
+    let mut found = Vec::new();
+    while let Some(message) = stream.try_next().await? {
+        if message.header.ifindex != index {
+            continue;
+        }
+        if let Some((address, Some(mac))) = neighbour_fact(&message) {
+            found.push((address, mac));
+        }
+    }
+    Ok(found)
 }

@@ -23,6 +23,10 @@ pub enum Discard {
     /// This node's own advert came back.
     #[error("this node's own advert")]
     Own,
+    /// An IPv6 source that claims to be a member but is not verified as one: its MAC is not
+    /// the member's (neighbour facts), or, without facts, a priority 0 from it.
+    #[error("the IPv6 source is not verified as the member it claims to be")]
+    UnverifiedSource,
 }
 
 impl From<Ignored> for Discard {
@@ -30,6 +34,7 @@ impl From<Ignored> for Discard {
         match ignored {
             Ignored::Own => Discard::Own,
             Ignored::NotMember => Discard::NotMember,
+            Ignored::Unverified => Discard::UnverifiedSource,
         }
     }
 }
@@ -43,6 +48,7 @@ impl Discard {
             Discard::VersionMismatch => "version_mismatch",
             Discard::NotMember => "not_member",
             Discard::Own => "own_advert",
+            Discard::UnverifiedSource => "unverified_source",
         }
     }
 }

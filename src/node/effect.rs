@@ -76,6 +76,9 @@ pub enum Effect {
         resources: Vec<Resource>,
         addresses: String,
     },
+    /// Have the kernel resolve this neighbour (its MAC ties an IPv6 source to a member; the
+    /// answer comes back as `Node::handle_neighbour`).
+    Resolve { address: IpAddr },
     /// The zone changed (an owner moved, a reload): serve this one.
     PublishZone(Box<Zone>),
 }

@@ -12,9 +12,12 @@
 //! become effects (send, claim, announce, release, resources) → the owners and the zone are
 //! refreshed ([`Effect::PublishZone`]).
 
+mod cold;
+pub mod defend;
 pub mod discard;
 pub mod droplog;
 pub mod effect;
+pub mod identity;
 pub mod status;
 mod watch;
 
@@ -170,6 +173,10 @@ pub struct Node {
     zone_stale: bool,
     /// Peers running another cluster file or vipd version.
     mismatched: Vec<String>,
+    /// Neighbour facts (address → MAC) that tie IPv6 link-local sources to members.
+    neighbours: identity::Neighbours,
+    /// Defences of held addresses against other hosts' claims.
+    defences: defend::Defences,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -215,6 +222,8 @@ impl Node {
             facts: Vec::new(),
             zone_stale: false,
             mismatched: Vec::new(),
+            neighbours: identity::Neighbours::default(),
+            defences: defend::Defences::default(),
         };
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
@@ -327,6 +336,97 @@ impl Node {
             watch::dropped(now, &mut self.drop_log, source, &discard);
         }
         self.process(now);
+    }
+
+    /// A neighbour fact from the kernel's table: `address` is at `mac` (None: the entry is
+    /// gone). IPv6 link-local sources are tied to members by them (see [`identity`]).
+    /// Adverts from sources that were unknown are handled again once a fact settles who
+    /// sent them (a master then yields to a member's advert within a resolution time, not
+    /// an advert interval later).
+    pub fn handle_neighbour(&mut self, now: Instant, address: IpAddr, mac: Option<identity::Mac>) {
+        if !self.neighbours.set(address, mac) || mac.is_none() {
+            return;
+        }
+        for pending in self.neighbours.take_pending(now) {
+            let Some(slot) = self.slot(&pending.group) else {
+                continue;
+            };
+            match self.verdict(slot, pending.family, pending.advert.src) {
+                Some(identity::Verdict::Member(n)) => {
+                    let election = &mut self.groups[slot].election;
+                    election.bind_source(
+                        pending.family,
+                        pending.advert.src,
+                        Some(&self.config.nodes[n].name),
+                    );
+                    election.handle_advert(now, pending.family, &pending.advert);
+                    self.touched.push(slot);
+                }
+                Some(identity::Verdict::Unknown) => self.neighbours.keep_pending(pending),
+                _ => {}
+            }
+        }
+        self.process(now);
+    }
+
+    /// Addresses the shell should have the kernel resolve (see [`identity`]): the members
+    /// of groups with IPv6 addresses and IPv6 sources heard lately, where no fact is known.
+    pub fn neighbours_wanted(&self) -> Vec<IpAddr> {
+        let mut members: Vec<usize> = Vec::new();
+        for runtime in &self.groups {
+            if runtime.election.instance(Family::V6).is_none() {
+                continue;
+            }
+            let group = &self.config.groups[runtime.index];
+            members.extend(group.priorities.iter().map(|(n, _)| *n));
+        }
+        members.sort_unstable();
+        members.dedup();
+        members.retain(|n| *n != self.me && self.config.nodes[*n].link_local.is_none());
+        self.neighbours.wanted(&self.config, &members)
+    }
+
+    /// Another host (MAC `mac`, never this node's own: the shell filters those) claimed
+    /// `address` by ARP or neighbour advertisement. If this node holds it as master, that is
+    /// a conflict: logged with the offender's MAC, counted, and defended by announcing the
+    /// address again at once, at most once per [`defend::DEFEND_INTERVAL`] per address.
+    /// A claim from a member's MAC is left to the election (a split brain heals itself).
+    pub fn handle_neighbour_claim(&mut self, now: Instant, address: IpAddr, mac: identity::Mac) {
+        let family = Family::of(&address);
+        let Some(runtime) = self.groups.iter().find(|r| {
+            r.claimed.contains(&family)
+                && r.election
+                    .instance(family)
+                    .is_some_and(|i| i.state() == State::Master)
+                && self.config.groups[r.index]
+                    .addresses
+                    .iter()
+                    .any(|a| a.address == address)
+        }) else {
+            return;
+        };
+        let offender = identity::mac_text(&mac);
+        let member = self
+            .config
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(n, node)| *n != self.me && self.neighbours.get(&node.address) == Some(mac));
+        if let Some((_, node)) = member {
+            debug!(group = %runtime.name, %address, %offender, member = %node.name, "a member claims a held address: left to the election");
+            return;
+        }
+        let group = runtime.name.clone();
+        if self.defences.conflict(now, address) {
+            warn!(%group, %address, %offender, "another host claims a held virtual address: defending it");
+            self.effects.push_back(Effect::Announce {
+                group,
+                family,
+                addresses: vec![address],
+            });
+        } else {
+            debug!(%group, %address, %offender, "another host claims a held virtual address again (defended lately)");
+        }
     }
 
     /// The node's interface went down or came up.
@@ -725,11 +825,42 @@ impl Node {
             priority: repr.priority,
             interval: Duration::from_millis(u64::from(repr.interval_cs) * 10),
         };
+        let verdict = self.verdict(slot, family, ends.src);
+        if verdict == Some(identity::Verdict::Unknown) {
+            self.neighbours.note_unknown(ends.src);
+            self.neighbours.keep_pending(identity::Pending {
+                group: self.groups[slot].name.clone(),
+                family,
+                advert,
+                at: now,
+            });
+            let wanted = self.neighbours_wanted();
+            for address in self.neighbours.ask(now, wanted) {
+                self.effects.push_back(Effect::Resolve { address });
+            }
+        }
+        if verdict == Some(identity::Verdict::Stranger) {
+            self.groups[slot]
+                .election
+                .bind_source(family, ends.src, None);
+            return Err(Discard::UnverifiedSource);
+        }
         let mismatches = watch::interval_mismatches(&self.groups[slot].election, family);
         self.touched.push(slot);
-        let ignored = self.groups[slot]
-            .election
-            .handle_advert(now, family, &advert);
+        let election = &mut self.groups[slot].election;
+        let ignored = match verdict {
+            Some(identity::Verdict::Member(n)) => {
+                election.bind_source(family, ends.src, Some(&self.config.nodes[n].name));
+                election.handle_advert(now, family, &advert)
+            }
+            Some(_) => {
+                let may_yield = !self.members_known(slot);
+                self.groups[slot]
+                    .election
+                    .handle_unverified_advert(now, family, &advert, may_yield)
+            }
+            None => election.handle_advert(now, family, &advert),
+        };
         let runtime = &mut self.groups[slot];
         if mismatches == 0 {
             let group = &self.config.groups[runtime.index];
@@ -746,6 +877,42 @@ impl Node {
             Some(ignored) => Err(ignored.into()),
             None => Ok(()),
         }
+    }
+
+    /// For an IPv6 advert from a source the file does not give: whose it is, by the
+    /// neighbour facts (see [`identity`]). None when there is nothing to verify.
+    fn verdict(&self, slot: usize, family: Family, src: IpAddr) -> Option<identity::Verdict> {
+        let listed = |n: &crate::config::Node| n.link_local.map(IpAddr::V6) == Some(src);
+        if family != Family::V6 || self.config.nodes.iter().any(listed) {
+            return None;
+        }
+        if self.sources.get(family) == Some(src) {
+            return None;
+        }
+        let group = &self.config.groups[self.groups[slot].index];
+        let members: Vec<usize> = group
+            .priorities
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| *n != self.me)
+            .collect();
+        Some(self.neighbours.verdict(&self.config, &members, src))
+    }
+
+    /// True once the MAC of every other member of the group in `slot` is known: from then
+    /// on an unknown IPv6 source makes no master yield (until then, a cold start, it may:
+    /// else two masters stay until the facts arrive).
+    fn members_known(&self, slot: usize) -> bool {
+        let group = &self.config.groups[self.groups[slot].index];
+        group
+            .priorities
+            .iter()
+            .filter(|(n, _)| *n != self.me)
+            .all(|(n, _)| {
+                self.neighbours
+                    .get(&self.config.nodes[*n].address)
+                    .is_some()
+            })
     }
 
     fn slot(&self, group: &str) -> Option<usize> {
@@ -905,9 +1072,16 @@ impl Node {
             adverts_sent,
         };
         let mut actions = Vec::new();
+        let first = out.effects.len();
+        let mut cold: Vec<GroupName> = Vec::new();
         for &slot in &touched {
             let runtime = &mut groups[slot];
             actions.extend(std::iter::from_fn(|| runtime.election.poll_action()));
+            if actions.iter().any(|(_, a)| {
+                matches!(a, Action::Transition(t) if t.to == State::Master && t.reason == Reason::MasterDown)
+            }) {
+                cold.push(runtime.name.clone());
+            }
             // Make before break: a new master's addresses are up and announced (in every
             // family of the group) before its first advert tells the old master to let go.
             if actions
@@ -935,6 +1109,7 @@ impl Node {
                 timers.push(Reverse((at, slot)));
             }
         }
+        cold::adverts_first(out.effects, first, &cold);
         self.refresh_owners(now, &touched);
         touched.clear();
         self.touched = touched;
@@ -1015,6 +1190,7 @@ impl Node {
                 .collect(),
             adverts_sent: self.adverts_sent,
             adverts_received: self.adverts_received,
+            address_conflicts: self.defences.conflicts,
             config_digest: None,
             dns: None,
             peers: Vec::new(),

@@ -32,6 +32,10 @@ pub struct Status {
     pub anomalies: BTreeMap<String, u64>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// Other hosts that claimed an address this node held as master (ARP or neighbour
+    /// advertisement), defended or not.
+    #[serde(default)]
+    pub address_conflicts: u64,
     /// A digest of the cluster file this node runs (the same on every node when the file is).
     #[serde(default)]
     pub config_digest: Option<String>,
@@ -293,6 +297,13 @@ impl Collector for Snapshot {
             "VRRP packets that passed the wire checks.",
             None,
             vec![(node_only(), ConstCounter::new(status.adverts_received))],
+        )?;
+        family(
+            e,
+            "address_conflicts",
+            "Other hosts' claims (ARP, neighbour advertisement) on addresses this node held as master.",
+            None,
+            vec![(node_only(), ConstCounter::new(status.address_conflicts))],
         )?;
         family(
             e,
@@ -631,6 +642,7 @@ mod tests {
             anomalies: BTreeMap::new(),
             adverts_sent: 10,
             adverts_received: 3,
+            address_conflicts: 0,
             config_digest: None,
             dns: None,
             peers: vec![],
@@ -675,6 +687,7 @@ mod tests {
             anomalies: BTreeMap::from([("address_list_mismatch".to_string(), 1)]),
             adverts_sent: 0,
             adverts_received: 0,
+            address_conflicts: 0,
             config_digest: None,
             dns: Some(crate::dns::server::CountersSnapshot {
                 serial: 7,

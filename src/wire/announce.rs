@@ -87,6 +87,79 @@ pub fn unsolicited_na(
     frame
 }
 
+/// Who claims an address on the link: the sender of an ARP packet (a gratuitous ARP, a
+/// request or a reply all say "sender IP is at sender MAC"), or the target of a neighbour
+/// advertisement with its target link-layer address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub address: std::net::IpAddr,
+    pub mac: [u8; 6],
+}
+
+/// An Ethernet frame carrying ARP for IPv4 over Ethernet (as a packet socket delivers it):
+/// the sender's address and MAC. None for anything else, and for probes (sender 0.0.0.0).
+pub fn parse_arp(frame: &[u8]) -> Option<Claim> {
+    let arp = frame.get(ETHERNET_HEADER_LEN..GARP_LEN)?;
+    if frame[12..14] != [0x08, 0x06] || arp[..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    if !matches!(u16::from_be_bytes([arp[6], arp[7]]), 1 | 2) {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&arp[8..14]);
+    let address = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
+    if address.is_unspecified() {
+        return None;
+    }
+    Some(Claim {
+        address: address.into(),
+        mac,
+    })
+}
+
+/// An Ethernet frame carrying an ICMPv6 neighbour advertisement with hop limit 255 and a
+/// target link-layer address option: its target and that MAC.
+pub fn parse_na(frame: &[u8]) -> Option<Claim> {
+    if frame.get(12..14)? != [0x86, 0xdd] {
+        return None;
+    }
+    let ip = frame.get(ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 40)?;
+    if ip[0] >> 4 != 6 || ip[6] != 58 || ip[7] != 255 {
+        return None;
+    }
+    let length = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let na = frame.get(ETHERNET_HEADER_LEN + 40..ETHERNET_HEADER_LEN + 40 + length)?;
+    parse_na_message(na)
+}
+
+/// A neighbour advertisement as a raw ICMPv6 socket delivers it (the ICMPv6 message, hop
+/// limit checked by the caller): its target and target link-layer address.
+pub fn parse_na_message(na: &[u8]) -> Option<Claim> {
+    if na.len() < 24 || na[0] != 136 || na[1] != 0 {
+        return None;
+    }
+    let mut target = [0u8; 16];
+    target.copy_from_slice(&na[8..24]);
+    let mut options = &na[24..];
+    while options.len() >= 8 {
+        let len = usize::from(options[1]) * 8;
+        if len == 0 || len > options.len() {
+            return None;
+        }
+        if options[0] == 2 && len == 8 {
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(&options[2..8]);
+            return Some(Claim {
+                address: Ipv6Addr::from(target).into(),
+                mac,
+            });
+        }
+        options = &options[len..];
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +179,48 @@ mod tests {
         assert_eq!(&frame[28..32], &[192, 0, 2, 100]);
         assert_eq!(&frame[32..38], &[0; 6]);
         assert_eq!(&frame[38..42], &[192, 0, 2, 100]);
+    }
+
+    #[test]
+    fn a_gratuitous_arp_parses_back_to_its_claim_and_junk_to_nothing() {
+        let frame = gratuitous_arp(MAC, Ipv4Addr::new(192, 0, 2, 100));
+        assert_eq!(
+            parse_arp(&frame),
+            Some(Claim {
+                address: "192.0.2.100".parse().unwrap(),
+                mac: MAC
+            })
+        );
+        assert_eq!(parse_arp(&frame[..30]), None);
+        let mut probe = frame;
+        probe[28..32].copy_from_slice(&[0; 4]);
+        assert_eq!(parse_arp(&probe), None, "an ARP probe claims nothing");
+        let mut ipv6 = frame;
+        ipv6[12] = 0x86;
+        assert_eq!(parse_arp(&ipv6), None);
+    }
+
+    #[test]
+    fn a_neighbour_advertisement_parses_back_to_its_claim() {
+        let frame = unsolicited_na(
+            MAC,
+            "fe80::11".parse().unwrap(),
+            "2001:db8::100".parse().unwrap(),
+        );
+        assert_eq!(
+            parse_na(&frame),
+            Some(Claim {
+                address: "2001:db8::100".parse().unwrap(),
+                mac: MAC
+            })
+        );
+        let mut hops = frame;
+        hops[14 + 7] = 64;
+        assert_eq!(parse_na(&hops), None, "hop limit must be 255");
+        assert_eq!(
+            parse_na(&gratuitous_arp(MAC, Ipv4Addr::new(192, 0, 2, 1))),
+            None
+        );
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct Sim {
     pub block_family: Option<Family>,
     /// Claims on these nodes fail (the kernel refuses the addresses).
     pub failing_claims: BTreeSet<usize>,
+    /// What one IPv6 address costs the claiming node's shell (added, then waited for until
+    /// usable): effects after it in the queue wait that long, as in the daemon. Zero: free.
+    pub claim_cost_v6: Duration,
     pub rng: Rng,
     in_flight: BinaryHeap<Reverse<(Instant, u64)>>,
     packets: std::collections::HashMap<u64, InFlight>,
@@ -115,6 +118,11 @@ pub struct Sim {
 /// real LAN.
 pub fn link_local(node: usize) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, node as u16 + 1))
+}
+
+/// The MAC of a simulated node's interface (as in the lab).
+pub fn mac(node: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x01, 0x10 + node as u8]
 }
 
 /// What a simulated node finds on its interface: its address and its link-local address.
@@ -156,6 +164,7 @@ impl Sim {
             loss_per_mille: 0,
             block_family: None,
             failing_claims: BTreeSet::new(),
+            claim_cost_v6: Duration::ZERO,
             rng: Rng::new(0),
             in_flight: BinaryHeap::new(),
             packets: std::collections::HashMap::new(),
@@ -225,7 +234,29 @@ impl Sim {
         let n = &mut self.nodes[node];
         n.node = Some(started);
         n.holds.clear();
+        self.feed_neighbours(node);
         self.drain(node);
+    }
+
+    /// What the shell reads from the kernel's neighbour table: every node's address and
+    /// link-local address at its MAC.
+    pub fn feed_neighbours(&mut self, node: usize) {
+        let count = self.config.nodes.len();
+        let facts: Vec<(IpAddr, [u8; 6])> = (0..count)
+            .filter(|j| *j != node)
+            .flat_map(|j| {
+                [
+                    (self.config.nodes[j].address, mac(j)),
+                    (link_local(j), mac(j)),
+                ]
+            })
+            .collect();
+        let now = self.now;
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            for (address, mac) in facts {
+                n.handle_neighbour(now, address, Some(mac));
+            }
+        }
     }
 
     pub fn start_all(&mut self) {
@@ -281,6 +312,7 @@ impl Sim {
             if let Some(n) = self.nodes[node].node.as_mut() {
                 outcomes.push(n.reload(now, config.clone()));
             }
+            self.feed_neighbours(node);
             self.drain(node);
         }
         outcomes
@@ -381,6 +413,8 @@ impl Sim {
         let elapsed = self.elapsed();
         let now = self.now;
         let mut sends = Vec::new();
+        // Time the shell spent on the effects so far (IPv6 claims): later sends leave then.
+        let mut busy = Duration::ZERO;
         while let Some(effect) = self.nodes[node].node.as_mut().and_then(Node::poll_effect) {
             if !matches!(effect, Effect::Send { .. } | Effect::Transition { .. }) {
                 self.nodes[node].effects.push((elapsed, effect.clone()));
@@ -392,15 +426,18 @@ impl Sim {
                     priority,
                     datagrams,
                 } => {
-                    sends.push((family, datagrams));
+                    sends.push((busy, family, datagrams));
                     (group, family, What::Sent { priority })
                 }
                 Effect::Claim {
                     group,
                     family,
                     accept,
-                    ..
+                    addresses,
                 } => {
+                    if family == Family::V6 {
+                        busy += self.claim_cost_v6 * addresses.len() as u32;
+                    }
                     if self.failing_claims.contains(&node) {
                         if let Some(n) = self.nodes[node].node.as_mut() {
                             n.handle_claim_failed(now, &group, family);
@@ -431,12 +468,18 @@ impl Sim {
                 what,
             });
         }
-        for (family, datagrams) in sends {
-            self.send(node, family, datagrams);
+        for (busy, family, datagrams) in sends {
+            self.send_after(node, family, datagrams, busy);
         }
     }
 
-    fn send(&mut self, from: usize, family: Family, datagrams: Vec<(IpAddr, Vec<u8>)>) {
+    fn send_after(
+        &mut self,
+        from: usize,
+        family: Family,
+        datagrams: Vec<(IpAddr, Vec<u8>)>,
+        busy: Duration,
+    ) {
         if !self.nodes[from].link_up {
             return;
         }
@@ -464,7 +507,7 @@ impl Sim {
                     },
                 );
                 self.in_flight
-                    .push(Reverse((self.now + self.delay, self.seq)));
+                    .push(Reverse((self.now + busy + self.delay, self.seq)));
             }
         }
     }
