@@ -26,6 +26,12 @@ impl Group {
         &self.instances
     }
 
+    fn index_of(&self, family: Family) -> Option<usize> {
+        self.instances
+            .iter()
+            .position(|i| i.config().family == family)
+    }
+
     pub fn instance(&self, family: Family) -> Option<&Instance> {
         self.instances.iter().find(|i| i.config().family == family)
     }
@@ -101,11 +107,7 @@ impl Group {
 
     /// The shell could not add the addresses of `family`: see [`Instance::claim_failed`].
     pub fn claim_failed(&mut self, now: Instant, family: Family) {
-        if let Some(index) = self
-            .instances
-            .iter()
-            .position(|i| i.config().family == family)
-        {
+        if let Some(index) = self.index_of(family) {
             self.on_one(now, index, |i, now| i.claim_failed(now));
         }
     }
@@ -117,10 +119,7 @@ impl Group {
         family: Family,
         advert: &Advert,
     ) -> Option<Ignored> {
-        let index = self
-            .instances
-            .iter()
-            .position(|i| i.config().family == family)?;
+        let index = self.index_of(family)?;
         let mut ignored = None;
         self.on_one(now, index, |i, now| ignored = i.handle_advert(now, advert));
         ignored
@@ -134,10 +133,7 @@ impl Group {
         advert: &Advert,
         may_yield: bool,
     ) -> Option<Ignored> {
-        let index = self
-            .instances
-            .iter()
-            .position(|i| i.config().family == family)?;
+        let index = self.index_of(family)?;
         let mut ignored = None;
         self.on_one(now, index, |i, now| {
             ignored = i.handle_unverified_advert(now, advert, may_yield)
