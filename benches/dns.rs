@@ -2,6 +2,10 @@
 //! same lab and the same run, measured by dnsperf from the client namespace.
 //!
 //!     cargo bench --bench dns       # as root; VIPD_BENCH_SECONDS=N per run (default 5)
+//!
+//! VIPD_BENCH_DNSPERF="-c 20 -q 200 -T 2" changes dnsperf's clients, outstanding queries and
+//! threads (default "-c 8 -q 500 -T 1"); KNOT_UDP_WORKERS=1 sets knot's UDP workers (default 2;
+//! 1 is knot's best setting on 2 cores).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -47,6 +51,11 @@ fn measure(lab: &Lab, server: &str, pid: u32, seconds: u64) -> (f64, f64) {
 fn dnsperf(lab: &Lab, server: &str, seconds: u64) -> f64 {
     let queries = lab.dir.join("queries.txt");
     std::fs::write(&queries, QUERIES).unwrap();
+    let load: Vec<String> = std::env::var("VIPD_BENCH_DNSPERF")
+        .unwrap_or_else(|_| "-c 8 -q 500 -T 1".into())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let out = lab
         .exec(
             &lab.client,
@@ -58,13 +67,10 @@ fn dnsperf(lab: &Lab, server: &str, seconds: u64) -> f64 {
                 queries.to_str().unwrap(),
                 "-l",
                 &seconds.to_string(),
-                "-c",
-                "8",
-                "-T",
-                "1",
-                "-q",
-                "500",
-            ],
+            ]
+            .into_iter()
+            .chain(load.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
         )
         .unwrap_or_else(|e| panic!("dnsperf (apt-get install dnsperf): {e}"));
     let line = out
@@ -159,7 +165,9 @@ fn main() {
         "{:<28} {vq:>14.0} {vc:>22.0}",
         "vipd (at the virtual address)"
     );
-    println!("{:<28} {kq:>14.0} {kc:>22.0}", "knot 3.2 (2 UDP workers)");
+    let workers = std::env::var("KNOT_UDP_WORKERS").unwrap_or_else(|_| "2".into());
+    let knot_name = format!("knot 3.2 ({workers} UDP workers)");
+    println!("{knot_name:<28} {kq:>14.0} {kc:>22.0}");
     println!(
         "{:<28} {:>14.2} {:>22.2}",
         "ratio vipd / knot",

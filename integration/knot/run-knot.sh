@@ -54,7 +54,7 @@ server:
     rundir: "$workdir"
     pidfile: "$workdir/knot.pid"
     listen: [ $listen ]
-    udp-workers: 2
+    udp-workers: ${KNOT_UDP_WORKERS:-2}
     tcp-workers: 2
     background-workers: 1
 
