@@ -139,8 +139,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let vipd_pid = lab.vipd_pid(0).unwrap();
+    let load = std::env::var("VIPD_BENCH_DNSPERF").unwrap_or_else(|_| "-c 8 -q 500 -T 1".into());
     println!(
-        "DNS by dnsperf (8 clients, {seconds} s per run, 3 runs each, alternating) on this 2-core machine,"
+        "DNS by dnsperf ({load}, {seconds} s per run, 3 runs each, alternating) on this 2-core machine,"
     );
     println!(
         "where dnsperf shares the cores: queries per CPU second of the server is the fairer number"
