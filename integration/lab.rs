@@ -1459,3 +1459,160 @@ fn a_cold_start_of_250_ipv6_groups_on_three_nodes_never_doubles_an_address() {
     drop(lab);
     drop(guard);
 }
+
+/// Which live nodes hold `address` on any of their links (with `vmac` the virtual addresses
+/// live on the `vrrp.<vrid>` macvlan, not on eth0).
+fn holders_on_any_link(lab: &Lab, address: IpAddr) -> Vec<String> {
+    let mut holders = Vec::new();
+    for node in lab.nodes.iter().filter(|n| !n.crashed) {
+        let out = lab
+            .exec(&node.namespace, &["ip", "-j", "addr", "show"])
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let held = json.as_array().into_iter().flatten().any(|link| {
+            link["addr_info"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["local"].as_str() == Some(address.to_string().as_str()))
+        });
+        if held {
+            holders.push(node.name.clone());
+        }
+    }
+    holders
+}
+
+fn wait_for_holder_on_any_link(lab: &Lab, address: IpAddr, node: &str, limit: Duration) {
+    let start = Instant::now();
+    while holders_on_any_link(lab, address) != [node.to_string()] {
+        assert!(
+            start.elapsed() < limit,
+            "{address} held by {:?}, not by {node} alone, after {limit:?}\n{}",
+            holders_on_any_link(lab, address),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The ARP replies the client hears for `address` after forgetting it and pinging it: the
+/// senders' MACs, one per reply.
+fn arp_replies_for(lab: &Lab, address: &str) -> Vec<String> {
+    let _ = lab.exec(&lab.client, &["ip", "neigh", "flush", "dev", "eth0"]);
+    let capture = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client])
+        .args(["timeout", "2", "tcpdump", "-i", "eth0", "-nn", "-l", "arp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // No ping in the lab: the client's probe makes the kernel ask.
+    let probe = lab
+        .start_probe(ip(address), Duration::from_millis(50))
+        .unwrap();
+    let _ = lab.finish_probe(probe);
+    let out = capture.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("client's ARP capture:\n{text}");
+    text.lines()
+        .filter(|l| l.contains(&format!("Reply {address} is-at ")))
+        .map(|l| {
+            l.split("is-at ")
+                .nth(1)
+                .unwrap_or("")
+                .split([',', ' '])
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn with_vmac_the_client_never_sees_the_mac_change_on_a_failover() {
+    const VMAC: &str = "00:00:5e:00:01:33"; // VRID 51
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let toml = vipd::lab::cluster_file(
+        3,
+        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\nvmac = true\n",
+    );
+    let mut lab = Lab::new("vmac", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_cluster().unwrap();
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "alpha", Duration::from_secs(3));
+    // On the macvlan, never on the parent.
+    assert!(!lab.addresses(alpha).unwrap().contains(&ip(VIP4)));
+    let link = lab
+        .exec(
+            &lab.nodes[alpha].namespace,
+            &["ip", "-j", "link", "show", "vrrp.51"],
+        )
+        .unwrap();
+    assert!(link.contains(VMAC), "{link}");
+    // Only the virtual MAC answers ARP for the address: no parent (alpha's, beta's, gamma's).
+    let replies = arp_replies_for(&lab, VIP4);
+    assert!(
+        !replies.is_empty(),
+        "no ARP reply for {VIP4}\n{}",
+        lab.logs()
+    );
+    assert!(
+        replies.iter().all(|m| m == VMAC),
+        "replies from {replies:?}"
+    );
+    let probe = lab
+        .start_probe(ip(VIP4), Duration::from_millis(50))
+        .unwrap();
+    assert!(
+        !lab.finish_probe(probe).unwrap().is_empty(),
+        "client reaches {VIP4}"
+    );
+    assert_eq!(
+        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
+        Some(VMAC)
+    );
+
+    let probe = lab
+        .start_probe(ip(VIP4), Duration::from_millis(1200))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let crash_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    lab.crash(alpha).unwrap();
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "beta", Duration::from_secs(2));
+    let answers = lab.finish_probe(probe).unwrap();
+    let handover = probe::handover(&answers, crash_us).expect("the client saw beta answer");
+    assert_eq!(
+        (handover.from.as_str(), handover.to.as_str()),
+        ("alpha", "beta")
+    );
+    // The client's entry never changed MAC.
+    assert_eq!(
+        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
+        Some(VMAC)
+    );
+    assert_ne!(lab.mac_of(beta), VMAC);
+    let replies = arp_replies_for(&lab, VIP4);
+    assert!(
+        !replies.is_empty(),
+        "no ARP reply for {VIP4} after the failover"
+    );
+    assert!(
+        replies.iter().all(|m| m == VMAC),
+        "replies from {replies:?}"
+    );
+    // A graceful stop takes the link away with the addresses.
+    lab.stop(beta).unwrap();
+    let links = lab
+        .exec(&lab.nodes[beta].namespace, &["ip", "link", "show"])
+        .unwrap();
+    assert!(!links.contains("vrrp.51"), "{links}");
+    drop(lab);
+    drop(guard);
+}
