@@ -1532,52 +1532,78 @@ fn arp_replies_for(lab: &Lab, address: &str) -> Vec<String> {
 
 #[test]
 fn with_vmac_the_client_never_sees_the_mac_change_on_a_failover() {
-    const VMAC: &str = "00:00:5e:00:01:33"; // VRID 51
+    vmac_failover(
+        "vmac",
+        VIP4,
+        "192.0.2.100/24",
+        "vrrp.51",
+        "00:00:5e:00:01:33",
+    );
+}
+
+#[test]
+fn with_vmac_the_ipv6_client_never_sees_the_mac_change_on_a_failover() {
+    vmac_failover(
+        "vmac6",
+        VIP6,
+        "2001:db8::100/64",
+        "vrrp6.51",
+        "00:00:5e:00:02:33",
+    );
+}
+
+/// A `vmac = true` group (VRID 51) with one address: alpha master on `link`, the client's
+/// entry at `vmac`; alpha crashes, beta takes over, the entry never changed.
+fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &str) {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let toml = vipd::lab::cluster_file(
         3,
-        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
-         priority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\nvmac = true\n",
+        &format!(
+            "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"{written}\"]\n\
+             priority = {{ alpha = 200, beta = 150, gamma = 100 }}\nadvert_interval = \"100ms\"\nvmac = true\n"
+        ),
     );
-    let mut lab = Lab::new("vmac", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+    let v4 = ip(vip).is_ipv4();
+    let mut lab = Lab::new(tag, &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
         .unwrap_or_else(|e| panic!("lab: {e}"));
     lab.start_cluster().unwrap();
     let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
-    wait_for_holder_on_any_link(&lab, ip(VIP4), "alpha", Duration::from_secs(3));
+    wait_for_holder_on_any_link(&lab, ip(vip), "alpha", Duration::from_secs(3));
     // On the macvlan, never on the parent.
-    assert!(!lab.addresses(alpha).unwrap().contains(&ip(VIP4)));
+    assert!(!lab.addresses(alpha).unwrap().contains(&ip(vip)));
     let link = lab
         .exec(
             &lab.nodes[alpha].namespace,
-            &["ip", "-j", "link", "show", "vrrp.51"],
+            &["ip", "-j", "link", "show", link_name],
         )
         .unwrap();
-    assert!(link.contains(VMAC), "{link}");
-    // Only the virtual MAC answers ARP for the address: no parent (alpha's, beta's, gamma's).
-    let replies = arp_replies_for(&lab, VIP4);
-    assert!(
-        !replies.is_empty(),
-        "no ARP reply for {VIP4}\n{}",
-        lab.logs()
-    );
-    assert!(
-        replies.iter().all(|m| m == VMAC),
-        "replies from {replies:?}"
-    );
-    let probe = lab
-        .start_probe(ip(VIP4), Duration::from_millis(50))
-        .unwrap();
+    assert!(link.contains(vmac), "{link}");
+    if v4 {
+        // Only the virtual MAC answers ARP for the address: no parent (alpha's, beta's, gamma's).
+        let replies = arp_replies_for(&lab, vip);
+        assert!(
+            !replies.is_empty(),
+            "no ARP reply for {vip}\n{}",
+            lab.logs()
+        );
+        assert!(
+            replies.iter().all(|m| m == vmac),
+            "replies from {replies:?}"
+        );
+    }
+    let probe = lab.start_probe(ip(vip), Duration::from_millis(50)).unwrap();
     assert!(
         !lab.finish_probe(probe).unwrap().is_empty(),
-        "client reaches {VIP4}"
+        "client reaches {vip}\n{}",
+        lab.logs()
     );
     assert_eq!(
-        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
-        Some(VMAC)
+        lab.client_neighbour(ip(vip)).unwrap().as_deref(),
+        Some(vmac)
     );
 
     let probe = lab
-        .start_probe(ip(VIP4), Duration::from_millis(1200))
+        .start_probe(ip(vip), Duration::from_millis(1200))
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let crash_us = std::time::SystemTime::now()
@@ -1585,7 +1611,7 @@ fn with_vmac_the_client_never_sees_the_mac_change_on_a_failover() {
         .unwrap()
         .as_micros() as u64;
     lab.crash(alpha).unwrap();
-    wait_for_holder_on_any_link(&lab, ip(VIP4), "beta", Duration::from_secs(2));
+    wait_for_holder_on_any_link(&lab, ip(vip), "beta", Duration::from_secs(2));
     let answers = lab.finish_probe(probe).unwrap();
     let handover = probe::handover(&answers, crash_us).expect("the client saw beta answer");
     assert_eq!(
@@ -1594,25 +1620,51 @@ fn with_vmac_the_client_never_sees_the_mac_change_on_a_failover() {
     );
     // The client's entry never changed MAC.
     assert_eq!(
-        lab.client_neighbour(ip(VIP4)).unwrap().as_deref(),
-        Some(VMAC)
+        lab.client_neighbour(ip(vip)).unwrap().as_deref(),
+        Some(vmac)
     );
-    assert_ne!(lab.mac_of(beta), VMAC);
-    let replies = arp_replies_for(&lab, VIP4);
+    assert_ne!(lab.mac_of(beta), vmac);
+    if v4 {
+        let replies = arp_replies_for(&lab, vip);
+        assert!(
+            !replies.is_empty(),
+            "no ARP reply for {vip} after the failover"
+        );
+        assert!(
+            replies.iter().all(|m| m == vmac),
+            "replies from {replies:?}"
+        );
+    }
+    // The killed alpha still has its link and address: `vipd cleanup` deletes both.
+    let alpha_ns = lab.nodes[alpha].namespace.clone();
+    let links = lab.exec(&alpha_ns, &["ip", "link", "show"]).unwrap();
+    assert!(links.contains(link_name), "{links}");
+    let config = lab.config_path.to_str().unwrap().to_string();
+    let out = lab
+        .exec(
+            &alpha_ns,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "cleanup",
+                "--config",
+                &config,
+                "--node",
+                "alpha",
+            ],
+        )
+        .unwrap();
     assert!(
-        !replies.is_empty(),
-        "no ARP reply for {VIP4} after the failover"
+        out.contains(&format!("deleted the virtual-MAC link {link_name}")),
+        "{out}"
     );
-    assert!(
-        replies.iter().all(|m| m == VMAC),
-        "replies from {replies:?}"
-    );
+    let links = lab.exec(&alpha_ns, &["ip", "link", "show"]).unwrap();
+    assert!(!links.contains(link_name), "{links}");
     // A graceful stop takes the link away with the addresses.
     lab.stop(beta).unwrap();
     let links = lab
         .exec(&lab.nodes[beta].namespace, &["ip", "link", "show"])
         .unwrap();
-    assert!(!links.contains("vrrp.51"), "{links}");
+    assert!(!links.contains(link_name), "{links}");
     drop(lab);
     drop(guard);
 }

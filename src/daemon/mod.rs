@@ -619,6 +619,7 @@ impl Daemon {
         self.node
             .set_facts(now, facts(&digest, self.node.drained()));
         accept_local_if_needed(self.node.config(), self.node.me());
+        self.warn_vmac_changes();
         self.open_missing_sockets();
         self.listen_dns_on_new_addresses();
         if digest != self.digest {
@@ -627,6 +628,26 @@ impl Daemon {
             self.start_peers(digest);
         }
         Ok(summary.join("; "))
+    }
+
+    /// The virtual-MAC links are made at start only: say so when a reload asks for others.
+    fn warn_vmac_changes(&self) {
+        let config = self.node.config();
+        let me = self.node.me();
+        let mut wanted: Vec<(String, Family)> = config
+            .groups
+            .iter()
+            .filter(|g| g.vmac && g.priority_of(me).is_some())
+            .flat_map(|g| g.families().into_iter().map(|f| (g.name.clone(), f)))
+            .collect();
+        let mut have: Vec<(String, Family)> = self.vmacs.keys().cloned().collect();
+        wanted.sort();
+        have.sort();
+        if wanted != have {
+            warn!(
+                "the reloaded file changes which groups use a virtual MAC: that takes effect at the next restart (until then the groups keep the links they started with)"
+            );
+        }
     }
 
     /// A reload may bring a family this node did not speak yet.
