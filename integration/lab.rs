@@ -1668,3 +1668,58 @@ fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &st
     drop(lab);
     drop(guard);
 }
+
+#[test]
+fn with_vmac_a_restart_after_sigkill_reuses_the_link_and_empties_it_first() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let toml = vipd::lab::cluster_file(
+        3,
+        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\n\
+         preempt = false\nvmac = true\n",
+    );
+    let mut lab = Lab::new("vmacstale", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_cluster().unwrap();
+    let alpha = lab.node("alpha");
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "alpha", Duration::from_secs(3));
+    lab.kill(alpha).unwrap();
+    let start = Instant::now();
+    while !holders_on_any_link(&lab, ip(VIP4)).contains(&"beta".to_string()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "beta never took over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lab.start(alpha).unwrap();
+    lab.wait_ready(alpha, Duration::from_secs(3)).unwrap();
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "beta", Duration::from_secs(1));
+    let log = lab.log(alpha);
+    assert!(
+        log.contains("vrrp.51: reusing the existing virtual-MAC link"),
+        "{log}"
+    );
+    assert!(
+        log.contains("removing a stale virtual address from vrrp.51"),
+        "{log}"
+    );
+    // Taken off beta's macvlan by hand: put back there (the node hears the macvlan's events).
+    let beta = lab.node("beta");
+    lab.exec(
+        &lab.nodes[beta].namespace,
+        &["ip", "addr", "del", "192.0.2.100/24", "dev", "vrrp.51"],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "beta", Duration::from_secs(1));
+    let on_link = lab
+        .exec(
+            &lab.nodes[beta].namespace,
+            &["ip", "addr", "show", "dev", "vrrp.51"],
+        )
+        .unwrap();
+    assert!(on_link.contains("192.0.2.100/24"), "{on_link}");
+    drop(lab);
+    drop(guard);
+}

@@ -82,6 +82,14 @@ pub async fn remove_vmac_links(config: &Config, node: usize) -> Result<Vec<Strin
         interface: me.interface.clone(),
         source,
     };
+    if !config
+        .groups
+        .iter()
+        .any(|g| g.vmac && g.priority_of(node).is_some())
+    {
+        // Without `vmac`, cleanup is what it always was: no netlink request here.
+        return Ok(Vec::new());
+    }
     let handle = netlink::connect().map_err(interface_error)?;
     let link = netlink::link_by_name(&handle, &me.interface)
         .await
