@@ -1459,3 +1459,267 @@ fn a_cold_start_of_250_ipv6_groups_on_three_nodes_never_doubles_an_address() {
     drop(lab);
     drop(guard);
 }
+
+/// Which live nodes hold `address` on any of their links (with `vmac` the virtual addresses
+/// live on the `vrrp.<vrid>` macvlan, not on eth0).
+fn holders_on_any_link(lab: &Lab, address: IpAddr) -> Vec<String> {
+    let mut holders = Vec::new();
+    for node in lab.nodes.iter().filter(|n| !n.crashed) {
+        let out = lab
+            .exec(&node.namespace, &["ip", "-j", "addr", "show"])
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let held = json.as_array().into_iter().flatten().any(|link| {
+            link["addr_info"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["local"].as_str() == Some(address.to_string().as_str()))
+        });
+        if held {
+            holders.push(node.name.clone());
+        }
+    }
+    holders
+}
+
+fn wait_for_holder_on_any_link(lab: &Lab, address: IpAddr, node: &str, limit: Duration) {
+    let start = Instant::now();
+    while holders_on_any_link(lab, address) != [node.to_string()] {
+        assert!(
+            start.elapsed() < limit,
+            "{address} held by {:?}, not by {node} alone, after {limit:?}\n{}",
+            holders_on_any_link(lab, address),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The ARP replies the client hears for `address` after forgetting it and pinging it: the
+/// senders' MACs, one per reply.
+fn arp_replies_for(lab: &Lab, address: &str) -> Vec<String> {
+    let _ = lab.exec(&lab.client, &["ip", "neigh", "flush", "dev", "eth0"]);
+    let capture = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client])
+        .args(["timeout", "2", "tcpdump", "-i", "eth0", "-nn", "-l", "arp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // No ping in the lab: the client's probe makes the kernel ask.
+    let probe = lab
+        .start_probe(ip(address), Duration::from_millis(50))
+        .unwrap();
+    let _ = lab.finish_probe(probe);
+    let out = capture.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("client's ARP capture:\n{text}");
+    text.lines()
+        .filter(|l| l.contains(&format!("Reply {address} is-at ")))
+        .map(|l| {
+            l.split("is-at ")
+                .nth(1)
+                .unwrap_or("")
+                .split([',', ' '])
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn with_vmac_the_client_never_sees_the_mac_change_on_a_failover() {
+    vmac_failover(
+        "vmac",
+        VIP4,
+        "192.0.2.100/24",
+        "vrrp.51",
+        "00:00:5e:00:01:33",
+    );
+}
+
+#[test]
+fn with_vmac_the_ipv6_client_never_sees_the_mac_change_on_a_failover() {
+    vmac_failover(
+        "vmac6",
+        VIP6,
+        "2001:db8::100/64",
+        "vrrp6.51",
+        "00:00:5e:00:02:33",
+    );
+}
+
+/// A `vmac = true` group (VRID 51) with one address: alpha master on `link`, the client's
+/// entry at `vmac`; alpha crashes, beta takes over, the entry never changed.
+fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &str) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let toml = vipd::lab::cluster_file(
+        3,
+        &format!(
+            "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"{written}\"]\n\
+             priority = {{ alpha = 200, beta = 150, gamma = 100 }}\nadvert_interval = \"100ms\"\nvmac = true\n"
+        ),
+    );
+    let v4 = ip(vip).is_ipv4();
+    let mut lab = Lab::new(tag, &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_cluster().unwrap();
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    wait_for_holder_on_any_link(&lab, ip(vip), "alpha", Duration::from_secs(3));
+    // On the macvlan, never on the parent.
+    assert!(!lab.addresses(alpha).unwrap().contains(&ip(vip)));
+    let link = lab
+        .exec(
+            &lab.nodes[alpha].namespace,
+            &["ip", "-j", "link", "show", link_name],
+        )
+        .unwrap();
+    assert!(link.contains(vmac), "{link}");
+    if v4 {
+        // Only the virtual MAC answers ARP for the address: no parent (alpha's, beta's, gamma's).
+        let replies = arp_replies_for(&lab, vip);
+        assert!(
+            !replies.is_empty(),
+            "no ARP reply for {vip}\n{}",
+            lab.logs()
+        );
+        assert!(
+            replies.iter().all(|m| m == vmac),
+            "replies from {replies:?}"
+        );
+    }
+    let probe = lab.start_probe(ip(vip), Duration::from_millis(50)).unwrap();
+    assert!(
+        !lab.finish_probe(probe).unwrap().is_empty(),
+        "client reaches {vip}\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.client_neighbour(ip(vip)).unwrap().as_deref(),
+        Some(vmac)
+    );
+
+    let probe = lab
+        .start_probe(ip(vip), Duration::from_millis(1200))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let crash_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    lab.crash(alpha).unwrap();
+    wait_for_holder_on_any_link(&lab, ip(vip), "beta", Duration::from_secs(2));
+    let answers = lab.finish_probe(probe).unwrap();
+    let handover = probe::handover(&answers, crash_us).expect("the client saw beta answer");
+    assert_eq!(
+        (handover.from.as_str(), handover.to.as_str()),
+        ("alpha", "beta")
+    );
+    // The client's entry never changed MAC.
+    assert_eq!(
+        lab.client_neighbour(ip(vip)).unwrap().as_deref(),
+        Some(vmac)
+    );
+    assert_ne!(lab.mac_of(beta), vmac);
+    if v4 {
+        let replies = arp_replies_for(&lab, vip);
+        assert!(
+            !replies.is_empty(),
+            "no ARP reply for {vip} after the failover"
+        );
+        assert!(
+            replies.iter().all(|m| m == vmac),
+            "replies from {replies:?}"
+        );
+    }
+    // The killed alpha still has its link and address: `vipd cleanup` deletes both.
+    let alpha_ns = lab.nodes[alpha].namespace.clone();
+    let links = lab.exec(&alpha_ns, &["ip", "link", "show"]).unwrap();
+    assert!(links.contains(link_name), "{links}");
+    let config = lab.config_path.to_str().unwrap().to_string();
+    let out = lab
+        .exec(
+            &alpha_ns,
+            &[
+                env!("CARGO_BIN_EXE_vipd"),
+                "cleanup",
+                "--config",
+                &config,
+                "--node",
+                "alpha",
+            ],
+        )
+        .unwrap();
+    assert!(
+        out.contains(&format!("deleted the virtual-MAC link {link_name}")),
+        "{out}"
+    );
+    let links = lab.exec(&alpha_ns, &["ip", "link", "show"]).unwrap();
+    assert!(!links.contains(link_name), "{links}");
+    // A graceful stop takes the link away with the addresses.
+    lab.stop(beta).unwrap();
+    let links = lab
+        .exec(&lab.nodes[beta].namespace, &["ip", "link", "show"])
+        .unwrap();
+    assert!(!links.contains(link_name), "{links}");
+    drop(lab);
+    drop(guard);
+}
+
+#[test]
+fn with_vmac_a_restart_after_sigkill_reuses_the_link_and_empties_it_first() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let toml = vipd::lab::cluster_file(
+        3,
+        "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\"]\n\
+         priority = { alpha = 200, beta = 150, gamma = 100 }\nadvert_interval = \"100ms\"\n\
+         preempt = false\nvmac = true\n",
+    );
+    let mut lab = Lab::new("vmacstale", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    lab.start_cluster().unwrap();
+    let alpha = lab.node("alpha");
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "alpha", Duration::from_secs(3));
+    lab.kill(alpha).unwrap();
+    let start = Instant::now();
+    while !holders_on_any_link(&lab, ip(VIP4)).contains(&"beta".to_string()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "beta never took over"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lab.start(alpha).unwrap();
+    lab.wait_ready(alpha, Duration::from_secs(3)).unwrap();
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "beta", Duration::from_secs(1));
+    let log = lab.log(alpha);
+    assert!(
+        log.contains("vrrp.51: reusing the existing virtual-MAC link"),
+        "{log}"
+    );
+    assert!(
+        log.contains("removing a stale virtual address from vrrp.51"),
+        "{log}"
+    );
+    // Taken off beta's macvlan by hand: put back there (the node hears the macvlan's events).
+    let beta = lab.node("beta");
+    lab.exec(
+        &lab.nodes[beta].namespace,
+        &["ip", "addr", "del", "192.0.2.100/24", "dev", "vrrp.51"],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    wait_for_holder_on_any_link(&lab, ip(VIP4), "beta", Duration::from_secs(1));
+    let on_link = lab
+        .exec(
+            &lab.nodes[beta].namespace,
+            &["ip", "addr", "show", "dev", "vrrp.51"],
+        )
+        .unwrap();
+    assert!(on_link.contains("192.0.2.100/24"), "{on_link}");
+    drop(lab);
+    drop(guard);
+}

@@ -69,6 +69,49 @@ pub async fn remove_virtual_addresses(
     Ok(removed)
 }
 
+/// Deletes the virtual-MAC links (`vrrp.<vrid>` / `vrrp6.<vrid>` macvlans) of `node`'s
+/// `vmac = true` groups on its interface, with the addresses on them; returns their names.
+/// Only those names, only macvlans of that interface: nothing else is touched.
+pub async fn remove_vmac_links(config: &Config, node: usize) -> Result<Vec<String>, CleanupError> {
+    let me = config
+        .nodes
+        .get(node)
+        .ok_or(CleanupError::NoSuchNode(node))?;
+    let interface_error = |source| CleanupError::Interface {
+        node: me.name.clone(),
+        interface: me.interface.clone(),
+        source,
+    };
+    if !config
+        .groups
+        .iter()
+        .any(|g| g.vmac && g.priority_of(node).is_some())
+    {
+        // Without `vmac`, cleanup is what it always was: no netlink request here.
+        return Ok(Vec::new());
+    }
+    let handle = netlink::connect().map_err(interface_error)?;
+    let link = netlink::link_by_name(&handle, &me.interface)
+        .await
+        .map_err(interface_error)?;
+    let mut removed = Vec::new();
+    for group in &config.groups {
+        if !group.vmac || group.priority_of(node).is_none() {
+            continue;
+        }
+        for family in group.families() {
+            let name = crate::net::vmac::link_name(family, group.vrid);
+            if crate::net::vmac::remove_named(&handle, &name, link.index)
+                .await
+                .map_err(interface_error)?
+            {
+                removed.push(name);
+            }
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

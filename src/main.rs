@@ -239,6 +239,17 @@ fn cleanup(file: &Path, node: Option<String>) -> ExitCode {
     };
     let name = &config.nodes[index].name;
     let interface = &config.nodes[index].interface;
+    match runtime().block_on(vipd::cleanup::remove_vmac_links(&config, index)) {
+        Ok(links) => {
+            for link in links {
+                println!("{name}: deleted the virtual-MAC link {link} (and its addresses)");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match runtime().block_on(vipd::cleanup::remove_virtual_addresses(&config, index)) {
         Ok(removed) if removed.is_empty() => {
             println!("{name}: no virtual address on {interface}");

@@ -71,6 +71,35 @@ fn the_good_file_parses_with_keepalived_like_defaults() {
     assert!(group.preempt && group.accept_mode && !group.unicast);
     assert_eq!(group.announce.count, 5);
     assert_eq!(group.families().len(), 2);
+    assert!(!group.vmac, "vmac is off unless asked for");
+}
+
+#[test]
+fn vmac_true_is_read() {
+    let config = with("", "vmac = true").unwrap();
+    assert!(config.groups[0].vmac);
+}
+
+#[test]
+fn vmac_on_a_member_whose_interface_has_the_macvlan_name() {
+    // Line 21 is `advert_interval`; `vmac` goes on line 22, column 8 is its value.
+    let from = "[[node]]\nname = \"beta\"\ninterface = \"eth0\"";
+    let to = "[[node]]\nname = \"beta\"\ninterface = \"vrrp6.51\"";
+    let text = GOOD.replacen(from, to, 1) + "vmac = true\n";
+    assert_error(
+        Config::parse("netconf/test.toml", &text),
+        22,
+        8,
+        "field `vmac`",
+        "node \"beta\" runs on interface vrrp6.51",
+    );
+}
+
+#[test]
+fn vmac_that_is_not_a_boolean() {
+    let error = with("", "vmac = \"yes\"").expect_err("rejected");
+    assert_eq!(error.position.map(|p| p.0), Some(22), "{error}");
+    assert!(error.to_string().contains("vmac"), "{error}");
 }
 
 #[test]

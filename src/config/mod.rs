@@ -145,6 +145,9 @@ pub struct Group {
     pub require_same_file: bool,
     /// Commands that bring the service up on the owner, in order (down in reverse order).
     pub resources: Vec<Resource>,
+    /// `vmac = true`: the virtual addresses live on a macvlan per family with the RFC 9568
+    /// virtual MAC (`vrrp.<vrid>` / `vrrp6.<vrid>`, see `crate::net::vmac`). Default false.
+    pub vmac: bool,
 }
 
 /// A service the owner of a group runs: `sh -c` commands with a time-out.
@@ -311,6 +314,8 @@ struct RawGroup {
     dns_ttl: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     require_same_file: Option<bool>,
+    #[serde(default)]
+    vmac: Option<Spanned<bool>>,
     #[serde(default)]
     resource: Vec<RawResource>,
 }

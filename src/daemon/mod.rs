@@ -115,8 +115,17 @@ struct Daemon {
     ),
     /// Stop commands under way: shutdown waits for them.
     stopping: Vec<tokio::task::JoinHandle<()>>,
+    /// `vmac = true` groups: the macvlan each (group, family) keeps its addresses on and
+    /// announces from. Empty without `vmac`: everything then happens on `link`.
+    vmacs: HashMap<(String, Family), VmacLink>,
     /// Link and address changes, subscribed before the link was first read.
     events: Option<futures::stream::BoxStream<'static, Event>>,
+}
+
+/// A group's virtual-MAC link (`crate::net::vmac`).
+struct VmacLink {
+    index: u32,
+    announcer: Announcer,
 }
 
 struct PendingHandover {
@@ -294,6 +303,7 @@ impl Daemon {
         }
         accept_local_if_needed(&config, me);
         crate::net::sysctl::promote_secondaries(&interface);
+        let vmacs = vmac_links(&config, me, &handle, &interface, link.index).await?;
         let link_local = on_interface.iter().find_map(|a| match a {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,
@@ -386,6 +396,7 @@ impl Daemon {
                 (sender, Some(receiver))
             },
             stopping: Vec::new(),
+            vmacs,
         };
         daemon.start_dns()?;
         daemon.start_peers(digest);
@@ -474,6 +485,11 @@ impl Daemon {
         // Let the stop commands finish (each has its own time-out).
         for handle in std::mem::take(&mut self.stopping) {
             let _ = handle.await;
+        }
+        for ((group, family), vmac) in std::mem::take(&mut self.vmacs) {
+            if let Err(e) = self.netlink.link().del(vmac.index).execute().await {
+                warn!(%group, %family, "cannot delete the virtual-MAC link: {e}");
+            }
         }
         Ok(())
     }
@@ -603,6 +619,7 @@ impl Daemon {
         self.node
             .set_facts(now, facts(&digest, self.node.drained()));
         accept_local_if_needed(self.node.config(), self.node.me());
+        self.warn_vmac_changes();
         self.open_missing_sockets();
         self.listen_dns_on_new_addresses();
         if digest != self.digest {
@@ -611,6 +628,26 @@ impl Daemon {
             self.start_peers(digest);
         }
         Ok(summary.join("; "))
+    }
+
+    /// The virtual-MAC links are made at start only: say so when a reload asks for others.
+    fn warn_vmac_changes(&self) {
+        let config = self.node.config();
+        let me = self.node.me();
+        let mut wanted: Vec<(String, Family)> = config
+            .groups
+            .iter()
+            .filter(|g| g.vmac && g.priority_of(me).is_some())
+            .flat_map(|g| g.families().into_iter().map(|f| (g.name.clone(), f)))
+            .collect();
+        let mut have: Vec<(String, Family)> = self.vmacs.keys().cloned().collect();
+        wanted.sort();
+        have.sort();
+        if wanted != have {
+            warn!(
+                "the reloaded file changes which groups use a virtual MAC: that takes effect at the next restart (until then the groups keep the links they started with)"
+            );
+        }
     }
 
     /// A reload may bring a family this node did not speak yet.
@@ -722,7 +759,9 @@ impl Daemon {
                 self.link.up = up;
                 self.node.handle_link(Instant::now(), up);
             }
-            Event::AddressRemoved { index, address } if index == self.link.index => {
+            Event::AddressRemoved { index, address }
+                if index == self.link.index || self.vmacs.values().any(|v| v.index == index) =>
+            {
                 self.node.handle_address_removed(Instant::now(), address);
             }
             Event::Neighbour {
@@ -787,11 +826,10 @@ impl Daemon {
                 addresses,
                 ..
             } => {
+                let index = self.address_link(&group, family);
                 let mut failed = false;
                 for address in &addresses {
-                    if let Err(e) =
-                        netlink::add_address(&self.netlink, self.link.index, *address).await
-                    {
+                    if let Err(e) = netlink::add_address(&self.netlink, index, *address).await {
                         error!(%group, %address, "cannot add the virtual address, giving the group up: {e}");
                         failed = true;
                     }
@@ -803,7 +841,7 @@ impl Daemon {
                 if let (false, Some(address)) = (failed, last_v6) {
                     match netlink::wait_usable(
                         &self.netlink,
-                        self.link.index,
+                        index,
                         address.address,
                         Duration::from_millis(20),
                     )
@@ -820,25 +858,34 @@ impl Daemon {
                 }
             }
             Effect::Restore { group, address } => {
-                if let Err(e) = netlink::add_address(&self.netlink, self.link.index, address).await
-                {
+                let index = self.address_link(&group, Family::of(&address.address));
+                if let Err(e) = netlink::add_address(&self.netlink, index, address).await {
                     warn!(%group, %address, "cannot put the address back: {e}");
                 }
             }
             Effect::Release {
-                group, addresses, ..
+                group,
+                family,
+                addresses,
             } => {
+                let index = self.address_link(&group, family);
                 for address in addresses {
-                    if let Err(e) =
-                        netlink::del_address(&self.netlink, self.link.index, address).await
-                    {
+                    if let Err(e) = netlink::del_address(&self.netlink, index, address).await {
                         warn!(%group, %address, "cannot remove the virtual address: {e}");
                     }
                 }
             }
-            Effect::Announce { addresses, .. } => {
+            Effect::Announce {
+                group,
+                family,
+                addresses,
+            } => {
+                let announcer = self
+                    .vmacs
+                    .get(&(group.to_string(), family))
+                    .map_or(&self.announcer, |v| &v.announcer);
                 for address in addresses {
-                    if let Err(e) = self.announcer.announce(address, self.link_local) {
+                    if let Err(e) = announcer.announce(address, self.link_local) {
                         warn!(%address, "announcement failed: {e}");
                     }
                 }
@@ -881,6 +928,14 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// The link a group's addresses of `family` live on: its virtual-MAC link with `vmac`,
+    /// else the interface.
+    fn address_link(&self, group: &str, family: Family) -> u32 {
+        self.vmacs
+            .get(&(group.to_string(), family))
+            .map_or(self.link.index, |v| v.index)
     }
 
     fn resource_context(&self, group: &str, addresses: String) -> resources::Context {
@@ -1088,6 +1143,47 @@ fn facts(digest: &str, drained: bool) -> Vec<String> {
 /// A group whose address owner is another node: when we hold that address and the owner
 /// returns, its adverts come from an address that is local here, which the kernel drops as
 /// martian unless accept_local is on for the interface.
+/// Creates (or reuses) the virtual-MAC links of this node's `vmac = true` groups, empties
+/// them of addresses left by an earlier run, and sets the parent's ARP behaviour. Nothing
+/// happens, and nothing is logged, when no group of this node has `vmac`.
+async fn vmac_links(
+    config: &Config,
+    me: usize,
+    handle: &rtnetlink::Handle,
+    interface: &str,
+    parent: u32,
+) -> Result<HashMap<(String, Family), VmacLink>, DaemonError> {
+    use crate::net::vmac;
+    let mut links = HashMap::new();
+    for group in &config.groups {
+        if !group.vmac || group.priority_of(me).is_none() {
+            continue;
+        }
+        for family in group.families() {
+            let index = vmac::ensure(handle, parent, family, group.vrid).await?;
+            for (address, prefix_len) in netlink::addresses(handle, index).await? {
+                if matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local()) {
+                    continue;
+                }
+                let name = vmac::link_name(family, group.vrid);
+                info!(%address, "removing a stale virtual address from {name}");
+                let address = crate::config::VirtualAddress {
+                    address,
+                    prefix_len,
+                };
+                netlink::del_address(handle, index, address).await?;
+            }
+            let announcer = Announcer::new(index, vmac::mac(family, group.vrid))
+                .map_err(io_error("packet socket for virtual-MAC announcements"))?;
+            links.insert((group.name.clone(), family), VmacLink { index, announcer });
+        }
+    }
+    if !links.is_empty() {
+        vmac::arp_settings(interface);
+    }
+    Ok(links)
+}
+
 fn accept_local_if_needed(config: &Config, me: usize) {
     if !plan::backs_up_an_owner(config, me) {
         return;

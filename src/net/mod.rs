@@ -6,4 +6,5 @@ pub mod claims;
 pub mod netlink;
 pub mod resolve;
 pub mod sysctl;
+pub mod vmac;
 pub mod vrrp_socket;

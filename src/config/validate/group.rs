@@ -52,6 +52,7 @@ pub(super) fn group(
     check.accept_mode()?;
     let (announce, dns_ttl) = check.announce_and_ttl()?;
     let resources = check.resources()?;
+    let vmac = check.vmac(vrid, &addresses, &priorities)?;
     let spans = GroupSpans {
         vrid: raw.vrid.span(),
         addresses: raw.addresses.get_ref().iter().map(|a| a.span()).collect(),
@@ -75,6 +76,7 @@ pub(super) fn group(
             dns_ttl,
             require_same_file: raw.require_same_file.unwrap_or(false),
             resources,
+            vmac,
         },
         spans,
     ))
@@ -427,6 +429,40 @@ impl<'a> GroupCheck<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// `vmac`: a macvlan `vrrp.<vrid>` / `vrrp6.<vrid>` per family on each member's
+    /// interface. Nonsensical: a member whose own interface already has that name (the
+    /// macvlan would be created on itself).
+    fn vmac(
+        &self,
+        vrid: u8,
+        addresses: &[VirtualAddress],
+        priorities: &[(usize, u8)],
+    ) -> Checked<bool> {
+        let Some(spanned) = &self.raw.vmac else {
+            return Ok(false);
+        };
+        if !*spanned.get_ref() {
+            return Ok(false);
+        }
+        for family in families_of(addresses) {
+            let name = crate::net::vmac::link_name(family, vrid);
+            for (node, _) in priorities {
+                let node = &self.nodes[*node];
+                if !node.foreign && node.interface == name {
+                    return Err(self.source.error(
+                        spanned.span(),
+                        self.at("vmac"),
+                        format!(
+                            "node \"{}\" runs on interface {name}, the name of this group's virtual-MAC link: rename the interface or set vmac = false",
+                            node.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// The announcement burst and refresh, and the names' DNS TTL.
