@@ -29,6 +29,17 @@ pub enum CleanupError {
 
 pub use crate::plan::virtual_addresses_of;
 
+/// The error for a failure on `node`'s interface.
+fn interface_error(
+    node: &crate::config::Node,
+) -> impl Fn(NetlinkError) -> CleanupError + Copy + '_ {
+    move |source| CleanupError::Interface {
+        node: node.name.clone(),
+        interface: node.interface.clone(),
+        source,
+    }
+}
+
 /// Removes `node`'s virtual addresses from its interface through rtnetlink; returns those
 /// that were there. An address that is already gone counts as removed. Needs
 /// CAP_NET_ADMIN and a tokio runtime.
@@ -40,11 +51,7 @@ pub async fn remove_virtual_addresses(
         .nodes
         .get(node)
         .ok_or(CleanupError::NoSuchNode(node))?;
-    let interface_error = |source| CleanupError::Interface {
-        node: me.name.clone(),
-        interface: me.interface.clone(),
-        source,
-    };
+    let interface_error = interface_error(me);
     let handle = netlink::connect().map_err(interface_error)?;
     let link = netlink::link_by_name(&handle, &me.interface)
         .await
@@ -77,11 +84,7 @@ pub async fn remove_vmac_links(config: &Config, node: usize) -> Result<Vec<Strin
         .nodes
         .get(node)
         .ok_or(CleanupError::NoSuchNode(node))?;
-    let interface_error = |source| CleanupError::Interface {
-        node: me.name.clone(),
-        interface: me.interface.clone(),
-        source,
-    };
+    let interface_error = interface_error(me);
     if !config
         .groups
         .iter()

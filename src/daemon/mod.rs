@@ -260,20 +260,10 @@ async fn receive_batch(socket: Option<&VrrpSocket>, batch: &mut Batch) -> Option
     }
 }
 
-async fn receive_claims(
-    socket: Option<&crate::net::claims::ClaimSocket>,
-) -> std::io::Result<Vec<crate::wire::announce::Claim>> {
-    match socket {
-        Some(socket) => socket.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn receive_na_claims(
-    socket: Option<&crate::net::claims::NaSocket>,
-) -> std::io::Result<Vec<crate::wire::announce::Claim>> {
-    match socket {
-        Some(socket) => socket.recv().await,
+/// Waits on `future` when there is one, forever when not (a socket this node does not need).
+async fn when_open<F: std::future::Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
         None => std::future::pending().await,
     }
 }
@@ -445,8 +435,8 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
-                claims = receive_claims(self.claims.as_ref()) => self.claims_heard(claims),
-                claims = receive_na_claims(self.na_claims.as_ref()) => self.claims_heard(claims),
+                claims = when_open(self.claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
+                claims = when_open(self.na_claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,

@@ -73,13 +73,7 @@ pub async fn ensure(
         match macvlan_of(&message) {
             Some((p, m)) if p == parent && m == want => {
                 info!("{name}: reusing the existing virtual-MAC link (index {index})");
-                quiet_ipv6(&name, family);
-                arp_settings(&name);
-                handle
-                    .link()
-                    .set(LinkUnspec::new_with_index(index).up().build())
-                    .execute()
-                    .await?;
+                configure_and_up(handle, &name, family, index).await?;
                 return Ok(index);
             }
             Some((p, _)) if p == parent => {
@@ -109,13 +103,7 @@ pub async fn ensure(
     // Before it is up: a backup's link must send nothing from the shared virtual MAC (a
     // switch would learn it at the backup's port), and IPv6 would give both nodes' links the
     // same EUI-64 link-local at once.
-    quiet_ipv6(&name, family);
-    arp_settings(&name);
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await?;
+    configure_and_up(handle, &name, family, index).await?;
     info!(
         "{name}: virtual-MAC link created on parent index {parent} (index {index}, private mode)"
     );
@@ -123,6 +111,24 @@ pub async fn ensure(
 }
 
 /// Deletes the link `name` if it exists and is a macvlan of `parent`; whether one was.
+/// Sets the link's ARP and IPv6 behaviour, then brings it up: in that order, so that a
+/// backup's link never sends from the shared virtual MAC.
+async fn configure_and_up(
+    handle: &Handle,
+    name: &str,
+    family: Family,
+    index: u32,
+) -> Result<(), NetlinkError> {
+    quiet_ipv6(name, family);
+    arp_settings(name);
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await?;
+    Ok(())
+}
+
 pub async fn remove_named(handle: &Handle, name: &str, parent: u32) -> Result<bool, NetlinkError> {
     match get(handle, name).await? {
         Some(message) if macvlan_of(&message).is_some_and(|(p, _)| p == parent) => {
