@@ -53,6 +53,8 @@ fn status(v4: &str, v6: &str, link_up: bool) -> Status {
             transitions: vec![],
             resources: String::new(),
             handing_over: false,
+            base_priority: 150,
+            tracking: Vec::new(),
         }],
         dropped: BTreeMap::from([("bad_ttl".to_string(), 4), ("not_member".to_string(), 1)]),
         anomalies: BTreeMap::new(),

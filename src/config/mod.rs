@@ -5,6 +5,7 @@ pub mod dns;
 pub mod duration;
 mod error;
 pub mod metrics;
+pub mod track;
 mod validate;
 
 pub use error::{ConfigError, Source};
@@ -27,6 +28,8 @@ pub struct Config {
     pub dns: dns::Dns,
     /// The HTTP listener for metrics and health checks (off unless `[metrics] listen`).
     pub metrics: metrics::Metrics,
+    /// Health checks groups track (`[[track_script]]`, keepalived's `vrrp_script`).
+    pub track_scripts: Vec<track::TrackScript>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +151,9 @@ pub struct Group {
     /// `vmac = true`: the virtual addresses live on a macvlan per family with the RFC 9568
     /// virtual MAC (`vrrp.<vrid>` / `vrrp6.<vrid>`, see `crate::net::vmac`). Default false.
     pub vmac: bool,
+    /// Health tracking: scripts and interfaces that move this group's priority or put it in
+    /// fault (`track_script`, `track_interface`).
+    pub track: Vec<track::Tracker>,
 }
 
 /// A service the owner of a group runs: `sh -c` commands with a time-out.
@@ -249,6 +255,8 @@ struct RawFile {
     dns: Option<dns::RawDns>,
     #[serde(default)]
     metrics: Option<metrics::RawMetrics>,
+    #[serde(default)]
+    track_script: Vec<Spanned<track::RawTrackScript>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -318,4 +326,8 @@ struct RawGroup {
     vmac: Option<Spanned<bool>>,
     #[serde(default)]
     resource: Vec<RawResource>,
+    #[serde(default)]
+    track_script: Vec<Spanned<track::RawTrackRef>>,
+    #[serde(default)]
+    track_interface: Vec<Spanned<track::RawTrackRef>>,
 }

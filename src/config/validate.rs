@@ -22,9 +22,10 @@ const MAX_INTERFACE_NAME: usize = 15;
 pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigError> {
     let cluster = cluster(source, raw.cluster)?;
     let nodes = nodes(source, raw.node, &cluster.zone)?;
+    let track_scripts = super::track::scripts(source, raw.track_script)?;
     let mut groups = Vec::with_capacity(raw.group.len());
     for raw_group in raw.group {
-        groups.push(group(source, &cluster, &nodes, raw_group)?);
+        groups.push(group(source, &cluster, &nodes, &track_scripts, raw_group)?);
     }
     check_across_groups(source, &nodes, &groups)?;
     let dns = super::dns::validate(source, raw.dns)?;
@@ -34,6 +35,7 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
         groups: groups.into_iter().map(|(g, _)| g).collect(),
         dns,
         metrics: super::metrics::validate(source, raw.metrics)?,
+        track_scripts,
     })
 }
 

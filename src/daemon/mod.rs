@@ -7,6 +7,7 @@
 pub mod control;
 pub mod peers;
 pub mod resources;
+pub mod track;
 
 pub use crate::node::status;
 
@@ -120,6 +121,8 @@ struct Daemon {
     vmacs: HashMap<(String, Family), VmacLink>,
     /// Link and address changes, subscribed before the link was first read.
     events: Option<futures::stream::BoxStream<'static, Event>>,
+    /// Health tracking: the track scripts running, the tracked interfaces' indexes.
+    track: track::Runner,
 }
 
 /// A group's virtual-MAC link (`crate::net::vmac`).
@@ -276,6 +279,7 @@ impl Daemon {
         drain_mark: PathBuf,
     ) -> Result<Daemon, DaemonError> {
         let interface = config.nodes[me].interface.clone();
+        let config_node_name = config.nodes[me].name.clone();
         // Listen for link and address changes before reading the link's state, so that no
         // change between the two is lost.
         let events = netlink::watch()?;
@@ -301,6 +305,7 @@ impl Daemon {
         let setup = Setup {
             interface_addresses: on_interface,
             link_up: link.up,
+            tracked_links: track::links(&handle, &config, me).await,
         };
         let drained = drain_mark.exists();
         if drained {
@@ -387,7 +392,9 @@ impl Daemon {
             },
             stopping: Vec::new(),
             vmacs,
+            track: track::Runner::new(&config_node_name),
         };
+        daemon.sync_tracking().await;
         daemon.start_dns()?;
         daemon.start_peers(digest);
         daemon.perform_effects().await;
@@ -410,6 +417,7 @@ impl Daemon {
         let mut sigusr2 = handler(SignalKind::user_defined2(), "SIGUSR2")?;
         let mut events = self.events.take().expect("subscribed at start");
         let mut reports = self.resource_reports.1.take().expect("one run");
+        let mut checks = self.track.receiver.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
         // systemd's watchdog, fed by this loop: a stuck loop gets the daemon restarted.
         let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
@@ -438,6 +446,7 @@ impl Daemon {
                 claims = when_open(self.claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 claims = when_open(self.na_claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
+                Some((script, ok)) = checks.recv() => self.node.handle_check(Instant::now(), &script, ok),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
                 _ = sigquit.recv() => break,
@@ -451,6 +460,7 @@ impl Daemon {
                 _ = peer_check.tick() => {
                     self.check_peers();
                     self.resolve_neighbours();
+                    self.resolve_tracked().await;
                 }
                 Ok((stream, _)) = control.accept() => read_control_apart(stream, self.access, requests_in.clone()),
                 Some((request, stream)) = requests.recv() => self.control(request, stream).await,
@@ -462,6 +472,7 @@ impl Daemon {
             self.settle_handovers();
         }
         notify(&[sd_notify::NotifyState::Stopping]);
+        self.track.stop();
         self.node.shutdown(Instant::now());
         self.perform_effects().await;
         for pending in std::mem::take(&mut self.handovers) {
@@ -609,6 +620,7 @@ impl Daemon {
         self.node
             .set_facts(now, facts(&digest, self.node.drained()));
         accept_local_if_needed(self.node.config(), self.node.me());
+        self.sync_tracking().await;
         self.warn_vmac_changes();
         self.open_missing_sockets();
         self.listen_dns_on_new_addresses();
@@ -618,6 +630,24 @@ impl Daemon {
             self.start_peers(digest);
         }
         Ok(summary.join("; "))
+    }
+
+    /// Runs the track scripts and watches the interfaces the node's groups track now.
+    async fn sync_tracking(&mut self) {
+        let (scripts, interfaces) = (self.node.track_scripts(), self.node.tracked_interfaces());
+        self.track.sync(scripts, interfaces);
+        self.resolve_tracked().await;
+    }
+
+    /// Tracked interfaces that did not exist before: their link state, once they do.
+    async fn resolve_tracked(&mut self) {
+        if !self.track.unresolved() {
+            return;
+        }
+        for (interface, up) in self.track.resolve(&self.netlink).await {
+            self.node
+                .handle_tracked_link(Instant::now(), &interface, up);
+        }
     }
 
     /// The virtual-MAC links are made at start only: say so when a reload asks for others.
@@ -744,6 +774,12 @@ impl Daemon {
     }
 
     fn handle_event(&mut self, event: Event) {
+        if let Event::Link { index, up } = &event {
+            for interface in self.track.names_of(*index) {
+                self.node
+                    .handle_tracked_link(Instant::now(), &interface, *up);
+            }
+        }
         match event {
             Event::Link { index, up } if index == self.link.index => {
                 self.link.up = up;

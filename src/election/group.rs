@@ -86,6 +86,15 @@ impl Group {
         }
     }
 
+    /// Health tracking: see [`Instance::set_priority`] and [`Instance::set_track_fault`].
+    /// Every family takes the same effective priority and fault.
+    pub fn set_tracking(&mut self, now: Instant, priority: u8, fault: bool) {
+        self.each(now, |i, now| {
+            i.set_priority(now, priority);
+            i.set_track_fault(now, fault);
+        });
+    }
+
     /// See [`Instance::set_drained`].
     pub fn set_drained(&mut self, now: Instant, drained: bool) {
         self.each(now, |i, now| i.set_drained(now, drained));

@@ -19,6 +19,7 @@ pub mod droplog;
 pub mod effect;
 pub mod identity;
 pub mod status;
+pub mod track;
 mod watch;
 
 pub use discard::{Discard, Discards};
@@ -48,6 +49,8 @@ pub struct Setup {
     /// The addresses on the node's interface (sources of adverts are found among them).
     pub interface_addresses: Vec<IpAddr>,
     pub link_up: bool,
+    /// Tracked interfaces' links (`track_interface`) as found at start; unlisted: up.
+    pub tracked_links: Vec<(String, bool)>,
 }
 
 /// What a resource task reports, for the mastership it was started in.
@@ -177,6 +180,8 @@ pub struct Node {
     neighbours: identity::Neighbours,
     /// Defences of held addresses against other hosts' claims.
     defences: defend::Defences,
+    /// Health tracking: scripts' and tracked interfaces' states (see [`track`]).
+    tracking: track::Tracking,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -224,10 +229,16 @@ impl Node {
             mismatched: Vec::new(),
             neighbours: identity::Neighbours::default(),
             defences: defend::Defences::default(),
+            tracking: track::Tracking::default(),
         };
+        node.tracking = track::Tracking::new(&node.config);
+        for (interface, up) in &setup.tracked_links {
+            node.tracking.link(interface, *up);
+        }
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
             let mut runtime = GroupRuntime::new(plan.group, &node.config, plan.instances);
+            node.apply_tracking_to(now, &mut runtime);
             runtime.start(now, setup.link_up, drained);
             node.groups.push(runtime);
         }
@@ -429,6 +440,85 @@ impl Node {
         }
     }
 
+    /// A run of the track script `script` succeeded (`ok`) or failed (exit status, or
+    /// time-out): counted against its rise and fall; the groups tracking it move their
+    /// priority or go to (or leave) fault when its state changes.
+    pub fn handle_check(&mut self, now: Instant, script: &str, ok: bool) {
+        if self.tracking.script_result(&self.config, script, ok) {
+            let state = if ok { "up" } else { "down" };
+            info!(%script, "track script {state}");
+            self.apply_tracking(now);
+        }
+        self.process(now);
+    }
+
+    /// A tracked interface (`track_interface`) went down or came up.
+    pub fn handle_tracked_link(&mut self, now: Instant, interface: &str, up: bool) {
+        if self.tracking.link(interface, up) {
+            info!(%interface, "tracked interface {}", if up { "up" } else { "down" });
+            self.apply_tracking(now);
+        }
+        self.process(now);
+    }
+
+    /// The track scripts this node runs: those its groups track.
+    pub fn track_scripts(&self) -> Vec<crate::config::track::TrackScript> {
+        self.tracked(|t| match t {
+            crate::config::track::Tracked::Script(i) => {
+                self.config.track_scripts.get(*i).map(|s| s.name.clone())
+            }
+            _ => None,
+        })
+        .into_iter()
+        .filter_map(|name| self.config.track_scripts.iter().find(|s| s.name == name))
+        .cloned()
+        .collect()
+    }
+
+    /// The interfaces whose links this node's groups track.
+    pub fn tracked_interfaces(&self) -> Vec<String> {
+        self.tracked(|t| match t {
+            crate::config::track::Tracked::Interface(name) => Some(name.clone()),
+            _ => None,
+        })
+    }
+
+    fn tracked(
+        &self,
+        pick: impl Fn(&crate::config::track::Tracked) -> Option<String>,
+    ) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups
+            .iter()
+            .flat_map(|r| self.config.groups[r.index].track.iter())
+            .filter_map(|t| pick(&t.tracked))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Every group takes its effective priority and fault from the trackers' states.
+    fn apply_tracking(&mut self, now: Instant) {
+        let mut groups = std::mem::take(&mut self.groups);
+        for runtime in &mut groups {
+            self.apply_tracking_to(now, runtime);
+        }
+        self.groups = groups;
+        self.touch_all();
+    }
+
+    fn apply_tracking_to(&self, now: Instant, runtime: &mut GroupRuntime) {
+        let group = &self.config.groups[runtime.index];
+        let Some(base) = group.priority_of(self.me) else {
+            return;
+        };
+        let verdict = self.tracking.verdict(&self.config, base, &group.track);
+        runtime
+            .election
+            .set_tracking(now, verdict.priority, verdict.fault);
+    }
+
     /// The node's interface went down or came up.
     pub fn handle_link(&mut self, now: Instant, up: bool) {
         if up == self.link_up {
@@ -564,8 +654,11 @@ impl Node {
             return Err(format!("a handover of {group} is already under way"));
         }
         // Members in the order they would take over: priority, then address.
+        // With health tracking a backup's effective priority is unknown here (backups are
+        // silent): the line goes by the best each can reach, and only a member certain to
+        // outrank the target (its lowest above the target's highest) refuses the move.
         let mut line: Vec<&crate::election::Peer> = leader.config().peers.iter().collect();
-        line.sort_by_key(|p| std::cmp::Reverse((p.priority, p.address)));
+        line.sort_by_key(|p| std::cmp::Reverse((p.max_priority, p.priority, p.address)));
         let same_file = self.config.groups[self.groups[slot].index].require_same_file;
         let blocked = |name: &str| same_file && self.mismatched.iter().any(|m| m == name);
         let target = match to {
@@ -589,7 +682,16 @@ impl Node {
                         "{name} runs another cluster file or vipd version, and {group} has require_same_file"
                     ));
                 }
-                if let Some(ahead) = line[..position].iter().find(|p| alive(&p.name)) {
+                let target = line[position];
+                let outranks = |p: &&&crate::election::Peer| {
+                    p.min_priority > target.max_priority
+                        || (p.min_priority == target.max_priority && p.address > target.address)
+                };
+                if let Some(ahead) = line[..position]
+                    .iter()
+                    .filter(outranks)
+                    .find(|p| alive(&p.name))
+                {
                     return Err(format!(
                         "{} (priority {}) ranks above {name} (priority {}) in {group} and is live: it would take the group; hand over to {} or drain it first",
                         ahead.name, ahead.priority, line[position].priority, ahead.name
@@ -752,8 +854,11 @@ impl Node {
         for (slot, instances) in in_place {
             self.apply_in_place(now, slot, &old_config, instances);
         }
+        self.tracking.reload(&self.config, Some(&old_config));
+        self.apply_tracking(now);
         for (index, instances) in fresh {
             let mut runtime = GroupRuntime::new(index, &self.config, instances);
+            self.apply_tracking_to(now, &mut runtime);
             runtime.start(now, self.link_up, self.drained);
             self.groups.push(runtime);
         }
@@ -1213,7 +1318,7 @@ impl Node {
                     InstanceStatus {
                         family: family.to_string(),
                         state: instance.state().to_string(),
-                        priority: instance.config().priority,
+                        priority: instance.priority(),
                         master: instance.master_peer().map(str::to_string),
                         master_adver_interval_ms: instance.master_adver_interval().as_secs_f64()
                             * 1000.0,
@@ -1256,6 +1361,8 @@ impl Node {
                 })
                 .collect(),
             resources: runtime.resources.to_string(),
+            base_priority: group.priority_of(self.me).unwrap_or_default(),
+            tracking: self.tracking.status(&self.config, &group.track),
             handing_over: runtime
                 .election
                 .leader()

@@ -61,6 +61,13 @@ pub struct GroupStatus {
     /// A planned handover waits for another node to take the group.
     #[serde(default)]
     pub handing_over: bool,
+    /// This node's priority in the file; the instances' `priority` is the effective one
+    /// (moved by health tracking).
+    #[serde(default)]
+    pub base_priority: u8,
+    /// Health trackers of the group (`track_script`, `track_interface`) and their state.
+    #[serde(default)]
+    pub tracking: Vec<super::track::TrackerStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -637,6 +644,8 @@ mod tests {
                 transitions: vec![],
                 resources: String::new(),
                 handing_over: false,
+                base_priority: 150,
+                tracking: Vec::new(),
             }],
             dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
             anomalies: BTreeMap::new(),

@@ -83,6 +83,8 @@ pub struct SimNode {
     pub holds: BTreeSet<(String, Family)>,
     /// Effects other than sends and transitions (those are in the log), as handed out.
     pub effects: Vec<(Duration, Effect)>,
+    /// Tracked interfaces (`track_interface`) that are down on this node; others are up.
+    pub tracked_down: BTreeSet<String>,
 }
 
 impl SimNode {
@@ -153,6 +155,7 @@ impl Sim {
                 side: 0,
                 holds: BTreeSet::new(),
                 effects: Vec::new(),
+                tracked_down: BTreeSet::new(),
             })
             .collect();
         Sim {
@@ -229,6 +232,11 @@ impl Sim {
         let setup = Setup {
             interface_addresses: interface_addresses(&self.config, node),
             link_up: self.nodes[node].link_up,
+            tracked_links: self.nodes[node]
+                .tracked_down
+                .iter()
+                .map(|name| (name.clone(), false))
+                .collect(),
         };
         let started = Node::new(self.config.clone(), node, &setup, self.now, self.wall());
         let n = &mut self.nodes[node];
@@ -290,6 +298,26 @@ impl Sim {
             n.handle_link(now, up);
         }
         self.drain(node);
+    }
+
+    /// A tracked interface (`track_interface`) of a node goes down or comes up; it stays so
+    /// across restarts of the node.
+    pub fn set_tracked_link(&mut self, node: usize, interface: &str, up: bool) {
+        let now = self.now;
+        if up {
+            self.nodes[node].tracked_down.remove(interface);
+        } else {
+            self.nodes[node].tracked_down.insert(interface.to_string());
+        }
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            n.handle_tracked_link(now, interface, up);
+        }
+        self.drain(node);
+    }
+
+    /// One run of a node's track script `script` succeeded (`ok`) or failed.
+    pub fn check(&mut self, node: usize, script: &str, ok: bool) {
+        self.input(node, |n, now| n.handle_check(now, script, ok));
     }
 
     /// Feeds a node any input, then carries out its effects.

@@ -24,6 +24,7 @@ pub(super) fn group(
     source: &Source,
     cluster: &Cluster,
     nodes: &[Node],
+    track_scripts: &[super::super::track::TrackScript],
     spanned: Spanned<RawGroup>,
 ) -> Result<(Group, GroupSpans), ConfigError> {
     let raw = spanned.into_inner();
@@ -53,6 +54,13 @@ pub(super) fn group(
     let (announce, dns_ttl) = check.announce_and_ttl()?;
     let resources = check.resources()?;
     let vmac = check.vmac(vrid, &addresses, &priorities)?;
+    let track = super::super::track::group_trackers(
+        source,
+        raw.name.get_ref(),
+        track_scripts,
+        &raw.track_script,
+        &raw.track_interface,
+    )?;
     let spans = GroupSpans {
         vrid: raw.vrid.span(),
         addresses: raw.addresses.get_ref().iter().map(|a| a.span()).collect(),
@@ -77,6 +85,7 @@ pub(super) fn group(
             require_same_file: raw.require_same_file.unwrap_or(false),
             resources,
             vmac,
+            track,
         },
         spans,
     ))
