@@ -498,3 +498,232 @@ fn a_backup_whose_priority_rose_is_ahead_in_line_when_the_master_leaves() {
     assert_eq!(owner(&sim), vec![gamma]);
     assert_eq!(became_master(&sim, beta), 0, "beta never took the group");
 }
+
+// ---- the cluster file ----
+
+mod config {
+    use vipd::config::Config;
+    use vipd::config::track::{Tracked, Tracker};
+
+    const FILE: &str = r#"[cluster]
+name = "backup"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[node]]
+name = "beta"
+interface = "eth0"
+address = "192.0.2.12"
+
+[[track_script]]
+name = "chk_service"
+command = "systemctl is-active --quiet nbu"
+interval = "2s"
+weight = -20
+fall = 3
+rise = 2
+
+[[group]]
+name = "master-server"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = { alpha = 150, beta = 100 }
+track_script = ["chk_service"]
+track_interface = [{ name = "eth1", weight = -30 }, "bond0"]
+"#;
+
+    /// Parses FILE with `from` replaced by `to`.
+    fn with(from: &str, to: &str) -> Result<Config, vipd::config::ConfigError> {
+        assert!(FILE.contains(from), "test bug: {from:?}");
+        Config::parse("netconf/test.toml", &FILE.replacen(from, to, 1))
+    }
+
+    /// The error points at the line and column where `at` begins in the edited text, names
+    /// `field`, and says `words`.
+    fn assert_error(from: &str, to: &str, at: &str, field: &str, words: &str) {
+        let text = FILE.replacen(from, to, 1);
+        let offset = text.find(at).expect("test bug: `at` not in the text");
+        let line = text[..offset].matches('\n').count() + 1;
+        let column = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+        let error = with(from, to).expect_err("the file must be rejected");
+        let shown = error.to_string();
+        assert_eq!(error.position, Some((line, column)), "{shown}");
+        assert!(shown.starts_with(&format!("netconf/test.toml:{line}:{column}: ")));
+        assert!(
+            error.field.contains(field),
+            "field {field:?} not in: {shown}"
+        );
+        assert!(shown.contains(words), "{words:?} not in: {shown}");
+    }
+
+    #[test]
+    fn the_file_reads_with_keepalived_defaults() {
+        let config = Config::parse("netconf/test.toml", FILE).unwrap();
+        let script = &config.track_scripts[0];
+        assert_eq!(script.interval, std::time::Duration::from_secs(2));
+        assert_eq!(
+            script.timeout, script.interval,
+            "the time-out defaults to the interval"
+        );
+        assert_eq!((script.weight, script.fall, script.rise), (-20, 3, 2));
+        assert!(!script.init_fail);
+        assert_eq!(
+            config.groups[0].track,
+            vec![
+                Tracker {
+                    tracked: Tracked::Script(0),
+                    weight: -20
+                },
+                Tracker {
+                    tracked: Tracked::Interface("eth1".into()),
+                    weight: -30
+                },
+                Tracker {
+                    tracked: Tracked::Interface("bond0".into()),
+                    weight: 0
+                },
+            ]
+        );
+        let defaults = with("interval = \"2s\"\nweight = -20\nfall = 3\nrise = 2\n", "").unwrap();
+        let script = &defaults.track_scripts[0];
+        assert_eq!(script.interval, std::time::Duration::from_secs(1));
+        assert_eq!((script.weight, script.fall, script.rise), (0, 1, 1));
+        let overridden = with(
+            "[\"chk_service\"]",
+            "[{ name = \"chk_service\", weight = 0 }]",
+        )
+        .unwrap();
+        assert_eq!(overridden.groups[0].track[0].weight, 0);
+    }
+
+    #[test]
+    fn an_unknown_script() {
+        assert_error(
+            "track_script = [\"chk_service\"]",
+            "track_script = [\"chk_servce\"]",
+            "\"chk_servce\"",
+            "[[group]] \"master-server\", field `track_script`",
+            "no [[track_script]] is named \"chk_servce\" (defined: chk_service)",
+        );
+    }
+
+    #[test]
+    fn a_weight_out_of_range() {
+        assert_error(
+            "weight = -20",
+            "weight = -300",
+            "-300",
+            "[[track_script]] #1 \"chk_service\", field `weight`",
+            "-253..=253",
+        );
+        assert_error(
+            "{ name = \"eth1\", weight = -30 }",
+            "{ name = \"eth1\", weight = 254 }",
+            "{ name = \"eth1\"",
+            "field `track_interface`",
+            "weight 254 is out of range",
+        );
+    }
+
+    #[test]
+    fn rise_and_fall_of_zero() {
+        assert_error(
+            "fall = 3",
+            "fall = 0",
+            "0\nrise",
+            "field `fall`",
+            "1..=1000",
+        );
+        assert_error("rise = 2", "rise = -1", "-1", "field `rise`", "1..=1000");
+    }
+
+    #[test]
+    fn an_empty_command_and_a_short_interval() {
+        assert_error(
+            "command = \"systemctl is-active --quiet nbu\"",
+            "command = \" \"",
+            "\" \"",
+            "field `command`",
+            "the command is empty",
+        );
+        assert_error(
+            "interval = \"2s\"",
+            "interval = \"1ms\"",
+            "\"1ms\"",
+            "field `interval`",
+            "at least 10ms",
+        );
+        assert_error(
+            "interval = \"2s\"",
+            "timeout = \"5us\"",
+            "\"5us\"",
+            "field `timeout`",
+            "at least 10ms",
+        );
+    }
+
+    #[test]
+    fn a_script_defined_twice_and_a_tracker_listed_twice() {
+        assert_error(
+            "[[group]]",
+            "[[track_script]]\nname = \"chk_service\"\ncommand = \"true\"\n\n[[group]]",
+            "\"chk_service\"\ncommand = \"true\"",
+            "[[track_script]] #2",
+            "already defined",
+        );
+        assert_error(
+            "\"bond0\"]",
+            "\"eth1\"]",
+            "\"eth1\"]",
+            "field `track_interface`",
+            "\"eth1\" is listed twice",
+        );
+    }
+
+    #[test]
+    fn a_bad_interface_name_and_an_unknown_key() {
+        assert_error(
+            "\"bond0\"",
+            "\"a/b\"",
+            "\"a/b\"",
+            "field `track_interface`",
+            "not a Linux interface name",
+        );
+        assert_error(
+            "rise = 2",
+            "rise = 2\nintervall = \"1s\"",
+            "intervall",
+            "track_script",
+            "unknown field `intervall`",
+        );
+    }
+}
+
+#[test]
+fn a_tracker_entry_that_is_neither_a_name_nor_a_table() {
+    let text = r#"[cluster]
+name = "backup"
+zone = "cluster.example."
+
+[[node]]
+name = "alpha"
+interface = "eth0"
+address = "192.0.2.11"
+
+[[group]]
+name = "g"
+vrid = 51
+addresses = ["192.0.2.100/24"]
+priority = { alpha = 150 }
+track_interface = [3]
+"#;
+    let error = vipd::config::Config::parse("netconf/test.toml", text).unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.starts_with("netconf/test.toml:15:"), "{shown}");
+    assert!(shown.contains("track_interface"), "{shown}");
+    assert!(shown.contains("each entry is a name"), "{shown}");
+}

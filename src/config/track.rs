@@ -122,15 +122,40 @@ pub(super) struct RawTrackScript {
 
 /// One entry of a group's `track_script` or `track_interface`: a name, or a table with a
 /// name and a weight.
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub(super) enum RawTrackRef {
     Name(String),
-    Weighted {
-        name: String,
-        #[serde(default)]
-        weight: Option<i64>,
-    },
+    Weighted { name: String, weight: Option<i64> },
+}
+
+impl<'de> Deserialize<'de> for RawTrackRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        const EXPECTED: &str =
+            "each entry is a name (\"chk\") or a table ({ name = \"chk\", weight = -20 })";
+        match toml::Value::deserialize(deserializer)? {
+            toml::Value::String(name) => Ok(RawTrackRef::Name(name)),
+            toml::Value::Table(table) => {
+                if let Some(key) = table.keys().find(|k| *k != "name" && *k != "weight") {
+                    return Err(D::Error::custom(format!(
+                        "unknown field `{key}`: {EXPECTED}"
+                    )));
+                }
+                let name = match table.get("name") {
+                    Some(toml::Value::String(name)) => name.clone(),
+                    _ => return Err(D::Error::custom(format!("a name is missing: {EXPECTED}"))),
+                };
+                let weight = match table.get("weight") {
+                    None => None,
+                    Some(toml::Value::Integer(w)) => Some(*w),
+                    Some(_) => {
+                        return Err(D::Error::custom("the weight is a whole number, -253..=253"));
+                    }
+                };
+                Ok(RawTrackRef::Weighted { name, weight })
+            }
+            _ => Err(D::Error::custom(EXPECTED)),
+        }
+    }
 }
 
 impl RawTrackRef {
