@@ -727,3 +727,36 @@ track_interface = [3]
     assert!(shown.contains("track_interface"), "{shown}");
     assert!(shown.contains("each entry is a name"), "{shown}");
 }
+
+#[test]
+fn status_table_json_and_metrics_show_the_effective_priority_and_the_trackers() {
+    let mut sim = started(cluster(
+        2,
+        "alpha = 150, beta = 100",
+        "weight = -60",
+        "track_script = [\"chk\"]\ntrack_interface = [\"eth1\"]",
+    ));
+    let alpha = sim.node("alpha");
+    sim.check(alpha, "chk", false);
+    sim.run_for(300 * MS);
+    let status = sim.status(alpha);
+    let metrics = status.prometheus();
+    for line in [
+        "vipd_priority{node=\"alpha\",group=\"g\",family=\"IPv4\"} 90",
+        "vipd_base_priority{node=\"alpha\",group=\"g\"} 150",
+        "vipd_track_up{node=\"alpha\",group=\"g\",kind=\"script\",tracker=\"chk\"} 0",
+        "vipd_track_up{node=\"alpha\",group=\"g\",kind=\"interface\",tracker=\"eth1\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
+    }
+    let table = status.table();
+    assert!(
+        table.contains("tracking of g (priority 150 in the file): script chk (-60) DOWN, interface eth1 (fault) up"),
+        "{table}"
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["groups"][0]["instances"][0]["priority"], 90);
+    assert_eq!(json["groups"][0]["tracking"][0]["name"], "chk");
+    assert_eq!(json["groups"][0]["tracking"][0]["up"], false);
+    assert_eq!(json["groups"][0]["tracking"][0]["runs"], 1);
+}

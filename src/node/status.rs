@@ -207,11 +207,51 @@ impl Collector for Snapshot {
         family(
             e,
             "priority",
-            "This node's priority in the group.",
+            "This node's effective priority in the group (the file's, moved by health tracking).",
             None,
             instances
                 .iter()
                 .map(|(l, i)| (l.clone(), ConstGauge::new(i64::from(i.priority))))
+                .collect(),
+        )?;
+        family(
+            e,
+            "base_priority",
+            "This node's priority in the group as the cluster file gives it.",
+            None,
+            status
+                .groups
+                .iter()
+                .filter(|g| !g.tracking.is_empty())
+                .map(|g| {
+                    (
+                        vec![("node", node), ("group", g.name.as_str())],
+                        ConstGauge::new(i64::from(g.base_priority)),
+                    )
+                })
+                .collect(),
+        )?;
+        family(
+            e,
+            "track_up",
+            "1 while a health tracker (track_script, track_interface) of the group is up.",
+            None,
+            status
+                .groups
+                .iter()
+                .flat_map(|g| {
+                    g.tracking.iter().map(move |t| {
+                        (
+                            vec![
+                                ("node", node),
+                                ("group", g.name.as_str()),
+                                ("kind", t.kind.as_str()),
+                                ("tracker", t.name.as_str()),
+                            ],
+                            gauge(t.up),
+                        )
+                    })
+                })
                 .collect(),
         )?;
         family(
@@ -506,6 +546,31 @@ impl Status {
         }
         for line in self.interval_notes() {
             let _ = writeln!(out, "{line}");
+        }
+        for group in self.groups.iter().filter(|g| !g.tracking.is_empty()) {
+            let trackers: Vec<String> = group
+                .tracking
+                .iter()
+                .map(|t| {
+                    let weight = match t.weight {
+                        0 => "fault".to_string(),
+                        w => format!("{w:+}"),
+                    };
+                    format!(
+                        "{} {} ({weight}) {}",
+                        t.kind,
+                        t.name,
+                        if t.up { "up" } else { "DOWN" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "tracking of {} (priority {} in the file): {}",
+                group.name,
+                group.base_priority,
+                trackers.join(", ")
+            );
         }
         for group in self.groups.iter().filter(|g| !g.resources.is_empty()) {
             let _ = writeln!(out, "resources of {}: {}", group.name, group.resources);
