@@ -83,6 +83,28 @@ pub fn node_report(config: &Config, node: usize) -> String {
                 "multicast"
             },
         );
+        if !group.track.is_empty() {
+            let trackers: Vec<String> = group
+                .track
+                .iter()
+                .map(|t| {
+                    let what = match &t.tracked {
+                        crate::config::track::Tracked::Script(i) => {
+                            format!("script {}", config.track_scripts[*i].name)
+                        }
+                        crate::config::track::Tracked::Interface(name) => {
+                            format!("interface {name}")
+                        }
+                    };
+                    match t.weight {
+                        0 => format!("{what} (fault while down)"),
+                        w if w > 0 => format!("{what} ({w:+} while up)"),
+                        w => format!("{what} ({w:+} while down)"),
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "    tracks {}", trackers.join(", "));
+        }
         if !group.resources.is_empty() {
             let resources: Vec<String> = group
                 .resources
