@@ -5,6 +5,7 @@ pub mod dns;
 pub mod duration;
 mod error;
 pub mod metrics;
+pub mod quorum;
 mod validate;
 
 pub use error::{ConfigError, Source};
@@ -27,6 +28,10 @@ pub struct Config {
     pub dns: dns::Dns,
     /// The HTTP listener for metrics and health checks (off unless `[metrics] listen`).
     pub metrics: metrics::Metrics,
+    /// The membership channel and votes (off unless `[quorum]`).
+    pub quorum: Option<quorum::Quorum>,
+    /// Voters on third machines.
+    pub witnesses: Vec<quorum::Witness>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +153,10 @@ pub struct Group {
     /// `vmac = true`: the virtual addresses live on a macvlan per family with the RFC 9568
     /// virtual MAC (`vrrp.<vrid>` / `vrrp6.<vrid>`, see `crate::net::vmac`). Default false.
     pub vmac: bool,
+    /// Claimed, and its resources started, only by a node that holds a majority of the
+    /// votes, and only once no other member can still hold it (see `crate::quorum`).
+    /// Default: on when the group has resources.
+    pub quorum: bool,
 }
 
 /// A service the owner of a group runs: `sh -c` commands with a time-out.
@@ -249,6 +258,10 @@ struct RawFile {
     dns: Option<dns::RawDns>,
     #[serde(default)]
     metrics: Option<metrics::RawMetrics>,
+    #[serde(default)]
+    quorum: Option<quorum::RawQuorum>,
+    #[serde(default)]
+    witness: Vec<Spanned<quorum::RawWitness>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -316,6 +329,8 @@ struct RawGroup {
     require_same_file: Option<bool>,
     #[serde(default)]
     vmac: Option<Spanned<bool>>,
+    #[serde(default)]
+    quorum: Option<Spanned<bool>>,
     #[serde(default)]
     resource: Vec<RawResource>,
 }

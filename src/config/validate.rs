@@ -22,9 +22,12 @@ const MAX_INTERFACE_NAME: usize = 15;
 pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigError> {
     let cluster = cluster(source, raw.cluster)?;
     let nodes = nodes(source, raw.node, &cluster.zone)?;
+    let quorum = super::quorum::validate(source, raw.quorum)?;
+    let taken: Vec<(String, IpAddr)> = nodes.iter().map(|n| (n.name.clone(), n.address)).collect();
+    let witnesses = super::quorum::witnesses(source, raw.witness, &taken)?;
     let mut groups = Vec::with_capacity(raw.group.len());
     for raw_group in raw.group {
-        groups.push(group(source, &cluster, &nodes, raw_group)?);
+        groups.push(group(source, &cluster, &nodes, quorum.as_ref(), raw_group)?);
     }
     check_across_groups(source, &nodes, &groups)?;
     let dns = super::dns::validate(source, raw.dns)?;
@@ -34,6 +37,8 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
         groups: groups.into_iter().map(|(g, _)| g).collect(),
         dns,
         metrics: super::metrics::validate(source, raw.metrics)?,
+        quorum,
+        witnesses,
     })
 }
 
