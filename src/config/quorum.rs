@@ -33,10 +33,13 @@ pub struct Quorum {
 
 impl Quorum {
     /// How long a node that loses quorum has to stop a group's resources and release its
-    /// addresses: it begins this long before its votes run out (two heartbeats are kept for
-    /// the last renewal in flight).
+    /// addresses: it begins this long before its votes run out. Votes are renewed every
+    /// heartbeat and anchored up to two heartbeats back, so a live node's votes always run
+    /// at least `lease - 2 heartbeats` (less the drift margin) ahead: three heartbeats and
+    /// twice that margin are kept out of the budget, and a healthy node never dips under it.
     pub fn stop_budget(&self) -> Duration {
-        self.lease.saturating_sub(2 * self.heartbeat)
+        self.lease
+            .saturating_sub(3 * self.heartbeat + self.lease / 32)
     }
 }
 
@@ -104,14 +107,14 @@ pub(super) fn validate(
         ));
     }
     let lease = duration(&raw.lease, DEFAULT_LEASE);
-    if lease < 4 * heartbeat || lease > Duration::from_secs(600) {
+    if lease < 5 * heartbeat || lease > Duration::from_secs(600) {
         let span = raw.lease.as_ref().map_or(0..0, |l| l.span());
         return Err(source.error(
             span,
             field("lease"),
             format!(
-                "the lease must be at least 4 heartbeats ({:?}) and at most 600s: a vote must survive a lost heartbeat or two",
-                4 * heartbeat
+                "the lease must be at least 5 heartbeats ({:?}) and at most 600s: a vote must survive a lost heartbeat or two",
+                5 * heartbeat
             ),
         ));
     }

@@ -74,6 +74,10 @@ pub enum Reason {
     HandedOver,
     /// The configuration changed: this node is no longer in the group.
     Removed,
+    /// A quorum group: this node's votes run out soon (it is cut off from the majority).
+    QuorumLost,
+    /// A quorum group: this node holds a majority of the votes again.
+    QuorumRegained,
 }
 
 impl std::fmt::Display for Reason {
@@ -95,6 +99,8 @@ impl std::fmt::Display for Reason {
             Reason::Retry => "trying again after giving the group up",
             Reason::HandedOver => "handed over",
             Reason::Removed => "removed from the configuration",
+            Reason::QuorumLost => "quorum lost (cut off from the majority of the votes)",
+            Reason::QuorumRegained => "quorum regained",
         })
     }
 }
@@ -198,6 +204,12 @@ pub struct Instance {
     conflict: ConflictWatch,
     /// When the link last came back after a fault: no preempt before `link_hold` has passed.
     link_up_since: Option<Instant>,
+    /// A quorum group: false while this node lacks quorum (the instance stays in Fault).
+    quorum_ok: bool,
+    /// A quorum group: another member may still hold the group, so this node must not take
+    /// it yet; a takeover due meanwhile waits here and happens once the gate opens.
+    claim_blocked: bool,
+    claim_deferred: Option<Reason>,
 }
 
 impl Instance {
@@ -225,6 +237,9 @@ impl Instance {
             counters: Counters::default(),
             conflict: ConflictWatch::default(),
             link_up_since: None,
+            quorum_ok: true,
+            claim_blocked: false,
+            claim_deferred: None,
         }
     }
 
@@ -262,6 +277,8 @@ impl Instance {
         }
         if !self.link_up {
             self.transition(State::Fault, Reason::LinkDown);
+        } else if !self.quorum_ok {
+            self.transition(State::Fault, Reason::QuorumLost);
         } else if self.config.priority == 255 && !self.drained {
             self.become_master(now, Reason::AddressOwner);
         } else {
@@ -381,7 +398,7 @@ impl Instance {
             if self.state != State::Initialize {
                 self.transition(State::Fault, Reason::LinkDown);
             }
-        } else if self.state == State::Fault {
+        } else if self.state == State::Fault && self.quorum_ok {
             self.master = None;
             self.link_up_since = Some(now);
             if self.config.priority == 255 && !self.drained && self.config.link_hold.is_zero() {
@@ -390,6 +407,72 @@ impl Instance {
                 self.become_backup(now, Reason::LinkUp, self.config.advert_interval);
             }
         }
+    }
+
+    /// A quorum group: whether this node holds quorum for long enough to serve it. Without,
+    /// a master releases its addresses (its resources stop) and the instance waits in Fault;
+    /// with it again, it comes back as backup.
+    pub fn set_quorum(&mut self, now: Instant, ok: bool) {
+        if ok == self.quorum_ok {
+            return;
+        }
+        self.quorum_ok = ok;
+        if !ok {
+            self.end_linger();
+            if self.state == State::Master {
+                self.actions.push_back(Action::SendAdvert { priority: 0 });
+                self.actions.push_back(Action::Release);
+            }
+            self.cancel_timers();
+            if matches!(self.state, State::Master | State::Backup) {
+                self.transition(State::Fault, Reason::QuorumLost);
+            }
+        } else if self.state == State::Fault && self.link_up {
+            self.master = None;
+            self.become_backup(now, Reason::QuorumRegained, self.config.advert_interval);
+        }
+    }
+
+    pub fn quorum_ok(&self) -> bool {
+        self.quorum_ok
+    }
+
+    /// A quorum group: while `blocked`, another member may still hold the group and this
+    /// node does not take it (a takeover that falls due waits); unblocked, a waiting
+    /// takeover happens at once.
+    pub fn set_claim_blocked(&mut self, now: Instant, blocked: bool) {
+        self.claim_blocked = blocked;
+        if !blocked
+            && self.state == State::Backup
+            && let Some(reason) = self.claim_deferred.take()
+        {
+            self.become_master(now, reason);
+        }
+    }
+
+    pub fn claim_blocked(&self) -> bool {
+        self.claim_blocked
+    }
+
+    /// True while a takeover waits for the claim gate.
+    pub fn claim_waiting(&self) -> bool {
+        self.claim_deferred.is_some()
+    }
+
+    /// Break before make (a quorum group's planned move): a master says priority 0, releases
+    /// its addresses (its resources stop) and stays backup without preempting back; the next
+    /// node takes the group once this one says, authenticated, that it holds it no more.
+    pub fn step_down(&mut self, now: Instant) -> bool {
+        if self.state != State::Master {
+            return false;
+        }
+        self.handing_over = false;
+        if !self.config.fast_takeover {
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
+        }
+        self.become_backup(now, Reason::HandedOver, self.config.advert_interval);
+        self.preempt_suppressed = true;
+        true
     }
 
     /// An advert for this virtual router passed the wire checks. Returns why it was not acted
@@ -520,6 +603,11 @@ impl Instance {
             if advert.priority >= self.config.priority {
                 self.preempt_after = None;
             }
+            // A live master that outranks this node is heard: a takeover waiting at the
+            // gate is moot.
+            if self.claim_deferred.take().is_some() {
+                self.timers.stop(Timer::Advert);
+            }
             self.master = sender;
             self.master_adver_interval = learned;
             self.timers
@@ -639,7 +727,10 @@ impl Instance {
             }
         }
         // The wait after giving the group up is over.
-        if self.timers.expire(Timer::FaultRetry, now) && self.state == State::Fault && self.link_up
+        if self.timers.expire(Timer::FaultRetry, now)
+            && self.state == State::Fault
+            && self.link_up
+            && self.quorum_ok
         {
             self.become_backup(now, Reason::Retry, self.config.advert_interval);
         }
@@ -746,6 +837,19 @@ impl Instance {
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        if self.claim_blocked {
+            if self.state != State::Backup {
+                self.become_backup(now, reason, self.config.advert_interval);
+            }
+            self.claim_deferred = Some(reason);
+            // Say that this node wants the group, without claiming it: a lower master
+            // yields (and lets go), and the gate opens once it says so.
+            if self.timers.get(Timer::Advert).is_none() {
+                self.send_advert(now);
+            }
+            return;
+        }
+        self.claim_deferred = None;
         self.conflict.clear();
         // Addresses kept from a handover are claimed again below (idempotent).
         self.lingering = false;

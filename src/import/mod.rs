@@ -1075,6 +1075,13 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
         if let Some(refresh) = first.announce_refresh_s.filter(|r| *r > 0) {
             out.push_str(&format!("announce_refresh = \"{refresh}s\"\n"));
         }
+        if !first.resources.is_empty() {
+            // keepalived runs notify scripts without quorum: keep that, and say how to close
+            // the partition hole.
+            out.push_str(
+                "# keepalived had no quorum: a partition makes two owners. For something that must\n# run once, add [quorum] (and a [[witness]]) and drop this line.\nquorum = false\n",
+            );
+        }
         for resource in &first.resources {
             out.push_str(&format!(
                 "\n[[group.resource]]\nname = {}\nstart = {}\nstop = {}\n",

@@ -400,10 +400,15 @@ impl Membership {
             .iter()
             .filter_map(|p| p.anchored_at.map(|t| t + self.heard_for()));
         let leases = self.peers.iter().filter_map(|p| p.lease_until);
-        let promises = self.peers.iter().filter_map(|p| {
-            Some(p.anchor? + self.lease_counted()).filter(|_| p.released != 0)
-        });
-        heard.chain(leases).chain(promises).filter(|t| *t > now).min()
+        let promises = self
+            .peers
+            .iter()
+            .filter_map(|p| Some(p.anchor? + self.lease_counted()).filter(|_| p.released != 0));
+        heard
+            .chain(leases)
+            .chain(promises)
+            .filter(|t| *t > now)
+            .min()
     }
 
     fn heard_bits(&self, now: Instant) -> u64 {
@@ -513,6 +518,12 @@ impl Membership {
             })
             .count();
         usize::from(mine) + others >= needed
+    }
+
+    /// When this voter sent what voter `v` echoed last: `v` had heard everything this voter
+    /// said until then.
+    pub fn anchor_of(&self, v: usize) -> Option<Instant> {
+        self.peers.get(v)?.anchor
     }
 
     /// What voter `v` said of its groups, while it is heard.

@@ -126,7 +126,9 @@ impl Net {
             for &y in &nodes {
                 if x != y && self.voters[x].released_by_majority(y, self.now) {
                     assert!(
-                        !self.voters[y].standing(self.now).holds_for(self.now, Duration::ZERO),
+                        !self.voters[y]
+                            .standing(self.now)
+                            .holds_for(self.now, Duration::ZERO),
                         "v{x} thinks v{y} released while v{y} holds quorum ({:?})",
                         self.voters[y].standing(self.now)
                     );
@@ -175,7 +177,10 @@ fn a_node_cut_off_loses_quorum_within_a_lease_and_only_then_is_released() {
     }
     let (lost, released) = (lost.unwrap(), released.unwrap());
     assert!(lost <= LEASE + HEARTBEAT, "lost after {lost:?}");
-    assert!(released >= lost, "released {released:?} before lost {lost:?}");
+    assert!(
+        released >= lost,
+        "released {released:?} before lost {lost:?}"
+    );
     assert!(
         released <= LEASE + 5 * HEARTBEAT,
         "released only after {released:?}"
@@ -258,7 +263,7 @@ fn replayed_and_forged_heartbeats_change_nothing() {
 #[test]
 fn random_partitions_delays_and_losses_never_break_the_lease_argument() {
     for seed in 1..=40u64 {
-        let (nodes, witnesses) = if seed % 2 == 0 { (2, 1) } else { (3, 1) };
+        let (nodes, witnesses) = if seed.is_multiple_of(2) { (2, 1) } else { (3, 1) };
         let mut net = Net::new(nodes, witnesses, seed * 7919);
         net.max_delay_ms = 30;
         net.drop_per_mille = 50;
@@ -267,7 +272,7 @@ fn random_partitions_delays_and_losses_never_break_the_lease_argument() {
             let a = (net.random() % n as u64) as usize;
             let b = (net.random() % n as u64) as usize;
             if a != b {
-                if net.random() % 2 == 0 {
+                if net.random().is_multiple_of(2) {
                     net.cut(a, b);
                 } else {
                     net.heal(a, b);
@@ -285,7 +290,10 @@ fn random_partitions_delays_and_losses_never_break_the_lease_argument() {
         net.max_delay_ms = 2;
         net.run(4 * LEASE.as_millis() as u64);
         for v in 0..nodes {
-            assert!(net.quorate(v), "seed {seed}: v{v} without quorum after healing");
+            assert!(
+                net.quorate(v),
+                "seed {seed}: v{v} without quorum after healing"
+            );
         }
     }
 }

@@ -14,7 +14,7 @@
 //! 48  released (u64)              bit v: the sender gives voter v no vote, and promises
 //!                                 not to for a lease from now
 //! 56  groups (u16), then per group: name length (u8), name, flags (u8: bit 0 holds,
-//!     bit 1 master, bit 2 leaving), priority (u8)
+//!     bit 1 master, bit 2 leaving, bit 3 wants), priority (u8)
 //! ... tag (32 bytes)
 //! ```
 
@@ -33,6 +33,9 @@ pub struct GroupReport {
     pub master: bool,
     /// Master saying priority 0 (a handover or a shutdown).
     pub leaving: bool,
+    /// Wants to take the group (a takeover waits for the others to acknowledge: see
+    /// `crate::node` quorum gate).
+    pub wants: bool,
     /// The priority its adverts carry.
     pub priority: u8,
 }
@@ -99,7 +102,10 @@ impl Heartbeat {
             out.push(group.name.len() as u8);
             out.extend_from_slice(group.name.as_bytes());
             out.push(
-                u8::from(group.holds) | (u8::from(group.master) << 1) | (u8::from(group.leaving) << 2),
+                u8::from(group.holds)
+                    | (u8::from(group.master) << 1)
+                    | (u8::from(group.leaving) << 2)
+                    | (u8::from(group.wants) << 3),
             );
             out.push(group.priority);
         }
@@ -146,6 +152,7 @@ impl Heartbeat {
                 holds: flags & 1 != 0,
                 master: flags & 2 != 0,
                 leaving: flags & 4 != 0,
+                wants: flags & 8 != 0,
                 priority: tail[len + 1],
             });
             rest = &tail[len + 2..];
@@ -180,6 +187,7 @@ mod tests {
                 holds: true,
                 master: true,
                 leaving: false,
+                wants: true,
                 priority: 150,
             }],
         }

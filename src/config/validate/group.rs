@@ -626,7 +626,7 @@ impl<'a> GroupCheck<'a> {
                 span,
                 self.at("quorum"),
                 format!(
-                    "the resources may take {stop:?} to stop (the sum of their `timeout`s), but a node that loses quorum has {budget:?} (the [quorum] lease less two heartbeats) before another node may start them: lower the resources' timeout or raise the lease"
+                    "the resources may take {stop:?} to stop (the sum of their `timeout`s), but a node that loses quorum has {budget:?} (the [quorum] lease less three heartbeats and a drift margin) before another node may start them: lower the resources' timeout or raise the lease"
                 ),
             ));
         }
