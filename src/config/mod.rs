@@ -5,6 +5,7 @@ pub mod dns;
 pub mod duration;
 mod error;
 pub mod metrics;
+pub mod quorum;
 pub mod track;
 mod validate;
 
@@ -30,6 +31,10 @@ pub struct Config {
     pub metrics: metrics::Metrics,
     /// Health checks groups track (`[[track_script]]`, keepalived's `vrrp_script`).
     pub track_scripts: Vec<track::TrackScript>,
+    /// The membership channel and votes (off unless `[quorum]`).
+    pub quorum: Option<quorum::Quorum>,
+    /// Voters on third machines.
+    pub witnesses: Vec<quorum::Witness>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +159,10 @@ pub struct Group {
     /// Health tracking: scripts and interfaces that move this group's priority or put it in
     /// fault (`track_script`, `track_interface`).
     pub track: Vec<track::Tracker>,
+    /// Claimed, and its resources started, only by a node that holds a majority of the
+    /// votes, and only once no other member can still hold it (see `crate::quorum`).
+    /// Default: on when the group has resources.
+    pub quorum: bool,
 }
 
 /// A service the owner of a group runs: `sh -c` commands with a time-out.
@@ -257,6 +266,9 @@ struct RawFile {
     metrics: Option<metrics::RawMetrics>,
     #[serde(default)]
     track_script: Vec<Spanned<track::RawTrackScript>>,
+    quorum: Option<quorum::RawQuorum>,
+    #[serde(default)]
+    witness: Vec<Spanned<quorum::RawWitness>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -324,6 +336,8 @@ struct RawGroup {
     require_same_file: Option<bool>,
     #[serde(default)]
     vmac: Option<Spanned<bool>>,
+    #[serde(default)]
+    quorum: Option<Spanned<bool>>,
     #[serde(default)]
     resource: Vec<RawResource>,
     #[serde(default)]

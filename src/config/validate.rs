@@ -23,9 +23,19 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
     let cluster = cluster(source, raw.cluster)?;
     let nodes = nodes(source, raw.node, &cluster.zone)?;
     let track_scripts = super::track::scripts(source, raw.track_script)?;
+    let quorum = super::quorum::validate(source, raw.quorum)?;
+    let taken: Vec<(String, IpAddr)> = nodes.iter().map(|n| (n.name.clone(), n.address)).collect();
+    let witnesses = super::quorum::witnesses(source, raw.witness, &taken)?;
     let mut groups = Vec::with_capacity(raw.group.len());
     for raw_group in raw.group {
-        groups.push(group(source, &cluster, &nodes, &track_scripts, raw_group)?);
+        groups.push(group(
+            source,
+            &cluster,
+            &nodes,
+            &track_scripts,
+            quorum.as_ref(),
+            raw_group,
+        )?);
     }
     check_across_groups(source, &nodes, &groups)?;
     let dns = super::dns::validate(source, raw.dns)?;
@@ -36,6 +46,8 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
         dns,
         metrics: super::metrics::validate(source, raw.metrics)?,
         track_scripts,
+        quorum,
+        witnesses,
     })
 }
 

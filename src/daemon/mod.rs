@@ -5,6 +5,7 @@
 //! is the node's.
 
 pub mod control;
+pub mod membership;
 pub mod peers;
 pub mod resources;
 pub mod track;
@@ -123,6 +124,8 @@ struct Daemon {
     events: Option<futures::stream::BoxStream<'static, Event>>,
     /// Health tracking: the track scripts running, the tracked interfaces' indexes.
     track: track::Runner,
+    /// The membership channel's socket, with `[quorum]`.
+    heartbeats: Option<tokio::net::UdpSocket>,
 }
 
 /// A group's virtual-MAC link (`crate::net::vmac`).
@@ -302,10 +305,30 @@ impl Daemon {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,
         });
+        let (quorum, heartbeats) = match &config.quorum {
+            Some(quorum) => {
+                let secret =
+                    membership::read_key(&quorum.key_file).map_err(|e| DaemonError::Io {
+                        what: "[quorum]".into(),
+                        source: std::io::Error::other(e),
+                    })?;
+                let address = config.nodes[me].address;
+                let socket = membership::open_socket(address, quorum.port).map_err(io_error(
+                    format!("heartbeat socket on {address} port {}", quorum.port),
+                ))?;
+                let setup = crate::node::QuorumSetup {
+                    secret,
+                    boot: membership::boot_id(),
+                };
+                (Some(setup), Some(socket))
+            }
+            None => (None, None),
+        };
         let setup = Setup {
             interface_addresses: on_interface,
             link_up: link.up,
             tracked_links: track::links(&handle, &config, me).await,
+            quorum,
         };
         let drained = drain_mark.exists();
         if drained {
@@ -393,6 +416,7 @@ impl Daemon {
             stopping: Vec::new(),
             vmacs,
             track: track::Runner::new(&config_node_name),
+            heartbeats,
         };
         daemon.sync_tracking().await;
         daemon.start_dns()?;
@@ -419,6 +443,7 @@ impl Daemon {
         let mut reports = self.resource_reports.1.take().expect("one run");
         let mut checks = self.track.receiver.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
+        let mut heartbeat_buffer = vec![0u8; 65536];
         // systemd's watchdog, fed by this loop: a stuck loop gets the daemon restarted.
         let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
         let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -443,6 +468,11 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
+                received = when_open(self.heartbeats.as_ref().map(|s| s.recv_from(&mut heartbeat_buffer))) => {
+                    if let Ok((len, src)) = received {
+                        self.node.handle_heartbeat(Instant::now(), src.ip(), &heartbeat_buffer[..len]);
+                    }
+                }
                 claims = when_open(self.claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 claims = when_open(self.na_claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
@@ -483,10 +513,15 @@ impl Daemon {
             )
             .await;
         }
-        // Let the stop commands finish (each has its own time-out).
+        // Let the stop commands finish (each has its own time-out), then tell the peers
+        // (a quorum group's next owner waits for that).
         for handle in std::mem::take(&mut self.stopping) {
             let _ = handle.await;
         }
+        while let Ok(report) = reports.try_recv() {
+            self.node.handle_resources(Instant::now(), report);
+        }
+        self.perform_effects().await;
         for ((group, family), vmac) in std::mem::take(&mut self.vmacs) {
             if let Err(e) = self.netlink.link().del(vmac.index).execute().await {
                 warn!(%group, %family, "cannot delete the virtual-MAC link: {e}");
@@ -945,9 +980,17 @@ impl Daemon {
             } => self.start_resources(group, generation, resources, addresses),
             Effect::StopResources {
                 group,
+                generation,
                 resources,
                 addresses,
-            } => self.stop_resources(group, resources, addresses),
+            } => self.stop_resources(group, generation, resources, addresses),
+            Effect::Heartbeat { to, bytes } => {
+                if let Some(socket) = &self.heartbeats
+                    && let Err(e) = socket.try_send_to(&bytes, to)
+                {
+                    debug!(%to, "heartbeat not sent: {e}");
+                }
+            }
             Effect::PublishZone(zone) => {
                 if let Some(server) = &self.dns {
                     server.set_zone(*zone);
@@ -997,12 +1040,22 @@ impl Daemon {
     fn stop_resources(
         &mut self,
         group: GroupName,
+        generation: u64,
         definitions: Vec<crate::config::Resource>,
         addresses: String,
     ) {
         let context = self.resource_context(&group, addresses);
-        let tasks = self.tasks.entry(group).or_default();
-        let handle = resources::stop(definitions, tasks.resource_lock.clone(), context);
+        let tasks = self.tasks.entry(group.clone()).or_default();
+        let stop = resources::stop(definitions, tasks.resource_lock.clone(), context);
+        let reports = self.resource_reports.0.clone();
+        let handle = tokio::spawn(async move {
+            let _ = stop.await;
+            let _ = reports.send(ResourceReport {
+                group,
+                generation,
+                outcome: crate::node::ResourceOutcome::Stopped,
+            });
+        });
         self.stopping.retain(|h| !h.is_finished());
         self.stopping.push(handle);
     }

@@ -78,6 +78,10 @@ pub enum Reason {
     TrackFailed,
     /// Every weight-0 tracker is up again.
     TrackRecovered,
+    /// A quorum group: this node's votes run out soon (it is cut off from the majority).
+    QuorumLost,
+    /// A quorum group: this node holds a majority of the votes again.
+    QuorumRegained,
 }
 
 impl std::fmt::Display for Reason {
@@ -101,6 +105,8 @@ impl std::fmt::Display for Reason {
             Reason::Removed => "removed from the configuration",
             Reason::TrackFailed => "a tracked script or interface failed",
             Reason::TrackRecovered => "tracked scripts and interfaces recovered",
+            Reason::QuorumLost => "quorum lost (cut off from the majority of the votes)",
+            Reason::QuorumRegained => "quorum regained",
         })
     }
 }
@@ -211,6 +217,12 @@ pub struct Instance {
     conflict: ConflictWatch,
     /// When the link last came back after a fault: no preempt before `link_hold` has passed.
     link_up_since: Option<Instant>,
+    /// A quorum group: false while this node lacks quorum (the instance stays in Fault).
+    quorum_ok: bool,
+    /// A quorum group: another member may still hold the group, so this node must not take
+    /// it yet; a takeover due meanwhile waits here and happens once the gate opens.
+    claim_blocked: bool,
+    claim_deferred: Option<Reason>,
 }
 
 impl Instance {
@@ -241,6 +253,9 @@ impl Instance {
             counters: Counters::default(),
             conflict: ConflictWatch::default(),
             link_up_since: None,
+            quorum_ok: true,
+            claim_blocked: false,
+            claim_deferred: None,
         }
     }
 
@@ -308,6 +323,7 @@ impl Instance {
             }
         } else if self.state == State::Fault
             && self.link_up
+            && self.quorum_ok
             && self.timers.get(Timer::FaultRetry).is_none()
         {
             self.master = None;
@@ -353,6 +369,8 @@ impl Instance {
             self.transition(State::Fault, Reason::LinkDown);
         } else if self.track_fault {
             self.transition(State::Fault, Reason::TrackFailed);
+        } else if !self.quorum_ok {
+            self.transition(State::Fault, Reason::QuorumLost);
         } else if self.config.priority == 255 && !self.drained {
             self.become_master(now, Reason::AddressOwner);
         } else {
@@ -486,13 +504,83 @@ impl Instance {
             if self.state != State::Initialize {
                 self.transition(State::Fault, Reason::LinkDown);
             }
-        } else if self.state == State::Fault {
+        } else if self.state == State::Fault && self.quorum_ok {
             self.master = None;
             self.link_up_since = Some(now);
             if !self.track_fault {
                 self.leave_fault(now, Reason::LinkUp);
             }
         }
+    }
+
+    /// A quorum group: whether this node holds quorum for long enough to serve it. Without,
+    /// a master releases its addresses (its resources stop) and the instance waits in Fault;
+    /// with it again, it comes back as backup.
+    pub fn set_quorum(&mut self, now: Instant, ok: bool) {
+        if ok == self.quorum_ok {
+            return;
+        }
+        self.quorum_ok = ok;
+        if !ok {
+            self.end_linger();
+            if self.state == State::Master {
+                self.actions.push_back(Action::SendAdvert { priority: 0 });
+                self.actions.push_back(Action::Release);
+            }
+            self.cancel_timers();
+            if matches!(self.state, State::Master | State::Backup) {
+                self.transition(State::Fault, Reason::QuorumLost);
+            }
+        } else if self.state == State::Fault
+            && self.link_up
+            && !self.track_fault
+            && self.timers.get(Timer::FaultRetry).is_none()
+        {
+            self.master = None;
+            self.leave_fault(now, Reason::QuorumRegained);
+        }
+    }
+
+    pub fn quorum_ok(&self) -> bool {
+        self.quorum_ok
+    }
+
+    /// A quorum group: while `blocked`, another member may still hold the group and this
+    /// node does not take it (a takeover that falls due waits); unblocked, a waiting
+    /// takeover happens at once.
+    pub fn set_claim_blocked(&mut self, now: Instant, blocked: bool) {
+        self.claim_blocked = blocked;
+        if !blocked
+            && self.state == State::Backup
+            && let Some(reason) = self.claim_deferred.take()
+        {
+            self.become_master(now, reason);
+        }
+    }
+
+    pub fn claim_blocked(&self) -> bool {
+        self.claim_blocked
+    }
+
+    /// True while a takeover waits for the claim gate.
+    pub fn claim_waiting(&self) -> bool {
+        self.claim_deferred.is_some()
+    }
+
+    /// Break before make (a quorum group's planned move): a master says priority 0, releases
+    /// its addresses (its resources stop) and stays backup without preempting back; the next
+    /// node takes the group once this one says, authenticated, that it holds it no more.
+    pub fn step_down(&mut self, now: Instant) -> bool {
+        if self.state != State::Master {
+            return false;
+        }
+        self.handing_over = false;
+        if !self.config.fast_takeover {
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
+        }
+        self.become_backup(now, Reason::HandedOver, self.config.advert_interval);
+        self.preempt_suppressed = true;
+        true
     }
 
     /// An advert for this virtual router passed the wire checks. Returns why it was not acted
@@ -632,6 +720,11 @@ impl Instance {
             if advert.priority >= self.priority {
                 self.preempt_after = None;
             }
+            // A live master that outranks this node is heard: a takeover waiting at the
+            // gate is moot.
+            if self.claim_deferred.take().is_some() {
+                self.timers.stop(Timer::Advert);
+            }
             self.master = sender;
             self.master_adver_interval = learned;
             self.timers
@@ -760,6 +853,7 @@ impl Instance {
             && self.state == State::Fault
             && self.link_up
             && !self.track_fault
+            && self.quorum_ok
         {
             self.become_backup(now, Reason::Retry, self.config.advert_interval);
         }
@@ -866,6 +960,19 @@ impl Instance {
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        if self.claim_blocked {
+            if self.state != State::Backup {
+                self.become_backup(now, reason, self.config.advert_interval);
+            }
+            self.claim_deferred = Some(reason);
+            // Say that this node wants the group, without claiming it: a lower master
+            // yields (and lets go), and the gate opens once it says so.
+            if self.timers.get(Timer::Advert).is_none() {
+                self.send_advert(now);
+            }
+            return;
+        }
+        self.claim_deferred = None;
         self.conflict.clear();
         // Addresses kept from a handover are claimed again below (idempotent).
         self.lingering = false;

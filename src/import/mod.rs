@@ -1238,6 +1238,13 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
                 .collect();
             out.push_str(&format!("track_interface = [{}]\n", entries.join(", ")));
         }
+        if !first.resources.is_empty() {
+            // keepalived runs notify scripts without quorum: keep that, and say how to close
+            // the partition hole.
+            out.push_str(
+                "# keepalived had no quorum: a partition makes two owners. For something that must\n# run once, add [quorum] (and a [[witness]]) and drop this line.\nquorum = false\n",
+            );
+        }
         for resource in &first.resources {
             out.push_str(&format!(
                 "\n[[group.resource]]\nname = {}\nstart = {}\nstop = {}\n",

@@ -18,12 +18,14 @@ pub mod discard;
 pub mod droplog;
 pub mod effect;
 pub mod identity;
+mod quorum;
 pub mod status;
 pub mod track;
 mod watch;
 
 pub use discard::{Discard, Discards};
 pub use effect::{Effect, GroupName};
+pub use quorum::{QuorumSetup, QuorumStatus};
 
 use crate::config::{Config, VirtualAddress};
 use crate::dns::zone::{self, Zone};
@@ -51,6 +53,8 @@ pub struct Setup {
     pub link_up: bool,
     /// Tracked interfaces' links (`track_interface`) as found at start; unlisted: up.
     pub tracked_links: Vec<(String, bool)>,
+    /// The membership channel's secret and boot id, when the file has `[quorum]`.
+    pub quorum: Option<QuorumSetup>,
 }
 
 /// What a resource task reports, for the mastership it was started in.
@@ -64,6 +68,8 @@ pub struct ResourceReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResourceOutcome {
     Started,
+    /// The stop commands of the mastership `generation` ended are done.
+    Stopped,
     StartFailed(String),
     CheckFailed(String),
 }
@@ -110,6 +116,10 @@ struct GroupRuntime {
     resources: ResourceState,
     /// Families whose conflict (two masters that never resolve) was logged.
     conflict_logged: Vec<Family>,
+    /// The mastership whose resources are being stopped (they still hold the group).
+    stopping: Option<u64>,
+    /// A quorum group: when the heartbeat that said this node wants the group went out.
+    intent: Option<Instant>,
 }
 
 impl GroupRuntime {
@@ -124,6 +134,8 @@ impl GroupRuntime {
             start_pending: false,
             resources: ResourceState::Idle,
             conflict_logged: Vec::new(),
+            stopping: None,
+            intent: None,
         }
     }
 
@@ -182,6 +194,13 @@ pub struct Node {
     defences: defend::Defences,
     /// Health tracking: scripts' and tracked interfaces' states (see [`track`]).
     tracking: track::Tracking,
+    /// The membership channel, with `[quorum]` and a key.
+    membership: Option<crate::quorum::Membership>,
+    quorum_was_held: bool,
+    /// What the last heartbeats said of this node's groups.
+    reports_sent: Vec<crate::quorum::GroupReport>,
+    /// The latest time an input came with (timeouts are computed from it).
+    now_seen: Instant,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -230,11 +249,16 @@ impl Node {
             neighbours: identity::Neighbours::default(),
             defences: defend::Defences::default(),
             tracking: track::Tracking::default(),
+            membership: None,
+            quorum_was_held: false,
+            reports_sent: Vec::new(),
+            now_seen: now,
         };
         node.tracking = track::Tracking::new(&node.config);
         for (interface, up) in &setup.tracked_links {
             node.tracking.link(interface, *up);
         }
+        node.membership = Node::membership_for(&node.config, me, setup, now);
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
             let mut runtime = GroupRuntime::new(plan.group, &node.config, plan.instances);
@@ -584,10 +608,18 @@ impl Node {
             return;
         };
         let runtime = &mut self.groups[slot];
+        if report.outcome == ResourceOutcome::Stopped {
+            if runtime.stopping == Some(report.generation) {
+                runtime.stopping = None;
+            }
+            self.process(now);
+            return;
+        }
         if runtime.mastership != report.generation {
             return;
         }
         match report.outcome {
+            ResourceOutcome::Stopped => {}
             ResourceOutcome::Started => runtime.resources = ResourceState::Started,
             ResourceOutcome::StartFailed(why) | ResourceOutcome::CheckFailed(why) => {
                 error!(group = %runtime.name, "resource failed, giving the group up: {why}");
@@ -701,7 +733,12 @@ impl Node {
             }
         };
         info!(%group, to = %target, "handing over");
-        self.groups[slot].election.hand_over(now);
+        if self.is_quorum_group(&self.groups[slot]) {
+            // Break before make: the next owner starts once this one says it let go.
+            self.groups[slot].election.step_down(now);
+        } else {
+            self.groups[slot].election.hand_over(now);
+        }
         self.touched.push(slot);
         self.process(now);
         Ok(target)
@@ -726,8 +763,13 @@ impl Node {
         }
         info!("{}", if drained { "draining" } else { "undrained" });
         self.drained = drained;
-        for runtime in &mut self.groups {
-            runtime.election.set_drained(now, drained);
+        for slot in 0..self.groups.len() {
+            let quorum = self.is_quorum_group(&self.groups[slot]);
+            let election = &mut self.groups[slot].election;
+            election.set_drained(now, drained);
+            if drained && quorum {
+                election.step_down(now);
+            }
         }
         self.touch_all();
         self.process(now);
@@ -777,6 +819,11 @@ impl Node {
             );
         }
 
+        if new.quorum != self.config.quorum || new.witnesses != self.config.witnesses {
+            return Err(
+                "[quorum] and [[witness]] change only with a restart of vipd (node by node)".into(),
+            );
+        }
         if new.metrics != self.config.metrics {
             return Err("[metrics]: the listener changes only with a restart of vipd".into());
         }
@@ -878,13 +925,14 @@ impl Node {
 
     /// The soonest live timer, dropping stale heap entries on the way.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let quorum = self.quorum_timeout(self.now_seen);
         while let Some(&Reverse((at, slot))) = self.timers.peek() {
             if self.groups[slot].election.poll_timeout() == Some(at) {
-                return Some(at);
+                return Some(quorum.map_or(at, |q| q.min(at)));
             }
             self.timers.pop();
         }
-        None
+        quorum
     }
 
     pub fn poll_effect(&mut self) -> Option<Effect> {
@@ -949,6 +997,20 @@ impl Node {
                 .election
                 .bind_source(family, ends.src, None);
             return Err(Discard::UnverifiedSource);
+        }
+        let sender = match verdict {
+            Some(identity::Verdict::Member(n)) => Some(n),
+            Some(_) => None,
+            None => self.config.nodes.iter().position(|node| {
+                plan::source_address(node, family) == Some(ends.src)
+                    || node.link_local.map(IpAddr::V6) == Some(ends.src)
+            }),
+        };
+        if let Some(n) = sender
+            && n != self.me
+            && self.contradicts_member(now, slot, n, repr.priority)
+        {
+            return Err(Discard::Forged);
         }
         let mismatches = watch::interval_mismatches(&self.groups[slot].election, family);
         self.touched.push(slot);
@@ -1139,8 +1201,10 @@ impl Node {
         let master = runtime.election.state() == State::Master;
         if master && old_group.resources != new_group.resources {
             if !old_group.resources.is_empty() {
+                runtime.stopping = Some(runtime.mastership);
                 effects.push_back(Effect::StopResources {
                     group: runtime.name.clone(),
+                    generation: runtime.mastership,
                     resources: old_group.resources.clone(),
                     addresses: addresses_text(old_group),
                 });
@@ -1156,9 +1220,36 @@ impl Node {
     /// Turns what the touched groups asked for into effects, in order, files their next
     /// timers, and republishes the zone when an owner moved.
     fn process(&mut self, now: Instant) {
+        self.now_seen = self.now_seen.max(now);
+        if self.membership.is_some() {
+            self.update_quorum(now);
+        }
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
+        let mut polled: Vec<(usize, Vec<(Family, Action)>)> = Vec::with_capacity(touched.len());
+        for &slot in &touched {
+            let election = &mut self.groups[slot].election;
+            polled.push((
+                slot,
+                std::iter::from_fn(|| election.poll_action()).collect(),
+            ));
+        }
+        if self.membership.is_some() {
+            // Peers hear that a group is leaving before its priority 0 arrives.
+            let leaving: Vec<GroupName> = polled
+                .iter()
+                .filter(|(_, actions)| {
+                    actions
+                        .iter()
+                        .any(|(_, a)| matches!(a, Action::SendAdvert { priority: 0 }))
+                })
+                .map(|(slot, _)| self.groups[*slot].name.clone())
+                .collect();
+            if !leaving.is_empty() {
+                self.transmit_heartbeats(now, &leaving);
+            }
+        }
         let Node {
             config,
             me,
@@ -1179,9 +1270,9 @@ impl Node {
         let mut actions = Vec::new();
         let first = out.effects.len();
         let mut cold: Vec<GroupName> = Vec::new();
-        for &slot in &touched {
+        for (slot, mut polled_actions) in polled {
             let runtime = &mut groups[slot];
-            actions.extend(std::iter::from_fn(|| runtime.election.poll_action()));
+            actions.append(&mut polled_actions);
             if actions.iter().any(|(_, a)| {
                 matches!(a, Action::Transition(t) if t.to == State::Master && t.reason == Reason::MasterDown)
             }) {
@@ -1219,6 +1310,7 @@ impl Node {
         touched.clear();
         self.touched = touched;
         self.own_releases.note(now, &self.effects);
+        self.transmit_heartbeats(now, &[]);
     }
 
     fn out(&mut self) -> Out<'_> {
@@ -1299,6 +1391,7 @@ impl Node {
             config_digest: None,
             dns: None,
             peers: Vec::new(),
+            quorum: self.quorum_status(now),
         }
     }
 
@@ -1367,6 +1460,7 @@ impl Node {
                 .election
                 .leader()
                 .is_some_and(|l| l.state() == State::Master && l.handing_over()),
+            quorum: self.group_quorum_text(runtime, now),
         }
     }
 }
@@ -1444,8 +1538,10 @@ impl Out<'_> {
                 if !matches!(runtime.resources, ResourceState::Failed(_)) {
                     runtime.resources = ResourceState::Stopped;
                 }
+                runtime.stopping = Some(runtime.mastership);
                 self.effects.push_back(Effect::StopResources {
                     group: runtime.name.clone(),
+                    generation: runtime.mastership,
                     resources: group.resources.clone(),
                     addresses: addresses_text(group),
                 });

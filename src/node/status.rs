@@ -45,6 +45,9 @@ pub struct Status {
     /// The other vipd nodes and the versions they run, as last asked.
     #[serde(default)]
     pub peers: Vec<PeerVersion>,
+    /// Membership and votes, with `[quorum]`.
+    #[serde(default)]
+    pub quorum: Option<super::QuorumStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -68,6 +71,10 @@ pub struct GroupStatus {
     /// Health trackers of the group (`track_script`, `track_interface`) and their state.
     #[serde(default)]
     pub tracking: Vec<super::track::TrackerStatus>,
+    /// A quorum group: "held", "no quorum", or "waiting for NODE to let go"; empty
+    /// otherwise.
+    #[serde(default)]
+    pub quorum: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -408,6 +415,62 @@ impl Collector for Snapshot {
             None,
             vec![(node_only(), gauge(status.link_up))],
         )?;
+        if let Some(quorum) = &status.quorum {
+            family(
+                e,
+                "quorum_held",
+                "1 while this node holds quorum long enough to serve quorum groups.",
+                None,
+                vec![(node_only(), gauge(quorum.held))],
+            )?;
+            family(
+                e,
+                "quorum_votes",
+                "Votes that count for this node now, its own included.",
+                None,
+                vec![(node_only(), ConstGauge::new(quorum.votes as i64))],
+            )?;
+            family(
+                e,
+                "quorum_votes_needed",
+                "Votes a node needs for quorum (a majority of nodes and witnesses).",
+                None,
+                vec![(node_only(), ConstGauge::new(quorum.needed as i64))],
+            )?;
+            family(
+                e,
+                "quorum_voter_heard",
+                "1 while the voter's signed heartbeats arrive.",
+                None,
+                quorum
+                    .voters
+                    .iter()
+                    .filter(|v| !v.me)
+                    .map(|v| {
+                        (
+                            vec![("node", node), ("voter", v.name.as_str())],
+                            gauge(v.heard),
+                        )
+                    })
+                    .collect(),
+            )?;
+            family(
+                e,
+                "heartbeats",
+                "Heartbeats of the membership channel, by outcome.",
+                None,
+                quorum
+                    .heartbeats
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            vec![("node", node), ("outcome", k.as_str())],
+                            ConstCounter::new(*v),
+                        )
+                    })
+                    .collect(),
+            )?;
+        }
         if let Some(dns) = &status.dns {
             let outcomes = [
                 ("answer", dns.answers),
@@ -575,6 +638,33 @@ impl Status {
         for group in self.groups.iter().filter(|g| !g.resources.is_empty()) {
             let _ = writeln!(out, "resources of {}: {}", group.name, group.resources);
         }
+        for group in self.groups.iter().filter(|g| !g.quorum.is_empty()) {
+            let _ = writeln!(out, "quorum of {}: {}", group.name, group.quorum);
+        }
+        if let Some(quorum) = &self.quorum {
+            let voters: Vec<String> = quorum
+                .voters
+                .iter()
+                .filter(|v| !v.me)
+                .map(|v| {
+                    format!(
+                        "{}{} {}{}",
+                        v.name,
+                        if v.witness { " (witness)" } else { "" },
+                        if v.heard { "heard" } else { "NOT HEARD" },
+                        if v.voting_for { ", voted for" } else { "" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "quorum {}: {} of {} votes needed; voters: {}",
+                if quorum.held { "held" } else { "NOT HELD" },
+                quorum.votes,
+                quorum.needed,
+                voters.join("; ")
+            );
+        }
         let recent: Vec<(&str, &TransitionRecord)> = self
             .groups
             .iter()
@@ -711,6 +801,7 @@ mod tests {
                 handing_over: false,
                 base_priority: 150,
                 tracking: Vec::new(),
+                quorum: String::new(),
             }],
             dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
             anomalies: BTreeMap::new(),
@@ -720,6 +811,7 @@ mod tests {
             config_digest: None,
             dns: None,
             peers: vec![],
+            quorum: None,
         };
         let text = status.prometheus();
         assert!(text.contains("vipd_state{node=\"alpha\",group=\"we\\\"ird\",family=\"IPv4\",state=\"master\"} 1\n"), "{text}");
@@ -786,6 +878,7 @@ mod tests {
                     drained: false,
                 },
             ],
+            quorum: None,
         };
         let text = status.prometheus();
         for line in [
