@@ -128,10 +128,13 @@ struct Daemon {
     heartbeats: Option<tokio::net::UdpSocket>,
     /// Fence commands report here: (node fenced, outcome).
     fence_reports: (
-        tokio::sync::mpsc::UnboundedSender<(String, Result<(), String>)>,
-        Option<tokio::sync::mpsc::UnboundedReceiver<(String, Result<(), String>)>>,
+        tokio::sync::mpsc::UnboundedSender<FenceReport>,
+        Option<tokio::sync::mpsc::UnboundedReceiver<FenceReport>>,
     ),
 }
+
+/// A fence command's end: the node fenced, and the outcome.
+type FenceReport = (String, Result<(), String>);
 
 /// A group's virtual-MAC link (`crate::net::vmac`).
 struct VmacLink {
