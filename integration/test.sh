@@ -41,7 +41,7 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
-echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file and the control protocol (bounded)"
+echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file, the control protocol and the heartbeats (bounded)"
 # cargo-fuzz needs the nightly toolchain; both are installed when missing.
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "test.sh: installing the nightly toolchain (for cargo-fuzz)"
@@ -54,7 +54,7 @@ fi
 fuzz_seconds="${VIPD_FUZZ_SECONDS:-20}"
 fuzz_work="$(mktemp -d)"
 trap 'rm -rf "$fuzz_work"' EXIT
-for target in answer_udp tcp_stream vrrp config control; do
+for target in answer_udp tcp_stream vrrp config control heartbeat; do
     # New inputs go to a scratch directory: the committed corpus stays the seeds. A crash or
     # an input that takes over 5 s fails the run; libFuzzer saves it in fuzz/artifacts/, and
     # it becomes a regression test (vrrp, config, control: copied into fuzz/corpus/<target>/,

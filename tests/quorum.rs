@@ -100,6 +100,19 @@ fn a_quorum_group_starts_on_the_preferred_node_after_the_first_lease() {
     assert!(quorum.held);
     assert_eq!((quorum.votes, quorum.needed), (3, 2));
     assert_eq!(status.groups[0].quorum, "held");
+    let metrics = status.prometheus();
+    for line in [
+        "vipd_quorum_held{node=\"alpha\"} 1",
+        "vipd_quorum_votes{node=\"alpha\"} 3",
+        "vipd_quorum_voter_heard{node=\"alpha\",voter=\"tiebreak\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    assert!(
+        status.table().contains("quorum held: 3 votes, 2 needed"),
+        "{}",
+        status.table()
+    );
     never_doubled(&sim);
 }
 

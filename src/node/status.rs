@@ -697,7 +697,7 @@ impl Status {
             }
             let _ = writeln!(
                 out,
-                "quorum {}: {} of {} votes needed; voters: {}",
+                "quorum {}: {} votes, {} needed; voters: {}",
                 if quorum.held { "held" } else { "NOT HELD" },
                 quorum.votes,
                 quorum.needed,
