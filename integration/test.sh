@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_packages=()
-for tool in tshark:tshark keepalived:keepalived ip:iproute2 sysctl:procps dig:dnsutils tcpdump:tcpdump knotd:knot man:man-db; do
+for tool in tshark:tshark keepalived:keepalived ip:iproute2 sysctl:procps dig:dnsutils tcpdump:tcpdump knotd:knot man:man-db dnsperf:dnsperf nft:nftables; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_packages+=("${tool#*:}")
 done
 if [ "${#need_packages[@]}" -gt 0 ]; then
@@ -41,6 +41,8 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
+echo "== benchmark harnesses, smoke runs (tiny sizes; the numbers are not pass/fail here)"
+VIPD_BENCH_SMOKE=1 cargo test --bench failover --bench scale --bench dns
 echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file, the control protocol and the heartbeats (bounded)"
 # cargo-fuzz needs the nightly toolchain; both are installed when missing.
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
