@@ -42,7 +42,7 @@ cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 echo "== benchmark harnesses, smoke runs (tiny sizes; the numbers are not pass/fail here)"
-VIPD_BENCH_SMOKE=1 cargo test --bench failover --bench scale --bench dns
+VIPD_BENCH_SMOKE=1 cargo test --bench failover --bench scale --bench dns --bench stability
 echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file, the control protocol and the heartbeats (bounded)"
 # cargo-fuzz needs the nightly toolchain; both are installed when missing.
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
