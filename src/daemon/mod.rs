@@ -1031,11 +1031,11 @@ impl Daemon {
         match effect {
             Effect::Send {
                 group,
+                lan,
                 family,
                 datagrams,
                 ..
             } => {
-                let lan = self.node.lan_of_group(&group);
                 let socket = if lan == 0 {
                     self.sockets.iter().find(|s| s.family() == family)
                 } else {

@@ -1673,6 +1673,7 @@ impl Out<'_> {
         *self.adverts_sent += datagrams.len() as u64;
         Effect::Send {
             group: Arc::from(group.name.as_str()),
+            lan,
             family,
             priority,
             datagrams,

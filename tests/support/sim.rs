@@ -800,6 +800,7 @@ impl Sim {
                     family,
                     priority,
                     datagrams,
+                    ..
                 } => {
                     sends.push((busy, group.clone(), family, datagrams));
                     (group, family, What::Sent { priority })
