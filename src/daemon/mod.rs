@@ -586,6 +586,7 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some((lan, bytes, v6)) = lan_datagrams.recv() => {
+                    self.drain_heartbeats();
                     let datagram = match v6 {
                         None => Datagram::V4(&bytes),
                         Some((src, dst, hop_limit)) => Datagram::V6 { src, dst, hop_limit, message: &bytes },
@@ -931,6 +932,7 @@ impl Daemon {
 
     /// Reads what is queued on the VRRP sockets now (at most a batch each), without waiting.
     fn receive_queued(&mut self) {
+        self.drain_heartbeats();
         let mut buffer = vec![0u8; RECEIVE_BUFFER];
         for index in 0..self.sockets.len() {
             for _ in 0..RECEIVE_BATCH {
@@ -953,7 +955,26 @@ impl Daemon {
         }
     }
 
+    /// Heartbeats already queued go before adverts: a peer's "leaving" heartbeat, sent before
+    /// its priority-0 advert, must be known when the advert is judged.
+    fn drain_heartbeats(&mut self) {
+        let Some(socket) = &self.heartbeats else {
+            return;
+        };
+        let mut buffer = [0u8; 65536];
+        for _ in 0..64 {
+            match socket.try_recv_from(&mut buffer) {
+                Ok((len, src)) => {
+                    self.node
+                        .handle_heartbeat(Instant::now(), src.ip(), &buffer[..len])
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
     fn receive(&mut self, batch: &Batch) {
+        self.drain_heartbeats();
         let now = Instant::now();
         for datagram in batch.datagrams() {
             self.node.handle_datagram(now, datagram);

@@ -717,6 +717,9 @@ impl Node {
     /// Shutdown: every master says priority 0 and lets go of its addresses.
     pub fn shutdown(&mut self, now: Instant) {
         info!("shutting down: priority 0 and releasing the addresses");
+        if let Some(membership) = self.membership.as_mut() {
+            membership.set_gone(now);
+        }
         for runtime in &mut self.groups {
             runtime.election.shutdown(now);
         }

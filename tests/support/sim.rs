@@ -168,6 +168,8 @@ pub struct Sim {
     pub fenced: Vec<(Duration, usize, String)>,
     /// Frozen nodes (SIGSTOP): they take no input and no timer, and keep what they hold.
     pub frozen: BTreeSet<usize>,
+    /// Nodes that no longer read heartbeats (a daemon past its event loop, stopping).
+    pub deaf: BTreeSet<usize>,
     /// (node, LAN segment) whose link is down (segment 0 follows `SimNode::link_up`).
     pub lan_links_down: BTreeSet<(usize, usize)>,
     boots: u64,
@@ -265,6 +267,7 @@ impl Sim {
             fenced: Vec::new(),
             frozen: BTreeSet::new(),
             lan_links_down: BTreeSet::new(),
+            deaf: BTreeSet::new(),
             boots: 0,
         }
     }
@@ -727,7 +730,7 @@ impl Sim {
     }
 
     fn deliver_heartbeat(&mut self, to: usize, src: IpAddr, bytes: &[u8]) {
-        if self.frozen.contains(&to) {
+        if self.frozen.contains(&to) || self.deaf.contains(&to) {
             return;
         }
         let now = self.now;
