@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_packages=()
-for tool in tshark:tshark keepalived:keepalived ip:iproute2 sysctl:procps dig:dnsutils tcpdump:tcpdump knotd:knot man:man-db; do
+for tool in tshark:tshark keepalived:keepalived nft:nftables ip:iproute2 sysctl:procps dig:dnsutils tcpdump:tcpdump knotd:knot man:man-db; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_packages+=("${tool#*:}")
 done
 if [ "${#need_packages[@]}" -gt 0 ]; then

@@ -1,0 +1,670 @@
+//! The seed's scenario, end to end: two vipd nodes and a witness (`vipd witness`) in network
+//! namespaces, a quorum group whose resource is the "master server" (`vipd lab-service`, a
+//! TCP service that appends each client record to a file on the "disk", a directory every
+//! namespace sees), and a client that resolves the group's name through vipd's DNS and
+//! writes numbered records, reconnecting after failures. Faults: the owner crashes, stops,
+//! fails its check, is cut off by a partition (nftables in the namespaces), the backup is cut
+//! off, the witness and then a node are lost; once on IPv6. Then a seeded randomized soak
+//! against three nodes and a witness.
+//!
+//! The judges are the process table (which namespaces run the service), the kernels' address
+//! tables and the file, sampled every few milliseconds by [`Checker`], never vipd's status:
+//! at no sampled instant two nodes run the service or hold the address; every record the
+//! client was told was written is in the file; the client resumes, by name, within a bound.
+//! Needs root; without it every test fails and says why.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use vipd::lab::seed::{self, Checker, Owners, Report};
+use vipd::lab::{Lab, RemoveOnDrop, sh};
+
+/// One lab at a time: timing on a 2-core machine needs the cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const HEARTBEAT: &str = "50ms";
+const LEASE: Duration = Duration::from_secs(1);
+const NAME: &str = "nbu-master.cluster.example.";
+const WITNESS: &str = "tiebreak";
+/// How often the checker samples.
+const SAMPLE: Duration = Duration::from_millis(3);
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn node(self, i: usize) -> IpAddr {
+        match self {
+            Family::V4 => ip(&format!("192.0.2.{}", 11 + i)),
+            Family::V6 => ip(&format!("2001:db8::{:x}", 0x11 + i)),
+        }
+    }
+    fn witness(self) -> IpAddr {
+        match self {
+            Family::V4 => ip("192.0.2.30"),
+            Family::V6 => ip("2001:db8::30"),
+        }
+    }
+    fn vip(self) -> IpAddr {
+        match self {
+            Family::V4 => ip("192.0.2.100"),
+            Family::V6 => ip("2001:db8::100"),
+        }
+    }
+    fn prefix(self) -> u8 {
+        match self {
+            Family::V4 => 24,
+            Family::V6 => 64,
+        }
+    }
+}
+
+const NODES: [&str; 3] = ["alpha", "beta", "gamma"];
+const PRIORITIES: [u8; 3] = [150, 100, 50];
+
+/// The cluster file: `nodes` vipd nodes, a witness, `[quorum]` with a short lease, and the
+/// quorum group "master-server" whose resource is the lab service on the disk.
+fn cluster(family: Family, nodes: usize, key: &Path, disk: &Path) -> String {
+    let bin = env!("CARGO_BIN_EXE_vipd");
+    let disk = disk.display();
+    let mut text = String::from("[cluster]\nname = \"seed\"\nzone = \"cluster.example.\"\n");
+    for (i, name) in NODES.iter().take(nodes).enumerate() {
+        text.push_str(&format!(
+            "\n[[node]]\nname = \"{name}\"\ninterface = \"eth0\"\naddress = \"{}\"\n",
+            family.node(i)
+        ));
+    }
+    let priorities: Vec<String> = NODES
+        .iter()
+        .zip(PRIORITIES)
+        .take(nodes)
+        .map(|(n, p)| format!("{n} = {p}"))
+        .collect();
+    let service = format!(
+        "{bin} lab-service --dir {disk} --node $VIPD_NODE --pidfile {disk}/$VIPD_NODE.pid --address {}",
+        family.vip()
+    );
+    text.push_str(&format!(
+        r#"
+[quorum]
+key_file = "{key}"
+heartbeat = "{HEARTBEAT}"
+lease = "{lease}ms"
+
+[[witness]]
+name = "{WITNESS}"
+address = "{witness}"
+
+[[group]]
+name = "master-server"
+vrid = 51
+addresses = ["{vip}/{prefix}"]
+names = ["nbu-master"]
+priority = {{ {priorities} }}
+advert_interval = "100ms"
+
+[[group.resource]]
+name = "master-server"
+start = "{service} --background"
+stop = "{service} --stop"
+check = "test ! -e {disk}/fail-$VIPD_NODE && kill -0 $(cat {disk}/$VIPD_NODE.pid)"
+timeout = "700ms"
+check_interval = "100ms"
+"#,
+        key = key.display(),
+        lease = LEASE.as_millis(),
+        witness = family.witness(),
+        vip = family.vip(),
+        prefix = family.prefix(),
+        priorities = priorities.join(", "),
+    ));
+    text
+}
+
+/// A running seed cluster: the lab, the witness, the disk, the checker.
+struct Seed {
+    family: Family,
+    /// Dropped last: the lab (its processes and namespaces) goes first.
+    lab: Lab,
+    witness_ns: String,
+    witness_pid: Option<u32>,
+    disk: PathBuf,
+    checker: Option<Checker>,
+    /// Every namespace's eth0 addresses (own and link-local), for partitions.
+    host_addresses: Vec<(String, Vec<IpAddr>)>,
+    _dir: RemoveOnDrop,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+fn eth0_addresses(namespace: &str) -> Vec<IpAddr> {
+    let out = sh(&["ip", "-n", namespace, "-j", "addr", "show", "dev", "eth0"]).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut found = Vec::new();
+    for link in json.as_array().into_iter().flatten() {
+        for info in link["addr_info"].as_array().into_iter().flatten() {
+            if let Some(address) = info["local"].as_str().and_then(|a| a.parse().ok()) {
+                found.push(address);
+            }
+        }
+    }
+    found
+}
+
+impl Seed {
+    fn new(tag: &str, family: Family, nodes: usize) -> Seed {
+        let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            vipd::lab::is_root(),
+            "the seed lab needs root (network namespaces, nftables): run the tests as root"
+        );
+        let dir = std::env::temp_dir().join(format!("vipd-seed-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let disk = dir.join("disk");
+        std::fs::create_dir_all(&disk).unwrap();
+        let key = dir.join("cluster.key");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .mode(0o600)
+                .open(&key)
+                .unwrap();
+            std::io::Write::write_all(&mut file, b"seed-lab-secret-0123456789abcdef\n").unwrap();
+        }
+        let toml = cluster(family, nodes, &key, &disk);
+        let mut lab = Lab::new(tag, &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+            .unwrap_or_else(|e| panic!("lab: {e}"));
+        let witness_address = format!("{}/{}", family.witness(), family.prefix());
+        let witness_ns = lab.add_host("w", &[&witness_address]).unwrap();
+        let namespaces: Vec<String> = lab.nodes.iter().map(|n| n.namespace.clone()).collect();
+        let checker = Checker::start(&namespaces, &[family.vip()], &disk, SAMPLE).unwrap();
+        let mut seed = Seed {
+            family,
+            lab,
+            witness_ns,
+            witness_pid: None,
+            disk,
+            checker: Some(checker),
+            host_addresses: Vec::new(),
+            _dir: RemoveOnDrop(dir),
+            _guard: guard,
+        };
+        seed.start_witness();
+        for node in 0..nodes {
+            seed.lab.start(node).unwrap();
+        }
+        for node in 0..nodes {
+            seed.lab.wait_ready(node, Duration::from_secs(5)).unwrap();
+        }
+        let mut hosts: Vec<String> = namespaces;
+        hosts.push(seed.witness_ns.clone());
+        seed.host_addresses = hosts
+            .iter()
+            .map(|ns| (ns.clone(), eth0_addresses(ns)))
+            .collect();
+        seed
+    }
+
+    fn start_witness(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.lab.dir.join("witness.log"))
+            .unwrap();
+        let pid = self
+            .lab
+            .spawn(
+                Command::new("ip")
+                    .args(["netns", "exec", &self.witness_ns])
+                    .arg(env!("CARGO_BIN_EXE_vipd"))
+                    .arg("witness")
+                    .arg("--config")
+                    .arg(&self.lab.config_path)
+                    .args(["--name", WITNESS])
+                    .env("VIPD_LOG", "info")
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log),
+            )
+            .unwrap();
+        self.witness_pid = Some(pid);
+    }
+
+    fn kill_witness(&mut self) {
+        if let Some(pid) = self.witness_pid.take() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+
+    fn checker(&self) -> &Checker {
+        self.checker.as_ref().expect("running")
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.lab.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn logs(&self) -> String {
+        let witness = std::fs::read_to_string(self.lab.dir.join("witness.log")).unwrap_or_default();
+        format!("{}--- witness ---\n{witness}", self.lab.logs())
+    }
+
+    /// Waits until `node` alone runs the service and holds the address.
+    fn wait_owner(&self, node: usize, limit: Duration) -> Duration {
+        self.checker()
+            .wait_for(limit, |o| o.single() == Some(node))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} is not the single owner after {limit:?}: {:?}\n{}",
+                    self.lab.nodes[node].name,
+                    self.checker().now(),
+                    self.logs()
+                )
+            })
+    }
+
+    /// Waits until exactly one node runs the service and holds the address; returns it.
+    fn wait_single(&self, limit: Duration) -> Option<usize> {
+        self.checker()
+            .wait_for(limit, |o| o.single().is_some())
+            .and_then(|_| self.checker().now().single())
+    }
+
+    /// The client, in the client namespace, for `duration`.
+    fn start_client(&self, duration: Duration) -> (Child, u64) {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.lab.client])
+            .arg(env!("CARGO_BIN_EXE_vipd"))
+            .args(["lab-client", "--name", NAME])
+            .args(["--duration-ms", &duration.as_millis().to_string()]);
+        for node in 0..self.lab.nodes.len() {
+            command.args(["--server", &self.family.node(node).to_string()]);
+        }
+        if self.family == Family::V6 {
+            command.arg("--ipv6");
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, unix_us())
+    }
+
+    /// A power loss: the node drops off the LAN, its vipd and its service die at once, and
+    /// its kernel's addresses are gone.
+    fn crash(&mut self, node: usize) {
+        let off = &self.checker().off;
+        off.fetch_or(1 << node, std::sync::atomic::Ordering::Relaxed);
+        self.lab.set_port(node, false).unwrap();
+        self.kill_service(node);
+        self.lab.kill(node).unwrap();
+        let ns = self.lab.nodes[node].namespace.clone();
+        let vip = format!("{}/{}", self.family.vip(), self.family.prefix());
+        let _ = sh(&["ip", "-n", &ns, "addr", "del", &vip, "dev", "eth0"]);
+    }
+
+    /// SIGKILLs the node's service (by the pid in its pid file).
+    fn kill_service(&self, node: usize) {
+        let pidfile = self
+            .disk
+            .join(format!("{}.pid", self.lab.nodes[node].name));
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+
+    /// Cuts host `cut` (a namespace index: nodes, then the witness) off from `others`:
+    /// nftables in each, dropping everything from and to the other side's addresses.
+    fn partition(&self, cut: usize, others: &[usize]) {
+        let block = |host: usize, from: &[usize]| {
+            let addresses: Vec<IpAddr> = from
+                .iter()
+                .flat_map(|h| self.host_addresses[*h].1.clone())
+                .collect();
+            let list = |v4: bool| {
+                addresses
+                    .iter()
+                    .filter(|a| a.is_ipv4() == v4)
+                    .map(IpAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut rules = String::new();
+            for (family, list) in [("ip", list(true)), ("ip6", list(false))] {
+                if !list.is_empty() {
+                    rules.push_str(&format!(
+                        "add rule inet vipd_cut input {family} saddr {{ {list} }} drop\n\
+                         add rule inet vipd_cut output {family} daddr {{ {list} }} drop\n"
+                    ));
+                }
+            }
+            let script = format!(
+                "add table inet vipd_cut\n\
+                 add chain inet vipd_cut input {{ type filter hook input priority -300; }}\n\
+                 add chain inet vipd_cut output {{ type filter hook output priority -300; }}\n\
+                 {rules}"
+            );
+            let path = self.lab.dir.join(format!("cut-{host}.nft"));
+            std::fs::write(&path, script).unwrap();
+            let ns = &self.host_addresses[host].0;
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "nft",
+                "-f",
+                path.to_str().unwrap(),
+            ])
+            .unwrap();
+        };
+        block(cut, others);
+        for other in others {
+            block(*other, &[cut]);
+        }
+    }
+
+    /// Removes every partition.
+    fn heal(&self) {
+        for (ns, _) in &self.host_addresses {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, "nft", "delete", "table", "inet", "vipd_cut"])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// The index of the witness among the hosts (after the nodes).
+    fn witness_host(&self) -> usize {
+        self.lab.nodes.len()
+    }
+
+    /// Ends the checker and the client, checks the file, prints the scenario's line.
+    fn finish(&mut self, scenario: &str, client: (Child, u64), fault_us: u64) -> Outcome {
+        let (child, _) = client;
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        let report = self.checker.take().expect("running").finish().unwrap();
+        let acks = seed::parse_acks(&text);
+        let disk = seed::records_on_disk(&self.disk).unwrap();
+        let lost = seed::lost(&acks, &disk);
+        let end_us = acks.last().map_or(fault_us, |a| a.unix_us);
+        let (outage, _) = seed::longest_gap(&acks, fault_us, end_us);
+        let before: Vec<&str> = acks
+            .iter()
+            .filter(|a| a.unix_us < fault_us)
+            .map(|a| a.node.as_str())
+            .collect();
+        let outcome = Outcome {
+            acks: acks.len(),
+            lost,
+            outage,
+            last_node: acks.last().map(|a| a.node.clone()),
+            first_node: before.first().map(|n| n.to_string()),
+            report,
+        };
+        println!(
+            "== {scenario} ({:?})\n{}  client: {} records acknowledged ({}), {} lost, longest outage after the fault {:?}; served by {:?} then {:?}\n  checker: {} samples (longest gap {:?}), {} with two owners ({:?}), longest without an owner {:?}\n{}",
+            self.family,
+            outcome.report.timeline(&self.names()),
+            outcome.acks,
+            text.lines()
+                .filter(|l| l.starts_with("sent") || l.starts_with("failures"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            outcome.lost.len(),
+            outcome.outage,
+            outcome.first_node,
+            outcome.last_node,
+            outcome.report.samples,
+            outcome.report.longest_sample_gap,
+            outcome.report.doubled_samples,
+            outcome.report.doubled_time,
+            outcome.report.longest_without_owner,
+            String::new(),
+        );
+        outcome
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        self.heal();
+        // The services are not the lab's children: end them by their pids.
+        for node in 0..self.lab.nodes.len() {
+            self.kill_service(node);
+        }
+        self.checker.take();
+    }
+}
+
+struct Outcome {
+    acks: usize,
+    lost: Vec<u64>,
+    outage: Duration,
+    first_node: Option<String>,
+    last_node: Option<String>,
+    report: Report,
+}
+
+impl Outcome {
+    /// The invariants every scenario keeps.
+    fn assert_safe(&self, seed: &Seed) {
+        assert_eq!(
+            self.report.doubled_samples,
+            0,
+            "two owners at once:\n{}\n{}",
+            self.report.timeline(&seed.names()),
+            seed.logs()
+        );
+        assert!(
+            self.lost.is_empty(),
+            "acknowledged records missing from the disk: {:?}",
+            &self.lost[..self.lost.len().min(20)]
+        );
+        assert!(self.acks > 0, "the client wrote nothing\n{}", seed.logs());
+        assert!(
+            self.report.longest_sample_gap < Duration::from_millis(100),
+            "the checker sampled too rarely: {:?}",
+            self.report.longest_sample_gap
+        );
+    }
+}
+
+/// A cluster with alpha as the owner.
+fn elected(tag: &str, family: Family) -> Seed {
+    let seed = Seed::new(tag, family, 2);
+    seed.wait_owner(0, Duration::from_secs(10));
+    seed
+}
+
+#[test]
+fn the_owner_crashes_and_the_backup_takes_over_after_a_lease() {
+    let mut seed = elected("crash", Family::V4);
+    let client = seed.start_client(Duration::from_millis(4500));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    seed.crash(0);
+    let took = seed.wait_owner(1, Duration::from_secs(5));
+    println!("beta runs the service {took:?} after alpha's power loss");
+    let outcome = seed.finish("crash of the owner (power loss)", client, fault);
+    outcome.assert_safe(&seed);
+    assert_eq!(outcome.last_node.as_deref(), Some("beta"));
+    assert!(
+        took >= LEASE / 2,
+        "beta started before alpha's votes could have run out: {took:?}"
+    );
+    assert!(
+        outcome.outage < LEASE + Duration::from_millis(1500),
+        "{:?}",
+        outcome.outage
+    );
+}
+
+#[test]
+fn a_graceful_stop_hands_over_in_well_under_a_lease() {
+    let mut seed = elected("stop", Family::V4);
+    let client = seed.start_client(Duration::from_millis(3000));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    seed.lab.stop(0).unwrap();
+    let took = seed.wait_owner(1, Duration::from_secs(3));
+    println!("beta runs the service {took:?} after alpha's SIGTERM returned");
+    let outcome = seed.finish("graceful stop (SIGTERM)", client, fault);
+    outcome.assert_safe(&seed);
+    assert_eq!(outcome.last_node.as_deref(), Some("beta"));
+    assert!(outcome.outage < LEASE / 2, "{:?}", outcome.outage);
+}
+
+#[test]
+fn a_failing_check_on_the_owner_moves_the_service() {
+    let mut seed = elected("check", Family::V4);
+    let client = seed.start_client(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    std::fs::write(seed.disk.join("fail-alpha"), "").unwrap();
+    let took = seed.wait_owner(1, Duration::from_secs(3));
+    println!("beta runs the service {took:?} after alpha's check began to fail");
+    let outcome = seed.finish("failing resource check on the owner", client, fault);
+    outcome.assert_safe(&seed);
+    assert_eq!(outcome.last_node.as_deref(), Some("beta"));
+    assert!(outcome.outage < LEASE, "{:?}", outcome.outage);
+}
+
+/// The owner cut off from the other node and the witness, the client still reaching it.
+fn owner_cut_off(tag: &str, family: Family) {
+    let mut seed = elected(tag, family);
+    let client = seed.start_client(Duration::from_millis(6000));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    seed.partition(0, &[1, seed.witness_host()]);
+    let took = seed.wait_owner(1, Duration::from_secs(5));
+    println!("beta runs the service {took:?} after alpha was cut off");
+    // The old owner stopped before the new one started: the timeline shows a gap with no
+    // owner (the checker asserts no overlap).
+    let stopped = seed
+        .checker()
+        .wait_for(Duration::from_millis(10), |o| o.services & 1 == 0);
+    assert!(stopped.is_some(), "alpha still runs the service");
+    std::thread::sleep(Duration::from_millis(1500));
+    seed.heal();
+    let healed_at = Instant::now();
+    let owner = seed.wait_single(Duration::from_secs(5));
+    println!(
+        "healed: {:?} owns the group {:?} later",
+        owner.map(|o| NODES[o]),
+        healed_at.elapsed()
+    );
+    let outcome = seed.finish("partition: the owner cut off, then healed", client, fault);
+    outcome.assert_safe(&seed);
+    assert!(owner.is_some(), "no single owner after the heal");
+    assert!(outcome.outage < LEASE * 3, "{:?}", outcome.outage);
+}
+
+#[test]
+fn a_partition_cutting_the_owner_off_stops_it_before_the_backup_starts() {
+    owner_cut_off("cutowner", Family::V4);
+}
+
+#[test]
+fn on_ipv6_a_partition_cutting_the_owner_off_stops_it_before_the_backup_starts() {
+    owner_cut_off("cutowner6", Family::V6);
+}
+
+#[test]
+fn a_partition_cutting_the_backup_off_moves_nothing() {
+    let mut seed = elected("cutbackup", Family::V4);
+    let client = seed.start_client(Duration::from_millis(4500));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    seed.partition(1, &[0, seed.witness_host()]);
+    std::thread::sleep(Duration::from_millis(2000));
+    seed.heal();
+    std::thread::sleep(Duration::from_millis(1000));
+    let outcome = seed.finish("partition: the backup cut off, then healed", client, fault);
+    outcome.assert_safe(&seed);
+    let moved: Vec<Owners> = outcome
+        .report
+        .changes
+        .iter()
+        .map(|c| c.owners)
+        .skip_while(|o| o.single() != Some(0))
+        .filter(|o| o.single() != Some(0))
+        .collect();
+    assert!(
+        moved.is_empty(),
+        "the group moved: {moved:?}\n{}",
+        seed.logs()
+    );
+    assert_eq!(outcome.last_node.as_deref(), Some("alpha"));
+    assert!(
+        outcome.outage < Duration::from_millis(200),
+        "{:?}",
+        outcome.outage
+    );
+}
+
+#[test]
+fn with_the_witness_and_then_the_backup_lost_the_owner_stops_the_group() {
+    let mut seed = elected("lost", Family::V4);
+    let client = seed.start_client(Duration::from_millis(5000));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    seed.kill_witness();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        seed.checker().now().single(),
+        Some(0),
+        "two votes of three: alpha keeps the group"
+    );
+    let node_lost = Instant::now();
+    seed.crash(1);
+    let stopped = seed
+        .checker()
+        .wait_for(LEASE * 3, |o| o.services == 0 && o.holders == 0);
+    println!(
+        "one vote of three: alpha stopped the group {:?} after beta was lost",
+        stopped
+    );
+    assert!(
+        stopped.is_some(),
+        "alpha kept the group without quorum: {:?}\n{}",
+        seed.checker().now(),
+        seed.logs()
+    );
+    assert!(node_lost.elapsed() < LEASE * 3);
+    let outcome = seed.finish(
+        "the witness lost, then the backup: one vote of three",
+        client,
+        fault,
+    );
+    outcome.assert_safe(&seed);
+    assert_eq!(
+        outcome.report.last().map(|o| o.services),
+        Some(0),
+        "nobody serves without quorum"
+    );
+}
