@@ -100,6 +100,19 @@ fn a_quorum_group_starts_on_the_preferred_node_after_the_first_lease() {
     assert!(quorum.held);
     assert_eq!((quorum.votes, quorum.needed), (3, 2));
     assert_eq!(status.groups[0].quorum, "held");
+    let metrics = status.prometheus();
+    for line in [
+        "vipd_quorum_held{node=\"alpha\"} 1",
+        "vipd_quorum_votes{node=\"alpha\"} 3",
+        "vipd_quorum_voter_heard{node=\"alpha\",voter=\"tiebreak\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    assert!(
+        status.table().contains("quorum held: 3 votes, 2 needed"),
+        "{}",
+        status.table()
+    );
     never_doubled(&sim);
 }
 
@@ -313,12 +326,25 @@ fn forged_member_adverts_that_contradict_the_heartbeats_move_nothing() {
 
 #[test]
 fn random_partitions_crashes_and_restarts_never_make_two_owners() {
-    for seed in 1..=12u64 {
-        let mut sim = started(&two_and_a_witness());
+    for seed in 1..=16u64 {
+        // Half the seeds with fencing, and then SIGSTOP/SIGCONT among the faults too.
+        let fencing = seed.is_multiple_of(2);
+        let toml = if fencing {
+            with_fencing()
+        } else {
+            two_and_a_witness()
+        };
+        let mut sim = started(&toml);
         sim.rng = support::sim::Rng::new(seed);
         let endpoints = 3;
         for _ in 0..25 {
-            match sim.rng.below(6) {
+            match sim.rng.below(if fencing { 7 } else { 6 }) {
+                6 => {
+                    let n = sim.rng.below(2) as usize;
+                    if !sim.frozen.remove(&n) {
+                        sim.frozen.insert(n);
+                    }
+                }
                 0 => {
                     let side: Vec<usize> = (0..endpoints).filter(|_| sim.rng.chance(500)).collect();
                     sim.partition(&side);
@@ -359,6 +385,7 @@ fn random_partitions_crashes_and_restarts_never_make_two_owners() {
         );
         // After the faults: every node up, everything healed; one owner within bounds.
         sim.heal();
+        sim.frozen.clear();
         for n in 0..2 {
             if !sim.nodes[n].running() {
                 sim.start_node(n);
@@ -369,4 +396,104 @@ fn random_partitions_crashes_and_restarts_never_make_two_owners() {
         assert_eq!(sim.masters(disk, Family::V4).len(), 1, "seed {seed}");
         never_doubled(&sim);
     }
+}
+
+/// The seed's cluster with a fence command for each node.
+fn with_fencing() -> String {
+    two_and_a_witness()
+        .replace(
+            "address = \"192.0.2.11\"\n",
+            "address = \"192.0.2.11\"\nfence = \"ipmitool -H alpha-bmc chassis power off\"\n",
+        )
+        .replace(
+            "address = \"192.0.2.12\"\n",
+            "address = \"192.0.2.12\"\nfence = \"ipmitool -H beta-bmc chassis power off\"\n",
+        )
+}
+
+#[test]
+fn with_fencing_a_crashed_owner_is_fenced_and_replaced_before_its_lease_ends() {
+    let mut sim = started(&with_fencing());
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    let disk = sim.group("disk");
+    let crash = sim.elapsed();
+    sim.kill(alpha);
+    sim.run_for(LEASE * 3);
+    assert_eq!(sim.masters(disk, Family::V4), vec![beta]);
+    assert_eq!(sim.fenced.len(), 1, "{:?}", sim.fenced);
+    assert_eq!((sim.fenced[0].1, sim.fenced[0].2.as_str()), (beta, "alpha"));
+    let took = sim.became_master_at(beta, disk, Family::V4).unwrap() - crash;
+    assert!(took < LEASE, "fenced and took over after {took:?}");
+    let status = sim.status(beta);
+    let fences = &status.quorum.as_ref().unwrap().fences;
+    assert_eq!((fences[0].runs, fences[0].failures), (1, 0));
+    never_doubled(&sim);
+}
+
+#[test]
+fn a_frozen_owner_is_fenced_before_its_service_starts_elsewhere() {
+    let mut sim = started(&with_fencing());
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    let disk = sim.group("disk");
+    // SIGSTOP: vipd stops, its service runs on, and nobody stops it from inside.
+    sim.frozen.insert(alpha);
+    sim.run_for(LEASE * 3);
+    assert_eq!(sim.masters(disk, Family::V4), vec![beta]);
+    assert!(!sim.nodes[alpha].running(), "the fence powered alpha off");
+    assert!(runs_service(&sim, beta));
+    never_doubled(&sim);
+}
+
+#[test]
+fn without_fencing_a_frozen_owner_keeps_its_service_and_no_lease_can_stop_it() {
+    // The documented limit of quorum without fencing: a process that cannot run cannot
+    // stop its services when its votes run out.
+    let mut sim = started(&two_and_a_witness());
+    let alpha = sim.node("alpha");
+    sim.frozen.insert(alpha);
+    sim.run_for(LEASE * 3);
+    assert!(
+        !sim.double_service.is_empty(),
+        "a frozen owner's service ran beside the new owner's"
+    );
+}
+
+#[test]
+fn a_failing_fence_leaves_the_group_without_owner_and_is_retried() {
+    let mut sim = started(&with_fencing());
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    let disk = sim.group("disk");
+    sim.fence_works = false;
+    sim.kill(alpha);
+    sim.run_for(Duration::from_secs(7));
+    assert!(sim.masters(disk, Family::V4).is_empty());
+    assert!(!runs_service(&sim, beta));
+    let status = sim.status(beta);
+    let fence = &status.quorum.as_ref().unwrap().fences[0];
+    assert_eq!((fence.runs, fence.failures), (2, 2), "{fence:?}");
+    assert!(fence.state.contains("BMC does not answer"), "{fence:?}");
+    assert!(
+        status.table().contains("fence of alpha: failed"),
+        "{}",
+        status.table()
+    );
+    // The BMC answers again: the next try fences alpha and beta takes the group.
+    sim.fence_works = true;
+    sim.run_for(Duration::from_secs(6));
+    assert_eq!(sim.masters(disk, Family::V4), vec![beta]);
+    never_doubled(&sim);
+}
+
+#[test]
+fn a_graceful_stop_needs_no_fencing() {
+    let mut sim = started(&with_fencing());
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    let disk = sim.group("disk");
+    sim.input(alpha, |n, now| n.shutdown(now));
+    sim.run_for(sim.resource_delay * 3);
+    sim.kill(alpha);
+    sim.run_for(LEASE);
+    assert_eq!(sim.masters(disk, Family::V4), vec![beta]);
+    assert!(sim.fenced.is_empty(), "{:?}", sim.fenced);
+    never_doubled(&sim);
 }

@@ -58,6 +58,9 @@ pub struct Node {
     /// A VRRP speaker that is not vipd (keepalived during a migration): its groups keep the
     /// RFC timers.
     pub foreign: bool,
+    /// How to fence this node (power it off, cut it from the storage): run by another node
+    /// before it starts a quorum group's resources after this node vanished.
+    pub fence: Option<String>,
 }
 
 /// A virtual address with the prefix length it is added with.
@@ -299,6 +302,8 @@ struct RawNode {
     link_local: Option<Spanned<Ipv6Addr>>,
     #[serde(default)]
     foreign: bool,
+    #[serde(default)]
+    fence: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ use toml::Spanned;
 pub const DEFAULT_PORT: u16 = 8405;
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(2);
+pub const DEFAULT_FENCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Voters are carried as bits of a u64 in heartbeats.
 pub const MAX_VOTERS: usize = 64;
 
@@ -29,6 +30,8 @@ pub struct Quorum {
     /// off from the majority has stopped a quorum group's resources and released its
     /// addresses before this has passed, and only then may another node start them.
     pub lease: Duration,
+    /// How long a fence command may run before it counts as failed.
+    pub fence_timeout: Duration,
 }
 
 impl Quorum {
@@ -60,6 +63,8 @@ pub(super) struct RawQuorum {
     heartbeat: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     lease: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    fence_timeout: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -118,11 +123,21 @@ pub(super) fn validate(
             ),
         ));
     }
+    let fence_timeout = duration(&raw.fence_timeout, DEFAULT_FENCE_TIMEOUT);
+    if fence_timeout.is_zero() {
+        let span = raw.fence_timeout.as_ref().map_or(0..0, |f| f.span());
+        return Err(source.error(
+            span,
+            field("fence_timeout"),
+            "the fence time-out must be above zero",
+        ));
+    }
     Ok(Some(Quorum {
         key_file: PathBuf::from(key_file),
         port,
         heartbeat,
         lease,
+        fence_timeout,
     }))
 }
 

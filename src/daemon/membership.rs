@@ -136,3 +136,33 @@ pub fn run_witness(config_path: &Path, name: &str) -> Result<(), String> {
         Ok(())
     })
 }
+
+/// Runs a fence command (`sh -c`) with `VIPD_FENCE_NODE`, `VIPD_FENCE_ADDRESS` and
+/// `VIPD_NODE` (the node that fences) set; killed by its own pid when it overruns.
+pub async fn run_fence(
+    me: &str,
+    node: &str,
+    address: IpAddr,
+    command: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("VIPD_NODE", me)
+        .env("VIPD_FENCE_NODE", node)
+        .env("VIPD_FENCE_ADDRESS", address.to_string())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!("`{command}` {status}")),
+        Ok(Err(e)) => Err(format!("`{command}`: {e}")),
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(format!("`{command}` did not finish within {timeout:?}"))
+        }
+    }
+}

@@ -126,7 +126,15 @@ struct Daemon {
     track: track::Runner,
     /// The membership channel's socket, with `[quorum]`.
     heartbeats: Option<tokio::net::UdpSocket>,
+    /// Fence commands report here: (node fenced, outcome).
+    fence_reports: (
+        tokio::sync::mpsc::UnboundedSender<FenceReport>,
+        Option<tokio::sync::mpsc::UnboundedReceiver<FenceReport>>,
+    ),
 }
+
+/// A fence command's end: the node fenced, and the outcome.
+type FenceReport = (String, Result<(), String>);
 
 /// A group's virtual-MAC link (`crate::net::vmac`).
 struct VmacLink {
@@ -417,6 +425,10 @@ impl Daemon {
             vmacs,
             track: track::Runner::new(&config_node_name),
             heartbeats,
+            fence_reports: {
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                (sender, Some(receiver))
+            },
         };
         daemon.sync_tracking().await;
         daemon.start_dns()?;
@@ -441,6 +453,7 @@ impl Daemon {
         let mut sigusr2 = handler(SignalKind::user_defined2(), "SIGUSR2")?;
         let mut events = self.events.take().expect("subscribed at start");
         let mut reports = self.resource_reports.1.take().expect("one run");
+        let mut fence_reports = self.fence_reports.1.take().expect("one run");
         let mut checks = self.track.receiver.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
         let mut heartbeat_buffer = vec![0u8; 65536];
@@ -476,6 +489,7 @@ impl Daemon {
                 claims = when_open(self.claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 claims = when_open(self.na_claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
+                Some((node, outcome)) = fence_reports.recv() => self.node.handle_fence(Instant::now(), &node, outcome),
                 Some((script, ok)) = checks.recv() => self.node.handle_check(Instant::now(), &script, ok),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
@@ -984,6 +998,20 @@ impl Daemon {
                 resources,
                 addresses,
             } => self.stop_resources(group, generation, resources, addresses),
+            Effect::Fence {
+                node,
+                address,
+                command,
+                timeout,
+            } => {
+                let me = self.node.name().to_string();
+                let reports = self.fence_reports.0.clone();
+                tokio::spawn(async move {
+                    let outcome =
+                        membership::run_fence(&me, &node, address, &command, timeout).await;
+                    let _ = reports.send((node, outcome));
+                });
+            }
             Effect::Heartbeat { to, bytes } => {
                 if let Some(socket) = &self.heartbeats
                     && let Err(e) = socket.try_send_to(&bytes, to)

@@ -16,6 +16,14 @@ pub type GroupName = Arc<str>;
 pub enum Effect {
     /// One signed heartbeat of the membership channel (UDP).
     Heartbeat { to: SocketAddr, bytes: Vec<u8> },
+    /// Run `command` to fence `node` (at `address`) within `timeout`; the outcome goes back
+    /// as `Node::handle_fence`.
+    Fence {
+        node: String,
+        address: IpAddr,
+        command: String,
+        timeout: std::time::Duration,
+    },
     /// Send one advert: the same message to each destination, checksummed for it.
     Send {
         group: GroupName,

@@ -17,6 +17,7 @@ pub mod defend;
 pub mod discard;
 pub mod droplog;
 pub mod effect;
+pub mod fence;
 pub mod identity;
 mod quorum;
 pub mod status;
@@ -201,6 +202,8 @@ pub struct Node {
     reports_sent: Vec<crate::quorum::GroupReport>,
     /// The latest time an input came with (timeouts are computed from it).
     now_seen: Instant,
+    /// Fences of vanished members (see [`fence`]).
+    fences: fence::Fences,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -253,6 +256,7 @@ impl Node {
             quorum_was_held: false,
             reports_sent: Vec::new(),
             now_seen: now,
+            fences: fence::Fences::default(),
         };
         node.tracking = track::Tracking::new(&node.config);
         for (interface, up) in &setup.tracked_links {

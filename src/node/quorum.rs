@@ -34,6 +34,17 @@ pub struct QuorumStatus {
     pub voters: Vec<crate::quorum::VoterView>,
     /// Heartbeats by outcome (sent, accepted, bad_signature, replayed, ...).
     pub heartbeats: BTreeMap<String, u64>,
+    /// Fences this node ran.
+    #[serde(default)]
+    pub fences: Vec<FenceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FenceStatus {
+    pub node: String,
+    pub state: String,
+    pub runs: u64,
+    pub failures: u64,
 }
 
 impl Node {
@@ -81,6 +92,7 @@ impl Node {
             Some(membership.poll_timeout()),
             membership.next_change(now),
             standing.filter(|t| *t > now),
+            self.fences.next_retry().filter(|t| *t > now),
         ]
         .into_iter()
         .flatten()
@@ -134,6 +146,72 @@ impl Node {
                 self.touched.push(slot);
             }
         }
+        if held {
+            self.start_fences(now);
+        }
+    }
+
+    /// Fences the vanished members that keep a waiting quorum group from this node (see
+    /// [`super::fence`]).
+    fn start_fences(&mut self, now: Instant) {
+        let Some(membership) = self.membership.as_ref() else {
+            return;
+        };
+        let mut wanted: Vec<usize> = Vec::new();
+        for (slot, runtime) in self.groups.iter().enumerate() {
+            let waiting = runtime.election.leader().is_some_and(|l| l.claim_waiting());
+            if !waiting || !self.is_quorum_group(runtime) {
+                continue;
+            }
+            for name in self.members_in_the_way(slot, now) {
+                let Some(node) = self.config.node_index(&name) else {
+                    continue;
+                };
+                let Some(voter) = membership.voter_of_node(node) else {
+                    continue;
+                };
+                let vanished = membership.reports_of(voter, now).is_none();
+                if vanished
+                    && self.config.nodes[node].fence.is_some()
+                    && self.fences.due(node, membership.last_heard(voter), now)
+                    && !wanted.contains(&node)
+                {
+                    wanted.push(node);
+                }
+            }
+        }
+        let timeout = self
+            .config
+            .quorum
+            .as_ref()
+            .map_or(Duration::from_secs(30), |q| q.fence_timeout);
+        for node in wanted {
+            let target = &self.config.nodes[node];
+            warn!(node = %target.name, "fencing: it vanished while it may hold a quorum group");
+            self.fences.start(node, now);
+            self.effects.push_back(Effect::Fence {
+                node: target.name.clone(),
+                address: target.address,
+                command: target.fence.clone().expect("checked"),
+                timeout,
+            });
+        }
+    }
+
+    /// A fence command ended.
+    pub fn handle_fence(&mut self, now: Instant, node: &str, outcome: Result<(), String>) {
+        let Some(index) = self.config.node_index(node) else {
+            return;
+        };
+        match &outcome {
+            Ok(()) => info!(%node, "fenced"),
+            Err(why) => {
+                error!(%node, "fencing failed (the group waits, retrying in {:?}): {why}", super::fence::FENCE_RETRY)
+            }
+        }
+        if self.fences.finish(index, now, outcome) {
+            self.process(now);
+        }
     }
 
     pub(super) fn is_quorum_group(&self, runtime: &GroupRuntime) -> bool {
@@ -167,7 +245,15 @@ impl Node {
                 let Some(voter) = membership.voter_of_node(*n) else {
                     return false;
                 };
-                if membership.released_by_majority(voter, now) {
+                let fenced = self.config.nodes[*n].fence.is_some();
+                let heard = membership.reports_of(voter, now).is_some();
+                // With a fence command, a vanished member counts as gone only once fenced:
+                // its votes running out does not stop a hung process's services.
+                if fenced {
+                    if !heard && self.fences.fenced_since(*n, membership.last_heard(voter)) {
+                        return false;
+                    }
+                } else if membership.released_by_majority(voter, now) {
                     return false;
                 }
                 let acknowledged = runtime
@@ -304,6 +390,17 @@ impl Node {
             needed: membership.voters().len() / 2 + 1,
             voters: membership.view(now),
             heartbeats,
+            fences: self
+                .fences
+                .view(now)
+                .into_iter()
+                .map(|(node, state, runs, failures)| FenceStatus {
+                    node: self.config.nodes[node].name.clone(),
+                    state,
+                    runs,
+                    failures,
+                })
+                .collect(),
         })
     }
 

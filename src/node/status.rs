@@ -456,6 +456,38 @@ impl Collector for Snapshot {
             )?;
             family(
                 e,
+                "fence_runs",
+                "Fence commands this node ran, by the node fenced.",
+                None,
+                quorum
+                    .fences
+                    .iter()
+                    .map(|f| {
+                        (
+                            vec![("node", node), ("target", f.node.as_str())],
+                            ConstCounter::new(f.runs),
+                        )
+                    })
+                    .collect(),
+            )?;
+            family(
+                e,
+                "fence_failures",
+                "Fence commands that failed or overran their time-out, by the node fenced.",
+                None,
+                quorum
+                    .fences
+                    .iter()
+                    .map(|f| {
+                        (
+                            vec![("node", node), ("target", f.node.as_str())],
+                            ConstCounter::new(f.failures),
+                        )
+                    })
+                    .collect(),
+            )?;
+            family(
+                e,
                 "heartbeats",
                 "Heartbeats of the membership channel, by outcome.",
                 None,
@@ -656,9 +688,16 @@ impl Status {
                     )
                 })
                 .collect();
+            for fence in &quorum.fences {
+                let _ = writeln!(
+                    out,
+                    "fence of {}: {} ({} runs, {} failed)",
+                    fence.node, fence.state, fence.runs, fence.failures
+                );
+            }
             let _ = writeln!(
                 out,
-                "quorum {}: {} of {} votes needed; voters: {}",
+                "quorum {}: {} votes, {} needed; voters: {}",
                 if quorum.held { "held" } else { "NOT HELD" },
                 quorum.votes,
                 quorum.needed,

@@ -526,6 +526,11 @@ impl Membership {
         self.peers.get(v)?.anchor
     }
 
+    /// When voter `v`'s last anchored heartbeat arrived.
+    pub fn last_heard(&self, v: usize) -> Option<Instant> {
+        self.peers.get(v)?.anchored_at
+    }
+
     /// What voter `v` said of its groups, while it is heard.
     pub fn reports_of(&self, v: usize, now: Instant) -> Option<&[GroupReport]> {
         (v != self.me && self.heard(v, now)).then(|| self.peers[v].groups.as_slice())

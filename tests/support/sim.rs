@@ -82,6 +82,11 @@ enum Flight {
         node: usize,
         report: ResourceReport,
     },
+    /// A fence command ends: `by` asked for `target` to be fenced.
+    Fence {
+        by: usize,
+        target: String,
+    },
 }
 
 /// A witness: a voter that owns nothing.
@@ -154,6 +159,13 @@ pub struct Sim {
     pub services: BTreeSet<(usize, String)>,
     /// Instants at which two nodes ran one group's service: (time, group).
     pub double_service: Vec<(Duration, String)>,
+    /// Fence commands: how long one takes, and whether it works (it powers the node off).
+    pub fence_delay: Duration,
+    pub fence_works: bool,
+    /// Fences run: (time, by node, node fenced).
+    pub fenced: Vec<(Duration, usize, String)>,
+    /// Frozen nodes (SIGSTOP): they take no input and no timer, and keep what they hold.
+    pub frozen: BTreeSet<usize>,
     boots: u64,
 }
 
@@ -228,6 +240,10 @@ impl Sim {
             resource_delay: Duration::from_millis(20),
             services: BTreeSet::new(),
             double_service: Vec::new(),
+            fence_delay: Duration::from_millis(50),
+            fence_works: true,
+            fenced: Vec::new(),
+            frozen: BTreeSet::new(),
             boots: 0,
         }
     }
@@ -523,6 +539,9 @@ impl Sim {
 
     /// Feeds a node any input, then carries out its effects.
     pub fn input(&mut self, node: usize, input: impl FnOnce(&mut Node, Instant)) {
+        if self.frozen.contains(&node) {
+            return;
+        }
         let now = self.now;
         if let Some(n) = self.nodes[node].node.as_mut() {
             input(n, now);
@@ -601,6 +620,18 @@ impl Sim {
                             self.deliver_heartbeat(to, src, &bytes);
                         }
                     }
+                    Flight::Fence { by, target } => {
+                        let outcome = if self.fence_works {
+                            // The fence powers the node off.
+                            let t = self.node(&target);
+                            self.frozen.remove(&t);
+                            self.kill(t);
+                            Ok(())
+                        } else {
+                            Err("the BMC does not answer".to_string())
+                        };
+                        self.input(by, |n, now| n.handle_fence(now, &target, outcome));
+                    }
                     Flight::Resource { node, report } => {
                         if report.outcome == ResourceOutcome::Stopped {
                             self.services
@@ -629,6 +660,9 @@ impl Sim {
     fn next_timer(&mut self) -> Option<(Instant, usize)> {
         let mut best: Option<(Instant, usize)> = None;
         for (index, n) in self.nodes.iter_mut().enumerate() {
+            if self.frozen.contains(&index) {
+                continue;
+            }
             if let Some(t) = n.node.as_mut().and_then(Node::poll_timeout)
                 && best.is_none_or(|(b, _)| t < b)
             {
@@ -649,6 +683,9 @@ impl Sim {
     }
 
     fn deliver_heartbeat(&mut self, to: usize, src: IpAddr, bytes: &[u8]) {
+        if self.frozen.contains(&to) {
+            return;
+        }
         let now = self.now;
         if to < self.nodes.len() {
             if let Some(n) = self.nodes[to].node.as_mut() {
@@ -664,7 +701,15 @@ impl Sim {
     /// front, IPv6 with the header's fields beside the message.
     fn deliver(&mut self, packet: InFlight) {
         let (from, to) = (&self.nodes[packet.from], &self.nodes[packet.to]);
-        if !to.running() || !to.link_up || !from.link_up || from.side != to.side {
+        if !to.running()
+            || !to.link_up
+            || !from.link_up
+            || from.side != to.side
+            || self.frozen.contains(&packet.to)
+            || self
+                .cuts
+                .contains(&(packet.from.min(packet.to), packet.from.max(packet.to)))
+        {
             return;
         }
         let ipv4_packet;
@@ -741,6 +786,12 @@ impl Sim {
                 } => (group, family, What::Transition(transition)),
                 Effect::Heartbeat { to, bytes } => {
                     self.send_heartbeat(node, to.ip(), bytes);
+                    continue;
+                }
+                Effect::Fence { node: target, .. } => {
+                    self.fenced.push((elapsed, node, target.clone()));
+                    let at = now + self.fence_delay;
+                    self.schedule(at, Flight::Fence { by: node, target });
                     continue;
                 }
                 Effect::StartResources {
