@@ -81,7 +81,7 @@ const PRIORITIES: [u8; 3] = [150, 100, 50];
 
 /// The cluster file: `nodes` vipd nodes, a witness, `[quorum]` with a short lease, and the
 /// quorum group "master-server" whose resource is the lab service on the disk.
-fn cluster(family: Family, nodes: usize, key: &Path, disk: &Path) -> String {
+fn cluster(family: Family, nodes: usize, key: &Path, disk: &Path, fence: Option<&Path>) -> String {
     let bin = env!("CARGO_BIN_EXE_vipd");
     let disk = disk.display();
     let mut text = String::from("[cluster]\nname = \"seed\"\nzone = \"cluster.example.\"\n");
@@ -90,6 +90,9 @@ fn cluster(family: Family, nodes: usize, key: &Path, disk: &Path) -> String {
             "\n[[node]]\nname = \"{name}\"\ninterface = \"eth0\"\naddress = \"{}\"\n",
             family.node(i)
         ));
+        if let Some(script) = fence {
+            text.push_str(&format!("fence = \"sh {}\"\n", script.display()));
+        }
     }
     let priorities: Vec<String> = NODES
         .iter()
@@ -168,7 +171,7 @@ fn eth0_addresses(namespace: &str) -> Vec<IpAddr> {
 }
 
 impl Seed {
-    fn new(tag: &str, family: Family, nodes: usize) -> Seed {
+    fn new(tag: &str, family: Family, nodes: usize, fenced: bool) -> Seed {
         let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         assert!(
             vipd::lab::is_root(),
@@ -189,12 +192,47 @@ impl Seed {
                 .unwrap();
             std::io::Write::write_all(&mut file, b"seed-lab-secret-0123456789abcdef\n").unwrap();
         }
-        let toml = cluster(family, nodes, &key, &disk);
+        let fence = dir.join("fence.sh");
+        let toml = cluster(
+            family,
+            nodes,
+            &key,
+            &disk,
+            fenced.then_some(fence.as_path()),
+        );
         let mut lab = Lab::new(tag, &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
             .unwrap_or_else(|e| panic!("lab: {e}"));
         let witness_address = format!("{}/{}", family.witness(), family.prefix());
         let witness_ns = lab.add_host("w", &[&witness_address]).unwrap();
         let namespaces: Vec<String> = lab.nodes.iter().map(|n| n.namespace.clone()).collect();
+        // The fence "powers the node off": its vipd and its service die (by the pids in
+        // their pid files), and its kernel forgets the virtual address.
+        std::fs::write(
+            &fence,
+            format!(
+                r#"n="$VIPD_FENCE_NODE"
+echo "$(date +%s.%N) $VIPD_NODE fences $n ($VIPD_FENCE_ADDRESS)" >> {dir}/fences.log
+for f in {disk}/vipd-$n.pid {disk}/$n.pid; do
+    p=$(cat "$f" 2>/dev/null) || continue
+    kill -9 "$p" 2>/dev/null
+    i=0
+    while [ $i -lt 300 ]; do
+        s=$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null) || break
+        if [ -z "$s" ] || [ "$s" = Z ]; then break; fi
+        i=$((i+1)); sleep 0.01
+    done
+done
+ip -n {prefix}-$n addr del {vip}/{length} dev eth0 2>/dev/null
+exit 0
+"#,
+                dir = dir.display(),
+                disk = disk.display(),
+                prefix = lab.prefix,
+                vip = family.vip(),
+                length = family.prefix(),
+            ),
+        )
+        .unwrap();
         let checker = Checker::start(&namespaces, &[family.vip()], &disk, SAMPLE).unwrap();
         let mut seed = Seed {
             family,
@@ -209,7 +247,7 @@ impl Seed {
         };
         seed.start_witness();
         for node in 0..nodes {
-            seed.lab.start(node).unwrap();
+            seed.start_node(node);
         }
         for node in 0..nodes {
             seed.lab.wait_ready(node, Duration::from_secs(5)).unwrap();
@@ -221,6 +259,36 @@ impl Seed {
             .map(|ns| (ns.clone(), eth0_addresses(ns)))
             .collect();
         seed
+    }
+
+    /// Starts (or, after a kill or a fence, boots again) the node's vipd; its pid goes to a
+    /// pid file on the disk for the fence.
+    fn start_node(&mut self, node: usize) {
+        self.lab.start(node).unwrap();
+        let pid = self.lab.vipd_pid(node).unwrap();
+        let name = &self.lab.nodes[node].name;
+        std::fs::write(
+            self.disk.join(format!("vipd-{name}.pid")),
+            format!("{pid}\n"),
+        )
+        .unwrap();
+    }
+
+    /// Boots every node whose vipd is gone (fenced: powered off), as an operator would.
+    fn power_on_fenced(&mut self) -> Vec<&'static str> {
+        let mut booted = Vec::new();
+        for node in 0..self.lab.nodes.len() {
+            if !self.lab.vipd_running(node) {
+                self.kill_service(node);
+                self.start_node(node);
+                booted.push(NODES[node]);
+            }
+        }
+        booted
+    }
+
+    fn fences(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("fences.log")).unwrap_or_default()
     }
 
     fn start_witness(&mut self) {
@@ -263,7 +331,11 @@ impl Seed {
 
     fn logs(&self) -> String {
         let witness = std::fs::read_to_string(self.lab.dir.join("witness.log")).unwrap_or_default();
-        format!("{}--- witness ---\n{witness}", self.lab.logs())
+        format!(
+            "{}--- witness ---\n{witness}--- fences ---\n{}",
+            self.lab.logs(),
+            self.fences()
+        )
     }
 
     /// Waits until `node` alone runs the service and holds the address.
@@ -278,6 +350,29 @@ impl Seed {
                     self.logs()
                 )
             })
+    }
+
+    /// Waits until one node alone runs the service and holds the address, and keeps doing
+    /// so for `stable`; returns when that began, if it did within `limit`.
+    fn stable_owner(&self, limit: Duration, stable: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let mut since: Option<(Instant, usize)> = None;
+        while start.elapsed() < limit + stable {
+            match (self.checker().now().single(), since) {
+                (Some(owner), Some((_, o))) if o == owner => {}
+                (Some(owner), _) if start.elapsed() <= limit => {
+                    since = Some((Instant::now(), owner))
+                }
+                _ => since = None,
+            }
+            if let Some((at, _)) = since
+                && at.elapsed() >= stable
+            {
+                return Some(at.duration_since(start));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
     }
 
     /// Waits until exactly one node runs the service and holds the address; returns it.
@@ -408,6 +503,9 @@ impl Seed {
         let output = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         let report = self.checker.take().expect("running").finish().unwrap();
+        if std::env::var_os("VIPD_SEED_LOGS").is_some() {
+            println!("{}", self.logs());
+        }
         let acks = seed::parse_acks(&text);
         let disk = seed::records_on_disk(&self.disk).unwrap();
         let lost = seed::lost(&acks, &disk);
@@ -496,7 +594,7 @@ impl Outcome {
 
 /// A cluster with alpha as the owner.
 fn elected(tag: &str, family: Family) -> Seed {
-    let seed = Seed::new(tag, family, 2);
+    let seed = Seed::new(tag, family, 2, false);
     seed.wait_owner(0, Duration::from_secs(10));
     seed
 }
@@ -759,7 +857,10 @@ fn env_number(name: &str) -> Option<u64> {
 fn soak_random_faults_never_make_two_owners() {
     let run = Duration::from_secs(env_number("VIPD_SOAK_SECONDS").unwrap_or(20));
     let seed_value = env_number("VIPD_SOAK_SEED").unwrap_or_else(|| unix_us() % 1_000_000_007);
-    let sigstop = std::env::var("VIPD_SOAK_SIGSTOP").is_ok_and(|v| v == "1");
+    // SIGSTOP needs fencing (a stopped vipd cannot stop its service): the soak's nodes have a
+    // fence that powers them off. VIPD_SOAK_FENCE=0 runs without fences and without SIGSTOP.
+    let fenced = std::env::var("VIPD_SOAK_FENCE").map_or(true, |v| v != "0");
+    let sigstop = fenced;
     let settle_within = LEASE * 3 + Duration::from_secs(6);
     let replay = format!(
         "VIPD_SOAK_SEED={seed_value} VIPD_SOAK_SECONDS={} cargo test --test seed soak -- --nocapture",
@@ -769,7 +870,7 @@ fn soak_random_faults_never_make_two_owners() {
     let plan = schedule(seed_value, run, 3, sigstop);
     let planned: Duration = plan.iter().map(|(_, h, g)| *h + *g).sum();
 
-    let mut seed = Seed::new("soak", Family::V4, 3);
+    let mut seed = Seed::new("soak", Family::V4, 3, fenced);
     seed.wait_owner(0, Duration::from_secs(10));
     let client = seed.start_client(planned + settle_within + Duration::from_secs(1));
     let start = unix_us();
@@ -792,7 +893,8 @@ fn soak_random_faults_never_make_two_owners() {
             Fault::Pause(node) => {
                 seed.lab.send_signal(node, Signal::SIGSTOP).unwrap();
                 std::thread::sleep(*hold);
-                seed.lab.send_signal(node, Signal::SIGCONT).unwrap();
+                // A fenced vipd is gone: SIGCONT then reaches nothing.
+                let _ = seed.lab.send_signal(node, Signal::SIGCONT);
             }
             Fault::KillRestart(node) => {
                 seed.lab.kill(node).unwrap();
@@ -814,7 +916,7 @@ fn soak_random_faults_never_make_two_owners() {
                     )
                     .unwrap();
                 std::thread::sleep(*hold);
-                seed.lab.start(node).unwrap();
+                seed.start_node(node);
             }
             Fault::LinkFlap(node) => {
                 let ns = seed.lab.nodes[node].namespace.clone();
@@ -839,13 +941,17 @@ fn soak_random_faults_never_make_two_owners() {
                 }
             }
         }
+        let booted = seed.power_on_fenced();
+        if !booted.is_empty() {
+            println!("  fenced, booted again: {booted:?}");
+        }
         std::thread::sleep(*gap);
     }
     seed.heal();
+    seed.power_on_fenced();
     let last_fault = Instant::now();
-    let settled = seed
-        .checker()
-        .wait_for(settle_within, |o| o.single().is_some());
+    // Exactly one owner within the bound, and staying so for two seconds.
+    let settled = seed.stable_owner(settle_within, Duration::from_secs(2));
     let owner = seed.checker().now().single();
     println!(
         "  after the last fault: {:?} alone owns the group after {settled:?}",
@@ -867,6 +973,7 @@ fn soak_random_faults_never_make_two_owners() {
         outcome.lost.len(),
         outcome.outage,
     );
+    print!("fences run:\n{}", seed.fences());
     outcome.assert_safe(&seed);
     assert!(
         settled.is_some(),

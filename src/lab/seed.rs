@@ -582,10 +582,14 @@ impl Checker {
                                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
                                     .map(|c| String::from_utf8_lossy(&c).to_string())
                                     .unwrap_or_default();
-                                if !cmdline.contains("lab-service") {
-                                    // Never a service (a fork that execs one later is
-                                    // a new pid's child, or has "lab-service" in its
-                                    // command line already: those are read again).
+                                if cmdline.is_empty() {
+                                    // A kernel thread, or a process in the middle of an
+                                    // exec: read again next time.
+                                    None
+                                } else if !cmdline.contains("lab-service") {
+                                    // Never a service: a service is exec'd by a process
+                                    // that has "lab-service" in its command line (those
+                                    // are read again until they are the service).
                                     known.insert(pid, None);
                                     None
                                 } else if !cmdline.contains(&tag)
