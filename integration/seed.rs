@@ -186,6 +186,7 @@ impl Seed {
             use std::os::unix::fs::OpenOptionsExt;
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
+                .truncate(true)
                 .write(true)
                 .mode(0o600)
                 .open(&key)
@@ -277,11 +278,11 @@ exit 0
     /// Boots every node whose vipd is gone (fenced: powered off), as an operator would.
     fn power_on_fenced(&mut self) -> Vec<&'static str> {
         let mut booted = Vec::new();
-        for node in 0..self.lab.nodes.len() {
+        for (node, name) in NODES.iter().enumerate().take(self.lab.nodes.len()) {
             if !self.lab.vipd_running(node) {
                 self.kill_service(node);
                 self.start_node(node);
-                booted.push(NODES[node]);
+                booted.push(*name);
             }
         }
         booted
@@ -597,6 +598,65 @@ fn elected(tag: &str, family: Family) -> Seed {
     let seed = Seed::new(tag, family, 2, false);
     seed.wait_owner(0, Duration::from_secs(10));
     seed
+}
+
+/// The same with a `fence` for every node (the lab's power-off: vipd and service killed by
+/// their pids, the address gone from the kernel).
+fn elected_with_fences(tag: &str) -> Seed {
+    let seed = Seed::new(tag, Family::V4, 2, true);
+    seed.wait_owner(0, Duration::from_secs(10));
+    seed
+}
+
+#[test]
+fn with_a_fence_the_backup_takes_over_from_a_crashed_owner_before_the_lease() {
+    let mut seed = elected_with_fences("crashfence");
+    let client = seed.start_client(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    seed.crash(0);
+    let took = seed.wait_owner(1, Duration::from_secs(5));
+    println!("beta runs the service {took:?} after alpha's power loss (fenced)");
+    let outcome = seed.finish("crash of the owner, with a fence", client, fault);
+    outcome.assert_safe(&seed);
+    assert!(
+        seed.fences().contains("beta fences alpha"),
+        "no fence ran:\n{}",
+        seed.logs()
+    );
+    assert_eq!(outcome.last_node.as_deref(), Some("beta"));
+    assert!(
+        outcome.outage < LEASE,
+        "{:?}\n{}",
+        outcome.outage,
+        seed.logs()
+    );
+}
+
+#[test]
+fn a_hung_owner_sigstop_is_fenced_before_the_backup_starts() {
+    let mut seed = elected_with_fences("hung");
+    let client = seed.start_client(Duration::from_millis(4000));
+    std::thread::sleep(Duration::from_millis(1000));
+    let fault = unix_us();
+    // Hung: its vipd stops, its service and its address stay (a frozen node).
+    seed.lab.send_signal(0, Signal::SIGSTOP).unwrap();
+    let took = seed.wait_owner(1, Duration::from_secs(5));
+    println!("beta runs the service {took:?} after alpha's vipd hung");
+    let _ = seed.lab.send_signal(0, Signal::SIGCONT);
+    let outcome = seed.finish(
+        "the owner's vipd hangs (SIGSTOP), with a fence",
+        client,
+        fault,
+    );
+    outcome.assert_safe(&seed);
+    assert!(
+        seed.fences().contains("beta fences alpha"),
+        "no fence ran:\n{}",
+        seed.logs()
+    );
+    assert_eq!(outcome.last_node.as_deref(), Some("beta"));
+    assert!(outcome.outage < LEASE * 2, "{:?}", outcome.outage);
 }
 
 #[test]
