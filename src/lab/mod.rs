@@ -9,6 +9,7 @@ pub mod demo;
 mod keepalived;
 pub mod probe;
 pub mod query;
+pub mod seed;
 
 use crate::config::Config;
 use std::io;
