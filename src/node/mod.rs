@@ -1566,7 +1566,7 @@ impl Out<'_> {
         let name = runtime.name.clone();
         match action {
             Action::SendAdvert { priority } => {
-                let effect = self.advert(group, family, priority);
+                let effect = self.advert(group, name, family, priority);
                 self.effects.push_back(effect);
             }
             Action::Claim { accept } => {
@@ -1639,7 +1639,13 @@ impl Out<'_> {
     }
 
     /// An advert of `group` in `family` with `priority`, checksummed for each destination.
-    fn advert(&mut self, group: &crate::config::Group, family: Family, priority: u8) -> Effect {
+    fn advert(
+        &mut self,
+        group: &crate::config::Group,
+        name: GroupName,
+        family: Family,
+        priority: u8,
+    ) -> Effect {
         let mut datagrams = Vec::new();
         let lan = group.lan_of(&self.config.nodes[self.me]);
         if let Some(source) = self.sources.get(lan).and_then(|s| s.get(family)) {
@@ -1675,7 +1681,7 @@ impl Out<'_> {
         }
         *self.adverts_sent += datagrams.len() as u64;
         Effect::Send {
-            group: Arc::from(group.name.as_str()),
+            group: name,
             lan,
             family,
             priority,
