@@ -171,6 +171,9 @@ pub struct Node {
     facts: Vec<String>,
     /// The zone must be published even if no owner moved (a reload).
     zone_stale: bool,
+    /// An owner moved: the zone is built and published once the queue is empty (see
+    /// [`Node::poll_effect`]).
+    zone_due: bool,
     /// Peers running another cluster file or vipd version.
     mismatched: Vec<String>,
     /// Neighbour facts (address → MAC) that tie IPv6 link-local sources to members.
@@ -221,6 +224,7 @@ impl Node {
             zone_serial: 0,
             facts: Vec::new(),
             zone_stale: false,
+            zone_due: false,
             mismatched: Vec::new(),
             neighbours: identity::Neighbours::default(),
             defences: defend::Defences::default(),
@@ -782,8 +786,18 @@ impl Node {
         None
     }
 
+    /// The next effect. The zone (whose owners moved) comes last, built once for all the
+    /// inputs since the queue was last emptied: building it walks every group, and a cold
+    /// start of 250 groups moves an owner with nearly every advert (built per advert, that
+    /// was most of what a node spent on them, and its timers ran late).
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        if let Some(effect) = self.effects.pop_front() {
+            return Some(effect);
+        }
+        if std::mem::take(&mut self.zone_due) {
+            return Some(Effect::PublishZone(Box::new(self.zone())));
+        }
+        None
     }
 
     // ---- the rules ----
@@ -827,16 +841,18 @@ impl Node {
         };
         let verdict = self.verdict(slot, family, ends.src);
         if verdict == Some(identity::Verdict::Unknown) {
-            self.neighbours.note_unknown(ends.src);
+            let new = self.neighbours.note_unknown(ends.src);
             self.neighbours.keep_pending(identity::Pending {
                 group: self.groups[slot].name.clone(),
                 family,
                 advert,
                 at: now,
             });
-            let wanted = self.neighbours_wanted();
-            for address in self.neighbours.ask(now, wanted) {
-                self.effects.push_back(Effect::Resolve { address });
+            if new || self.neighbours.ask_due(now) {
+                let wanted = self.neighbours_wanted();
+                for address in self.neighbours.ask(now, wanted) {
+                    self.effects.push_back(Effect::Resolve { address });
+                }
             }
         }
         if verdict == Some(identity::Verdict::Stranger) {
@@ -1150,8 +1166,7 @@ impl Node {
         }
         if changed && self.config.dns.enabled {
             self.zone_serial = self.zone_serial.wrapping_add(1).max(self.unix_seconds(now));
-            self.effects
-                .push_back(Effect::PublishZone(Box::new(self.zone())));
+            self.zone_due = true;
         }
     }
 
