@@ -1574,6 +1574,84 @@ fn with_vmac_the_ipv6_client_never_sees_the_mac_change_on_a_failover() {
     );
 }
 
+/// A frame the client captured: its Ethernet source, the VRID when it is a VRRP advert
+/// (priority above 0), and the address it tells the LAN about when it is ARP (sender) or a
+/// neighbour advertisement (target).
+#[derive(Debug)]
+struct CapturedFrame {
+    source: String,
+    vrid: Option<u8>,
+    announces: Option<String>,
+}
+
+/// tshark on the client's link, writing one line per frame to a file of the lab.
+struct SourceCapture {
+    child: std::process::Child,
+    path: std::path::PathBuf,
+}
+
+impl SourceCapture {
+    fn start(lab: &Lab) -> SourceCapture {
+        let path = lab.dir.join("sources.capture");
+        let out = std::fs::File::create(&path).unwrap();
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.client])
+            .args(["tshark", "-i", "eth0", "-n", "-l", "-f"])
+            .arg("ip proto 112 or ip6 proto 112 or arp or icmp6")
+            .args(["-T", "fields", "-E", "separator=|"])
+            .args(["-e", "eth.src", "-e", "vrrp.virt_rtr_id", "-e", "vrrp.prio"])
+            .args([
+                "-e",
+                "arp.src.proto_ipv4",
+                "-e",
+                "icmpv6.nd.na.target_address",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // tshark takes a while to open the link.
+        std::thread::sleep(Duration::from_millis(1500));
+        SourceCapture { child, path }
+    }
+
+    /// Ends the capture (by its pid) and reads what it saw.
+    fn finish(mut self) -> Vec<CapturedFrame> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.path)
+            .unwrap()
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split('|').collect();
+                let field = |i: usize| {
+                    fields
+                        .get(i)
+                        .filter(|f| !f.is_empty())
+                        .map(|f| f.to_string())
+                };
+                let vrid = field(1)
+                    .and_then(|v| v.parse().ok())
+                    .filter(|_| field(2).is_some_and(|p| p != "0"));
+                Some(CapturedFrame {
+                    source: field(0)?,
+                    vrid,
+                    announces: field(3).or(field(4)),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for SourceCapture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `vmac = true` group (VRID 51) with one address: alpha master on `link`, the client's
 /// entry at `vmac`; alpha crashes, beta takes over, the entry never changed.
 fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &str) {
@@ -1588,6 +1666,8 @@ fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &st
     let v4 = ip(vip).is_ipv4();
     let mut lab = Lab::new(tag, &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
         .unwrap_or_else(|e| panic!("lab: {e}"));
+    // What the client sees on the wire from start to failover: adverts, ARP, NA.
+    let capture = SourceCapture::start(&lab);
     lab.start_cluster().unwrap();
     let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
     wait_for_holder_on_any_link(&lab, ip(vip), "alpha", Duration::from_secs(3));
@@ -1646,6 +1726,38 @@ fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &st
         Some(vmac)
     );
     assert_ne!(lab.mac_of(beta), vmac);
+    // RFC 9568 7.3: the adverts (alpha's, then beta's) and the announcements leave from the
+    // virtual MAC, never from a node's own.
+    std::thread::sleep(Duration::from_millis(300));
+    let frames = capture.finish();
+    let adverts: Vec<&CapturedFrame> = frames.iter().filter(|f| f.vrid == Some(51)).collect();
+    assert!(adverts.len() > 10, "adverts seen: {frames:?}");
+    assert!(
+        adverts.iter().all(|f| f.source == vmac),
+        "adverts from {:?}",
+        adverts
+            .iter()
+            .map(|f| &f.source)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    let announcements: Vec<&CapturedFrame> = frames
+        .iter()
+        .filter(|f| f.announces.as_deref() == Some(vip))
+        .collect();
+    assert!(!announcements.is_empty(), "no ARP/NA for {vip}: {frames:?}");
+    assert!(
+        announcements.iter().all(|f| f.source == vmac),
+        "ARP/NA for {vip} from {:?}",
+        announcements
+            .iter()
+            .map(|f| &f.source)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    eprintln!(
+        "{} adverts and {} ARP/NA for {vip}, all from {vmac}",
+        adverts.len(),
+        announcements.len()
+    );
     if v4 {
         let replies = arp_replies_for(&lab, vip);
         assert!(

@@ -847,7 +847,20 @@ impl Daemon {
                 let Some(socket) = self.sockets.iter().find(|s| s.family() == family) else {
                     return;
                 };
+                // With a virtual MAC, multicast adverts leave from it (RFC 9568 7.3).
+                let vmac = self.vmacs.get(&(group.to_string(), family));
+                let source = self.node.source(family);
                 for (destination, message) in datagrams {
+                    if let (Some(vmac), Some(source)) = (vmac, source) {
+                        match vmac.announcer.send_advert(source, destination, &message) {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => {
+                                debug!(%group, "sending advert from the virtual MAC: {e}");
+                                continue;
+                            }
+                        }
+                    }
                     if let Err(e) = socket.send(destination, &message) {
                         debug!(%group, "sending advert to {destination}: {e}");
                     }
