@@ -1857,3 +1857,162 @@ fn with_vmac_a_restart_after_sigkill_reuses_the_link_and_empties_it_first() {
     drop(lab);
     drop(guard);
 }
+
+/// How a handover is asked for in [`handover_in_one_subnet`].
+#[derive(Clone, Copy, Debug)]
+enum Leave {
+    /// SIGTERM: priority 0, addresses released.
+    Stop,
+    /// `vipd drain`: make-before-break for every group.
+    Drain,
+}
+
+/// What a client and a sampler saw while `count` IPv4 groups in 198.51.100.0/24 (alpha 200,
+/// beta 100) moved from alpha to beta: each probe's outage (first, middle and last address),
+/// the most addresses on no node and on both nodes at one sample, and how often alpha said
+/// someone else removed an address.
+struct SubnetHandover {
+    outages: Vec<Duration>,
+    most_on_none: usize,
+    most_on_both: usize,
+    put_back: usize,
+}
+
+fn handover_in_one_subnet(count: usize, leave: Leave) -> SubnetHandover {
+    let mut groups = String::new();
+    for i in 0..count {
+        groups.push_str(&format!(
+            "[[group]]\nname = \"g{i}\"\nvrid = {}\naddresses = [\"198.51.100.{}/24\"]\n\
+             priority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    let toml = vipd::lab::cluster_file(2, &groups);
+    let mut lab = Lab::new("subnet", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    // The client on the virtual addresses' subnet too.
+    lab.exec(
+        &lab.client,
+        &["ip", "addr", "add", "198.51.100.254/24", "dev", "eth0"],
+    )
+    .unwrap();
+    lab.start_cluster().unwrap();
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    let virtuals = |lab: &Lab, node: usize| -> std::collections::HashSet<IpAddr> {
+        lab.addresses(node)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.to_string().starts_with("198.51.100."))
+            .collect()
+    };
+    let start = Instant::now();
+    while virtuals(&lab, alpha).len() < count || !virtuals(&lab, beta).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut targets = vec![1, count / 2 + 1, count];
+    targets.dedup();
+    let probes: Vec<_> = targets
+        .iter()
+        .map(|n| {
+            lab.start_probe(ip(&format!("198.51.100.{n}")), Duration::from_millis(2500))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let asked_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    match leave {
+        Leave::Stop => lab
+            .send_signal(alpha, nix::sys::signal::Signal::SIGTERM)
+            .unwrap(),
+        Leave::Drain => {
+            let _ = lab
+                .vipd(alpha, &["drain"])
+                .map(|o| assert!(o.status.success(), "{o:?}"));
+        }
+    }
+    // Alpha is read before beta: while the groups move from alpha to beta, an address seen
+    // on neither was on neither for the whole time between the two reads.
+    let (mut most_on_none, mut most_on_both) = (0, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        let on_alpha = virtuals(&lab, alpha);
+        let on_beta = virtuals(&lab, beta);
+        let on_alpha_after = virtuals(&lab, alpha);
+        let none = (1..=count)
+            .map(|n| ip(&format!("198.51.100.{n}")))
+            .filter(|a| !on_alpha.contains(a) && !on_beta.contains(a))
+            .count();
+        let both = on_beta
+            .iter()
+            .filter(|a| on_alpha.contains(*a) && on_alpha_after.contains(*a))
+            .count();
+        most_on_none = most_on_none.max(none);
+        most_on_both = most_on_both.max(both);
+    }
+    let outages = probes
+        .into_iter()
+        .zip(&targets)
+        .map(|(probe, n)| {
+            let answers = lab.finish_probe(probe).unwrap();
+            probe::handover(&answers, asked_us)
+                .unwrap_or_else(|| panic!("198.51.100.{n}: no move seen\n{}", lab.logs()))
+                .outage()
+        })
+        .collect();
+    assert_eq!(virtuals(&lab, beta).len(), count, "{}", lab.logs());
+    let put_back = lab.log(alpha).matches("putting it back").count();
+    SubnetHandover {
+        outages,
+        most_on_none,
+        most_on_both,
+        put_back,
+    }
+}
+
+/// Issue 11: every group's handover at 250 groups in one /24 as clean as one group's (the
+/// kernel's promote_secondaries default once deleted every secondary with its primary: a
+/// graceful stop left 249-250 addresses on no node for 28-32 ms, a probe lost 52-62 ms, and
+/// the node giving way logged "putting it back" up to 383 times). Three trials of each, a
+/// client probing the first, middle and last address every millisecond.
+#[test]
+fn a_handover_of_250_groups_in_one_subnet_is_as_clean_as_one() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let only = std::env::var("VIPD_LAB_LEAVE").unwrap_or_default();
+    for leave in [Leave::Stop, Leave::Drain] {
+        if !only.is_empty() && !format!("{leave:?}").eq_ignore_ascii_case(&only) {
+            continue;
+        }
+        for count in [1, 250] {
+            let trials: Vec<SubnetHandover> = (0..3)
+                .map(|_| handover_in_one_subnet(count, leave))
+                .collect();
+            let mut outages: Vec<Duration> =
+                trials.iter().flat_map(|t| t.outages.clone()).collect();
+            outages.sort();
+            let ms = |d: &Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+            eprintln!(
+                "{leave:?}, {count} group(s): outages (ms) {}; median {} worst {}; \
+                 most on no node {:?}, on both {:?}, put back {:?}",
+                outages.iter().map(ms).collect::<Vec<_>>().join(" "),
+                ms(&outages[outages.len() / 2]),
+                ms(outages.last().unwrap()),
+                trials.iter().map(|t| t.most_on_none).collect::<Vec<_>>(),
+                trials.iter().map(|t| t.most_on_both).collect::<Vec<_>>(),
+                trials.iter().map(|t| t.put_back).collect::<Vec<_>>(),
+            );
+            // One group loses a few milliseconds in this lab (debug build, shared cores);
+            // the 250 groups' addresses must not lose tens as they did.
+            assert!(
+                *outages.last().unwrap() < Duration::from_millis(30),
+                "{leave:?}, {count} groups: {outages:?}"
+            );
+            assert!(trials.iter().all(|t| t.put_back == 0));
+        }
+    }
+    drop(guard);
+}

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
-use support::sim::{Sim, interface_addresses, link_local};
+use support::sim::{Sim, What, interface_addresses, link_local};
 use vipd::config::Config;
 use vipd::lab::cluster_file;
 use vipd::node::{Effect, Node, Setup};
@@ -190,4 +190,44 @@ fn a_batch_of_adverts_that_moves_many_owners_publishes_the_zone_once() {
             "group g{i}"
         );
     }
+}
+
+/// A graceful stop of a node that holds 250 groups: every group's priority 0 goes out before
+/// the first address is released. The shell releases one address after the other; with each
+/// group's advert just before its release, the takers of the last groups heard of the stop
+/// only when every earlier address was gone, and fell behind (lab, 250 groups in one /24: a
+/// probe lost up to 35 ms and 36 addresses were on no node, where one group loses 3-5 ms;
+/// after: 1.0 ms median, 10 ms worst, none on no node).
+#[test]
+fn a_graceful_stop_says_priority_0_for_every_group_before_releasing_any() {
+    let mut groups = String::new();
+    for i in 0..250 {
+        groups.push_str(&format!(
+            "[[group]]\nname = \"g{i}\"\nvrid = {}\naddresses = [\"198.51.100.{}/24\"]\n\
+             priority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    let mut sim = Sim::new(&cluster_file(2, &groups));
+    sim.start_all();
+    sim.run_for(Duration::from_secs(1));
+    assert!((0..250).all(|g| sim.holders(g, Family::V4) == vec![0]));
+    let from = sim.log.len();
+    sim.stop(0);
+    let stop: Vec<What> = sim.log[from..]
+        .iter()
+        .filter(|l| l.node == 0)
+        .map(|l| l.what)
+        .filter(|w| matches!(w, What::Sent { .. } | What::Released))
+        .collect();
+    let first_release = stop
+        .iter()
+        .position(|w| *w == What::Released)
+        .expect("released");
+    assert_eq!(first_release, 250, "{stop:?}");
+    assert!(stop[..250].iter().all(|w| *w == What::Sent { priority: 0 }));
+    assert_eq!(stop.len(), 500);
+    sim.run_for(Duration::from_secs(1));
+    assert!((0..250).all(|g| sim.holders(g, Family::V4) == vec![1]));
 }

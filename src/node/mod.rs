@@ -532,11 +532,21 @@ impl Node {
     /// Shutdown: every master says priority 0 and lets go of its addresses.
     pub fn shutdown(&mut self, now: Instant) {
         info!("shutting down: priority 0 and releasing the addresses");
+        let first = self.effects.len();
         for runtime in &mut self.groups {
             runtime.election.shutdown(now);
         }
         self.touch_all();
         self.process(now);
+        // Every group's priority 0 before any release: the shell releases one group after the
+        // other, and with the adverts in between the last groups' takers heard of the stop
+        // only once all the earlier addresses were gone.
+        let batch: Vec<Effect> = self.effects.drain(first..).collect();
+        let (adverts, rest): (Vec<Effect>, Vec<Effect>) = batch
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Send { priority: 0, .. }));
+        self.effects.extend(adverts);
+        self.effects.extend(rest);
     }
 
     /// A planned move of `group` from this node (its owner) to `to`, or to the next live
