@@ -102,6 +102,8 @@ fn election(c: &mut Criterion) {
     let setup = Setup {
         interface_addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12))],
         link_up: true,
+        tracked_links: Vec::new(),
+        quorum: None,
     };
     let mut node = Node::new(config, 1, &setup, Instant::now(), SystemTime::now());
     while node.poll_effect().is_some() {}

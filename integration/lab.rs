@@ -704,6 +704,7 @@ fn resources_start_on_the_owner_and_a_failing_check_moves_the_group() {
     let toml = cluster("")
         + &format!(
             r#"
+quorum = false
 [[group.resource]]
 name = "service"
 start = "echo start-$VIPD_NODE >> {dir}/events"
@@ -934,6 +935,7 @@ vrid = 51
 addresses = ["192.0.2.100/24"]
 priority = {{ alpha = 200, beta = 100 }}
 advert_interval = "100ms"
+quorum = false
 
 [[group.resource]]
 name = "disk"

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_packages=()
-for tool in tshark:tshark keepalived:keepalived ip:iproute2 sysctl:procps dig:dnsutils tcpdump:tcpdump knotd:knot man:man-db; do
+for tool in tshark:tshark keepalived:keepalived ip:iproute2 sysctl:procps dig:dnsutils tcpdump:tcpdump knotd:knot man:man-db dnsperf:dnsperf nft:nftables; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_packages+=("${tool#*:}")
 done
 if [ "${#need_packages[@]}" -gt 0 ]; then
@@ -41,7 +41,9 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
-echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file and the control protocol (bounded)"
+echo "== benchmark harnesses, smoke runs (tiny sizes; the numbers are not pass/fail here)"
+VIPD_BENCH_SMOKE=1 cargo test --bench failover --bench scale --bench dns --bench stability
+echo "== fuzzing the DNS request path, the VRRP receive path, the cluster file, the control protocol and the heartbeats (bounded)"
 # cargo-fuzz needs the nightly toolchain; both are installed when missing.
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "test.sh: installing the nightly toolchain (for cargo-fuzz)"
@@ -54,7 +56,7 @@ fi
 fuzz_seconds="${VIPD_FUZZ_SECONDS:-20}"
 fuzz_work="$(mktemp -d)"
 trap 'rm -rf "$fuzz_work"' EXIT
-for target in answer_udp tcp_stream vrrp config control; do
+for target in answer_udp tcp_stream vrrp config control heartbeat; do
     # New inputs go to a scratch directory: the committed corpus stays the seeds. A crash or
     # an input that takes over 5 s fails the run; libFuzzer saves it in fuzz/artifacts/, and
     # it becomes a regression test (vrrp, config, control: copied into fuzz/corpus/<target>/,

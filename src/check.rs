@@ -38,6 +38,50 @@ pub fn node_report(config: &Config, node: usize) -> String {
             }
         );
     }
+    if let Some(quorum) = &config.quorum {
+        let voters = crate::quorum::voters(config);
+        let names: Vec<String> = voters
+            .iter()
+            .map(|v| {
+                if v.node.is_none() {
+                    format!("{} (witness)", v.name)
+                } else {
+                    v.name.clone()
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  quorum: {} of {} votes ({}); heartbeats every {} on UDP port {}, key {}; a vote lasts {}: a node cut off from the majority stops its quorum groups (resources may take up to {} to stop) before another node may start them{}",
+            voters.len() / 2 + 1,
+            voters.len(),
+            names.join(", "),
+            format(quorum.heartbeat),
+            quorum.port,
+            quorum.key_file.display(),
+            format(quorum.lease),
+            format(quorum.stop_budget()),
+            if voters.len() == 2 {
+                " (two votes: losing either node stops the quorum groups; add a [[witness]])"
+            } else {
+                ""
+            }
+        );
+        let fenced: Vec<&str> = config
+            .nodes
+            .iter()
+            .filter(|n| n.fence.is_some())
+            .map(|n| n.name.as_str())
+            .collect();
+        if !fenced.is_empty() {
+            let _ = writeln!(
+                out,
+                "  fencing: {} (a vanished owner is fenced before a quorum group starts elsewhere, time-out {})",
+                fenced.join(", "),
+                format(quorum.fence_timeout)
+            );
+        }
+    }
     let plans = plan::for_node(config, node);
     if plans.is_empty() {
         let _ = writeln!(out, "  member of no group: serves DNS only");
@@ -83,6 +127,28 @@ pub fn node_report(config: &Config, node: usize) -> String {
                 "multicast"
             },
         );
+        if !group.track.is_empty() {
+            let trackers: Vec<String> = group
+                .track
+                .iter()
+                .map(|t| {
+                    let what = match &t.tracked {
+                        crate::config::track::Tracked::Script(i) => {
+                            format!("script {}", config.track_scripts[*i].name)
+                        }
+                        crate::config::track::Tracked::Interface(name) => {
+                            format!("interface {name}")
+                        }
+                    };
+                    match t.weight {
+                        0 => format!("{what} (fault while down)"),
+                        w if w > 0 => format!("{what} ({w:+} while up)"),
+                        w => format!("{what} ({w:+} while down)"),
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "    tracks {}", trackers.join(", "));
+        }
         if !group.resources.is_empty() {
             let resources: Vec<String> = group
                 .resources
@@ -100,6 +166,12 @@ pub fn node_report(config: &Config, node: usize) -> String {
                 })
                 .collect();
             let _ = writeln!(out, "    as owner runs, in order: {}", resources.join(", "));
+        }
+        if group.quorum {
+            let _ = writeln!(
+                out,
+                "    quorum group: taken only with a majority of the votes, once every other member let go (or its votes ran out, or it was fenced)"
+            );
         }
         for instance in &group_plan.instances {
             let interval = instance.advert_interval;

@@ -81,6 +81,16 @@ pub enum Command {
         #[arg(long)]
         group: String,
     },
+    /// Run a witness: a voter on a third machine that owns no group and no address (see
+    /// `[[witness]]` and `[quorum]` in the cluster file).
+    Witness {
+        /// The cluster file, the same as on the nodes.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// This witness's name in the file.
+        #[arg(long)]
+        name: String,
+    },
     /// Remove this node's virtual addresses from its interface once the daemon is gone
     /// (systemd's ExecStopPost, or by hand after a crash); its own address stays.
     Cleanup {

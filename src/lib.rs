@@ -17,4 +17,5 @@ pub mod metrics_http;
 pub mod net;
 pub mod node;
 pub mod plan;
+pub mod quorum;
 pub mod wire;

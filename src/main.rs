@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Lab(options) => vipd::lab::demo::main(options),
         Command::DnsUnregister { config, group } => dns_unregister(&config, &group),
         Command::Cleanup { config, node } => cleanup(&config, node),
+        Command::Witness { config, name } => witness(&config, &name),
         Command::ImportKeepalived {
             files,
             out,
@@ -102,13 +103,7 @@ fn ask(target: &Target, command: control::Command) -> ExitCode {
     }
 }
 
-fn run(
-    config: PathBuf,
-    node: Option<String>,
-    control: Option<PathBuf>,
-    state_dir: PathBuf,
-    control_group: Option<String>,
-) -> ExitCode {
+fn init_log() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIPD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -117,6 +112,27 @@ fn run(
         .with_target(false)
         .with_ansi(ansi)
         .init();
+}
+
+fn witness(config: &Path, name: &str) -> ExitCode {
+    init_log();
+    match vipd::daemon::membership::run_witness(config, name) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    config: PathBuf,
+    node: Option<String>,
+    control: Option<PathBuf>,
+    state_dir: PathBuf,
+    control_group: Option<String>,
+) -> ExitCode {
+    init_log();
     let Some(node) = node.or_else(hostname) else {
         eprintln!("error: no --node given and the host name is unknown");
         return ExitCode::FAILURE;

@@ -129,10 +129,16 @@ pub fn instance_config(
         .priorities
         .iter()
         .filter(|(n, _)| *n != node)
-        .map(|(n, p)| Peer {
-            name: config.nodes[*n].name.clone(),
-            priority: *p,
-            address: source_address(&config.nodes[*n], family),
+        .map(|(n, p)| {
+            // The file is the same on every node: a peer's trackers bound its priority.
+            let (min_priority, max_priority) = crate::config::track::range(*p, &group.track);
+            Peer {
+                name: config.nodes[*n].name.clone(),
+                priority: *p,
+                min_priority,
+                max_priority,
+                address: source_address(&config.nodes[*n], family),
+            }
         })
         .collect();
     Some(InstanceConfig {

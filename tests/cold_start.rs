@@ -155,6 +155,8 @@ fn a_batch_of_adverts_that_moves_many_owners_publishes_the_zone_once() {
     let setup = Setup {
         interface_addresses: interface_addresses(&config, 1),
         link_up: true,
+        tracked_links: Vec::new(),
+        quorum: None,
     };
     let now = Instant::now();
     let mut beta = Node::new(config, 1, &setup, now, SystemTime::UNIX_EPOCH);

@@ -708,7 +708,7 @@ fn link_local_addresses_where_they_do_not_belong() {
 
 #[test]
 fn resources_are_parsed_in_order_with_defaults() {
-    let resources = "[[group.resource]]\nname = \"disk\"\nstart = \"mount /srv\"\nstop = \"umount /srv\"\ncheck = \"mountpoint -q /srv\"\n\
+    let resources = "quorum = false\n[[group.resource]]\nname = \"disk\"\nstart = \"mount /srv\"\nstop = \"umount /srv\"\ncheck = \"mountpoint -q /srv\"\n\
                      [[group.resource]]\nname = \"service\"\nstart = \"systemctl start backup\"\nstop = \"systemctl stop backup\"\ntimeout = \"1m\"\n";
     let config = with("", resources).unwrap();
     let names: Vec<&str> = config.groups[0]
@@ -752,5 +752,57 @@ fn a_resource_without_a_stop_command_or_twice_the_same_name() {
     assert!(
         error.message.contains("the start command is empty"),
         "{error}"
+    );
+}
+
+#[test]
+fn a_group_with_resources_needs_quorum_or_says_it_does_without() {
+    let resource = "[[group.resource]]\nname = \"disk\"\nstart = \"true\"\nstop = \"true\"\n";
+    let error = with("", resource).unwrap_err();
+    assert!(error.field.contains("quorum"), "{error}");
+    assert!(error.message.contains("[quorum] table"), "{error}");
+    assert!(error.message.contains("quorum = false"), "{error}");
+    assert!(
+        !with("", &format!("quorum = false\n{resource}"))
+            .unwrap()
+            .groups[0]
+            .quorum
+    );
+    let quorum = "[quorum]\nkey_file = \"/etc/vipd/cluster.key\"\nlease = \"2s\"\n";
+    let slow = format!("{resource}timeout = \"5s\"\n{quorum}");
+    let error = with("", &slow).unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("lower the resources' timeout or raise the lease"),
+        "{error}"
+    );
+    let fits = format!("{resource}timeout = \"1s\"\n{quorum}");
+    let config = with("", &fits).unwrap();
+    assert!(config.groups[0].quorum);
+    assert_eq!(
+        config.quorum.unwrap().lease,
+        std::time::Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn quorum_and_witness_errors_name_their_field() {
+    let relative = with("", "[quorum]\nkey_file = \"cluster.key\"\n").unwrap_err();
+    assert!(relative.field.contains("key_file"), "{relative}");
+    let short = with(
+        "",
+        "[quorum]\nkey_file = \"/k\"\nheartbeat = \"100ms\"\nlease = \"300ms\"\n",
+    )
+    .unwrap_err();
+    assert!(short.field.contains("lease"), "{short}");
+    let clash = with(
+        "",
+        "[quorum]\nkey_file = \"/k\"\n[[witness]]\nname = \"alpha\"\naddress = \"192.0.2.99\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        clash.message.contains("every voter needs its own"),
+        "{clash}"
     );
 }

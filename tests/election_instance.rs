@@ -32,6 +32,8 @@ fn config(priority: u8, fast: bool) -> InstanceConfig {
         peers: vec![Peer {
             name: "alpha".into(),
             priority: 150,
+            min_priority: 150,
+            max_priority: 150,
             address: Some(ip("192.0.2.11")),
         }],
         fast_takeover: fast,
@@ -211,6 +213,8 @@ fn a_master_answers_priority_zero_with_an_advert_at_once() {
         peers: vec![Peer {
             name: "beta".into(),
             priority: 100,
+            min_priority: 100,
+            max_priority: 100,
             address: Some(ip("192.0.2.12")),
         }],
         ..config(200, false)

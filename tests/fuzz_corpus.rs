@@ -85,3 +85,30 @@ fn the_control_corpus_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_heartbeat_corpus_parses_signed_seeds_and_round_trips() {
+    use ring::hmac;
+    use vipd::quorum::Heartbeat;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, b"fuzzing secret, at least 16 bytes");
+    for (path, data) in corpus("heartbeat") {
+        let Some((&selector, body)) = data.split_first() else {
+            continue;
+        };
+        let mut bytes = body.to_vec();
+        if selector % 2 == 1 {
+            bytes.extend_from_slice(hmac::sign(&key, body).as_ref());
+        }
+        let parsed = Heartbeat::parse(&bytes, &key);
+        if let Ok(heartbeat) = &parsed {
+            assert_eq!(
+                Heartbeat::parse(&heartbeat.emit(&key), &key).as_ref(),
+                Ok(heartbeat)
+            );
+        }
+        let seed = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("signed-"));
+        assert!(parsed.is_ok() || !seed, "{} does not parse", path.display());
+    }
+}

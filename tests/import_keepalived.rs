@@ -213,12 +213,17 @@ fn track_interface_sample_keeps_only_what_vipd_can_run() {
     // The sample's three addresses: the one on the instance's own interface is carried (as
     // a /32), the two with `dev eth1` and `dev eth2` are listed, not carried.
     assert_eq!(addresses.len(), 1, "{addresses:?}");
+    // Its track_interface block (eth0, eth1) is carried over: fault while either is down.
+    let tracked: Vec<String> = config.groups[0]
+        .track
+        .iter()
+        .map(|t| format!("{:?} {}", t.tracked, t.weight))
+        .collect();
+    assert_eq!(tracked, ["Interface(\"eth0\") 0", "Interface(\"eth1\") 0"]);
     assert!(addresses[0].ends_with("/32"), "{addresses:?}");
     for part in [
         "dev eth1: vipd puts every address",
         "dev eth2: vipd puts every address",
-        "track_interface eth0",
-        "track_interface eth1",
         "`virtual_routes` not carried over",
         "`static_routes` block not carried over",
     ] {

@@ -53,6 +53,9 @@ fn status(v4: &str, v6: &str, link_up: bool) -> Status {
             transitions: vec![],
             resources: String::new(),
             handing_over: false,
+            base_priority: 150,
+            tracking: Vec::new(),
+            quorum: String::new(),
         }],
         dropped: BTreeMap::from([("bad_ttl".to_string(), 4), ("not_member".to_string(), 1)]),
         anomalies: BTreeMap::new(),
@@ -62,6 +65,7 @@ fn status(v4: &str, v6: &str, link_up: bool) -> Status {
         config_digest: None,
         dns: None,
         peers: vec![],
+        quorum: None,
     }
 }
 

@@ -229,7 +229,7 @@ fn the_zone_names_the_owner_and_its_serial_moves_with_every_change() {
 }
 
 const RESOURCE: &str =
-    "[[group.resource]]\nname = \"service\"\nstart = \"true\"\nstop = \"true\"\n";
+    "quorum = false\n[[group.resource]]\nname = \"service\"\nstart = \"true\"\nstop = \"true\"\n";
 
 #[test]
 fn resources_start_after_the_claim_and_a_failure_gives_the_group_to_the_next_node() {

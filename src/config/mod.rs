@@ -5,6 +5,8 @@ pub mod dns;
 pub mod duration;
 mod error;
 pub mod metrics;
+pub mod quorum;
+pub mod track;
 mod validate;
 
 pub use error::{ConfigError, Source};
@@ -27,6 +29,12 @@ pub struct Config {
     pub dns: dns::Dns,
     /// The HTTP listener for metrics and health checks (off unless `[metrics] listen`).
     pub metrics: metrics::Metrics,
+    /// Health checks groups track (`[[track_script]]`, keepalived's `vrrp_script`).
+    pub track_scripts: Vec<track::TrackScript>,
+    /// The membership channel and votes (off unless `[quorum]`).
+    pub quorum: Option<quorum::Quorum>,
+    /// Voters on third machines.
+    pub witnesses: Vec<quorum::Witness>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +58,9 @@ pub struct Node {
     /// A VRRP speaker that is not vipd (keepalived during a migration): its groups keep the
     /// RFC timers.
     pub foreign: bool,
+    /// How to fence this node (power it off, cut it from the storage): run by another node
+    /// before it starts a quorum group's resources after this node vanished.
+    pub fence: Option<String>,
 }
 
 /// A virtual address with the prefix length it is added with.
@@ -148,6 +159,13 @@ pub struct Group {
     /// `vmac = true`: the virtual addresses live on a macvlan per family with the RFC 9568
     /// virtual MAC (`vrrp.<vrid>` / `vrrp6.<vrid>`, see `crate::net::vmac`). Default false.
     pub vmac: bool,
+    /// Health tracking: scripts and interfaces that move this group's priority or put it in
+    /// fault (`track_script`, `track_interface`).
+    pub track: Vec<track::Tracker>,
+    /// Claimed, and its resources started, only by a node that holds a majority of the
+    /// votes, and only once no other member can still hold it (see `crate::quorum`).
+    /// Default: on when the group has resources.
+    pub quorum: bool,
 }
 
 /// A service the owner of a group runs: `sh -c` commands with a time-out.
@@ -249,6 +267,11 @@ struct RawFile {
     dns: Option<dns::RawDns>,
     #[serde(default)]
     metrics: Option<metrics::RawMetrics>,
+    #[serde(default)]
+    track_script: Vec<Spanned<track::RawTrackScript>>,
+    quorum: Option<quorum::RawQuorum>,
+    #[serde(default)]
+    witness: Vec<Spanned<quorum::RawWitness>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -279,6 +302,8 @@ struct RawNode {
     link_local: Option<Spanned<Ipv6Addr>>,
     #[serde(default)]
     foreign: bool,
+    #[serde(default)]
+    fence: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -317,5 +342,11 @@ struct RawGroup {
     #[serde(default)]
     vmac: Option<Spanned<bool>>,
     #[serde(default)]
+    quorum: Option<Spanned<bool>>,
+    #[serde(default)]
     resource: Vec<RawResource>,
+    #[serde(default)]
+    track_script: Vec<Spanned<track::RawTrackRef>>,
+    #[serde(default)]
+    track_interface: Vec<Spanned<track::RawTrackRef>>,
 }

@@ -22,9 +22,29 @@ const MAX_INTERFACE_NAME: usize = 15;
 pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigError> {
     let cluster = cluster(source, raw.cluster)?;
     let nodes = nodes(source, raw.node, &cluster.zone)?;
+    let track_scripts = super::track::scripts(source, raw.track_script)?;
+    let quorum = super::quorum::validate(source, raw.quorum)?;
+    if quorum.is_none()
+        && let Some(node) = nodes.iter().find(|n| n.fence.is_some())
+    {
+        return Err(source.error(
+            0..0,
+            format!("[[node]] \"{}\", field `fence`", node.name),
+            "fencing serves quorum groups: add a [quorum] table (with its key_file)",
+        ));
+    }
+    let taken: Vec<(String, IpAddr)> = nodes.iter().map(|n| (n.name.clone(), n.address)).collect();
+    let witnesses = super::quorum::witnesses(source, raw.witness, &taken)?;
     let mut groups = Vec::with_capacity(raw.group.len());
     for raw_group in raw.group {
-        groups.push(group(source, &cluster, &nodes, raw_group)?);
+        groups.push(group(
+            source,
+            &cluster,
+            &nodes,
+            &track_scripts,
+            quorum.as_ref(),
+            raw_group,
+        )?);
     }
     check_across_groups(source, &nodes, &groups)?;
     let dns = super::dns::validate(source, raw.dns)?;
@@ -34,6 +54,9 @@ pub(super) fn validate(source: &Source, raw: RawFile) -> Result<Config, ConfigEr
         groups: groups.into_iter().map(|(g, _)| g).collect(),
         dns,
         metrics: super::metrics::validate(source, raw.metrics)?,
+        track_scripts,
+        quorum,
+        witnesses,
     })
 }
 
@@ -160,12 +183,24 @@ fn nodes(
                 ),
             ));
         }
+        let fence = match &raw.fence {
+            Some(fence) if fence.get_ref().trim().is_empty() => {
+                return Err(source.error(
+                    fence.span(),
+                    at("fence"),
+                    "the fence command is empty: remove the line, or give the command that powers this node off",
+                ));
+            }
+            Some(fence) => Some(fence.get_ref().clone()),
+            None => None,
+        };
         nodes.push(Node {
             name,
             interface: interface.clone(),
             address,
             link_local: raw.link_local.map(|l| l.into_inner()),
             foreign: raw.foreign,
+            fence,
         });
     }
     Ok(nodes)

@@ -5,8 +5,10 @@
 //! is the node's.
 
 pub mod control;
+pub mod membership;
 pub mod peers;
 pub mod resources;
+pub mod track;
 
 pub use crate::node::status;
 
@@ -120,7 +122,19 @@ struct Daemon {
     vmacs: HashMap<(String, Family), VmacLink>,
     /// Link and address changes, subscribed before the link was first read.
     events: Option<futures::stream::BoxStream<'static, Event>>,
+    /// Health tracking: the track scripts running, the tracked interfaces' indexes.
+    track: track::Runner,
+    /// The membership channel's socket, with `[quorum]`.
+    heartbeats: Option<tokio::net::UdpSocket>,
+    /// Fence commands report here: (node fenced, outcome).
+    fence_reports: (
+        tokio::sync::mpsc::UnboundedSender<FenceReport>,
+        Option<tokio::sync::mpsc::UnboundedReceiver<FenceReport>>,
+    ),
 }
+
+/// A fence command's end: the node fenced, and the outcome.
+type FenceReport = (String, Result<(), String>);
 
 /// A group's virtual-MAC link (`crate::net::vmac`).
 struct VmacLink {
@@ -279,6 +293,7 @@ impl Daemon {
         drain_mark: PathBuf,
     ) -> Result<Daemon, DaemonError> {
         let interface = config.nodes[me].interface.clone();
+        let config_node_name = config.nodes[me].name.clone();
         // Listen for link and address changes before reading the link's state, so that no
         // change between the two is lost.
         let events = netlink::watch()?;
@@ -301,9 +316,30 @@ impl Daemon {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,
         });
+        let (quorum, heartbeats) = match &config.quorum {
+            Some(quorum) => {
+                let secret =
+                    membership::read_key(&quorum.key_file).map_err(|e| DaemonError::Io {
+                        what: "[quorum]".into(),
+                        source: std::io::Error::other(e),
+                    })?;
+                let address = config.nodes[me].address;
+                let socket = membership::open_socket(address, quorum.port).map_err(io_error(
+                    format!("heartbeat socket on {address} port {}", quorum.port),
+                ))?;
+                let setup = crate::node::QuorumSetup {
+                    secret,
+                    boot: membership::boot_id(),
+                };
+                (Some(setup), Some(socket))
+            }
+            None => (None, None),
+        };
         let setup = Setup {
             interface_addresses: on_interface,
             link_up: link.up,
+            tracked_links: track::links(&handle, &config, me).await,
+            quorum,
         };
         let drained = drain_mark.exists();
         if drained {
@@ -390,7 +426,14 @@ impl Daemon {
             },
             stopping: Vec::new(),
             vmacs,
+            track: track::Runner::new(&config_node_name),
+            heartbeats,
+            fence_reports: {
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+                (sender, Some(receiver))
+            },
         };
+        daemon.sync_tracking().await;
         daemon.start_dns()?;
         daemon.start_peers(digest);
         daemon.perform_effects().await;
@@ -413,7 +456,10 @@ impl Daemon {
         let mut sigusr2 = handler(SignalKind::user_defined2(), "SIGUSR2")?;
         let mut events = self.events.take().expect("subscribed at start");
         let mut reports = self.resource_reports.1.take().expect("one run");
+        let mut fence_reports = self.fence_reports.1.take().expect("one run");
+        let mut checks = self.track.receiver.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
+        let mut heartbeat_buffer = vec![0u8; 65536];
         // systemd's watchdog, fed by this loop: a stuck loop gets the daemon restarted.
         let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
         let mut feed = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -438,9 +484,16 @@ impl Daemon {
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
                 Some(event) = events.next() => self.handle_event(event),
+                received = when_open(self.heartbeats.as_ref().map(|s| s.recv_from(&mut heartbeat_buffer))) => {
+                    if let Ok((len, src)) = received {
+                        self.node.handle_heartbeat(Instant::now(), src.ip(), &heartbeat_buffer[..len]);
+                    }
+                }
                 claims = when_open(self.claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 claims = when_open(self.na_claims.as_ref().map(|s| s.recv())) => self.claims_heard(claims),
                 Some(report) = reports.recv() => self.node.handle_resources(Instant::now(), report),
+                Some((node, outcome)) = fence_reports.recv() => self.node.handle_fence(Instant::now(), &node, outcome),
+                Some((script, ok)) = checks.recv() => self.node.handle_check(Instant::now(), &script, ok),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
                 _ = sigquit.recv() => break,
@@ -454,6 +507,7 @@ impl Daemon {
                 _ = peer_check.tick() => {
                     self.check_peers();
                     self.resolve_neighbours();
+                    self.resolve_tracked().await;
                 }
                 Ok((stream, _)) = control.accept() => read_control_apart(stream, self.access, requests_in.clone()),
                 Some((request, stream)) = requests.recv() => self.control(request, stream).await,
@@ -465,6 +519,7 @@ impl Daemon {
             self.settle_handovers();
         }
         notify(&[sd_notify::NotifyState::Stopping]);
+        self.track.stop();
         self.node.shutdown(Instant::now());
         self.perform_effects().await;
         for pending in std::mem::take(&mut self.handovers) {
@@ -475,10 +530,15 @@ impl Daemon {
             )
             .await;
         }
-        // Let the stop commands finish (each has its own time-out).
+        // Let the stop commands finish (each has its own time-out), then tell the peers
+        // (a quorum group's next owner waits for that).
         for handle in std::mem::take(&mut self.stopping) {
             let _ = handle.await;
         }
+        while let Ok(report) = reports.try_recv() {
+            self.node.handle_resources(Instant::now(), report);
+        }
+        self.perform_effects().await;
         for ((group, family), vmac) in std::mem::take(&mut self.vmacs) {
             if let Err(e) = self.netlink.link().del(vmac.index).execute().await {
                 warn!(%group, %family, "cannot delete the virtual-MAC link: {e}");
@@ -612,6 +672,7 @@ impl Daemon {
         self.node
             .set_facts(now, facts(&digest, self.node.drained()));
         accept_local_if_needed(self.node.config(), self.node.me());
+        self.sync_tracking().await;
         self.warn_vmac_changes();
         self.open_missing_sockets();
         self.listen_dns_on_new_addresses();
@@ -621,6 +682,24 @@ impl Daemon {
             self.start_peers(digest);
         }
         Ok(summary.join("; "))
+    }
+
+    /// Runs the track scripts and watches the interfaces the node's groups track now.
+    async fn sync_tracking(&mut self) {
+        let (scripts, interfaces) = (self.node.track_scripts(), self.node.tracked_interfaces());
+        self.track.sync(scripts, interfaces);
+        self.resolve_tracked().await;
+    }
+
+    /// Tracked interfaces that did not exist before: their link state, once they do.
+    async fn resolve_tracked(&mut self) {
+        if !self.track.unresolved() {
+            return;
+        }
+        for (interface, up) in self.track.resolve(&self.netlink).await {
+            self.node
+                .handle_tracked_link(Instant::now(), &interface, up);
+        }
     }
 
     /// The virtual-MAC links are made at start only: say so when a reload asks for others.
@@ -749,6 +828,12 @@ impl Daemon {
     }
 
     fn handle_event(&mut self, event: Event) {
+        if let Event::Link { index, up } = &event {
+            for interface in self.track.names_of(*index) {
+                self.node
+                    .handle_tracked_link(Instant::now(), &interface, *up);
+            }
+        }
         match event {
             Event::Link { index, up } if index == self.link.index => {
                 self.link.up = up;
@@ -808,6 +893,7 @@ impl Daemon {
                     announcements.push(send);
                 }
                 effect @ (Effect::Send { .. }
+                | Effect::Heartbeat { .. }
                 | Effect::Transition { .. }
                 | Effect::Mastership { .. }
                 | Effect::Resolve { .. }
@@ -941,9 +1027,31 @@ impl Daemon {
             } => self.start_resources(group, generation, resources, addresses),
             Effect::StopResources {
                 group,
+                generation,
                 resources,
                 addresses,
-            } => self.stop_resources(group, resources, addresses),
+            } => self.stop_resources(group, generation, resources, addresses),
+            Effect::Fence {
+                node,
+                address,
+                command,
+                timeout,
+            } => {
+                let me = self.node.name().to_string();
+                let reports = self.fence_reports.0.clone();
+                tokio::spawn(async move {
+                    let outcome =
+                        membership::run_fence(&me, &node, address, &command, timeout).await;
+                    let _ = reports.send((node, outcome));
+                });
+            }
+            Effect::Heartbeat { to, bytes } => {
+                if let Some(socket) = &self.heartbeats
+                    && let Err(e) = socket.try_send_to(&bytes, to)
+                {
+                    debug!(%to, "heartbeat not sent: {e}");
+                }
+            }
             Effect::PublishZone(zone) => {
                 if let Some(server) = &self.dns {
                     server.set_zone(*zone);
@@ -1036,12 +1144,22 @@ impl Daemon {
     fn stop_resources(
         &mut self,
         group: GroupName,
+        generation: u64,
         definitions: Vec<crate::config::Resource>,
         addresses: String,
     ) {
         let context = self.resource_context(&group, addresses);
-        let tasks = self.tasks.entry(group).or_default();
-        let handle = resources::stop(definitions, tasks.resource_lock.clone(), context);
+        let tasks = self.tasks.entry(group.clone()).or_default();
+        let stop = resources::stop(definitions, tasks.resource_lock.clone(), context);
+        let reports = self.resource_reports.0.clone();
+        let handle = tokio::spawn(async move {
+            let _ = stop.await;
+            let _ = reports.send(ResourceReport {
+                group,
+                generation,
+                outcome: crate::node::ResourceOutcome::Stopped,
+            });
+        });
         self.stopping.retain(|h| !h.is_finished());
         self.stopping.push(handle);
     }

@@ -79,11 +79,37 @@ impl Group {
         any
     }
 
+    /// See [`Instance::set_quorum`].
+    pub fn set_quorum(&mut self, now: Instant, ok: bool) {
+        self.each(now, |i, now| i.set_quorum(now, ok));
+    }
+
+    /// See [`Instance::set_claim_blocked`].
+    pub fn set_claim_blocked(&mut self, now: Instant, blocked: bool) {
+        self.each(now, |i, now| i.set_claim_blocked(now, blocked));
+    }
+
+    /// See [`Instance::step_down`]. False when this node is not master.
+    pub fn step_down(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        self.each(now, |i, now| any |= i.step_down(now));
+        any
+    }
+
     /// See [`Instance::set_no_preempt_from`].
     pub fn set_no_preempt_from(&mut self, names: &[String]) {
         for instance in &mut self.instances {
             instance.set_no_preempt_from(names);
         }
+    }
+
+    /// Health tracking: see [`Instance::set_priority`] and [`Instance::set_track_fault`].
+    /// Every family takes the same effective priority and fault.
+    pub fn set_tracking(&mut self, now: Instant, priority: u8, fault: bool) {
+        self.each(now, |i, now| {
+            i.set_priority(now, priority);
+            i.set_track_fault(now, fault);
+        });
     }
 
     /// See [`Instance::set_drained`].

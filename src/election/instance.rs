@@ -74,6 +74,14 @@ pub enum Reason {
     HandedOver,
     /// The configuration changed: this node is no longer in the group.
     Removed,
+    /// A tracked script or interface with weight 0 failed (keepalived's FAULT).
+    TrackFailed,
+    /// Every weight-0 tracker is up again.
+    TrackRecovered,
+    /// A quorum group: this node's votes run out soon (it is cut off from the majority).
+    QuorumLost,
+    /// A quorum group: this node holds a majority of the votes again.
+    QuorumRegained,
 }
 
 impl std::fmt::Display for Reason {
@@ -95,6 +103,10 @@ impl std::fmt::Display for Reason {
             Reason::Retry => "trying again after giving the group up",
             Reason::HandedOver => "handed over",
             Reason::Removed => "removed from the configuration",
+            Reason::TrackFailed => "a tracked script or interface failed",
+            Reason::TrackRecovered => "tracked scripts and interfaces recovered",
+            Reason::QuorumLost => "quorum lost (cut off from the majority of the votes)",
+            Reason::QuorumRegained => "quorum regained",
         })
     }
 }
@@ -160,6 +172,13 @@ pub struct Counters {
 #[derive(Debug, Clone)]
 pub struct Instance {
     config: InstanceConfig,
+    /// The effective priority: the file's, moved by the health trackers (see
+    /// [`Instance::set_priority`]). What adverts carry and elections compare.
+    priority: u8,
+    /// A weight-0 tracker is down: Fault until it recovers.
+    track_fault: bool,
+    /// The last non-zero priority heard from each peer (index into `config.peers`).
+    heard: Vec<Option<u8>>,
     state: State,
     link_up: bool,
     /// Learned from the master's adverts: above the configured interval only from a member
@@ -198,12 +217,21 @@ pub struct Instance {
     conflict: ConflictWatch,
     /// When the link last came back after a fault: no preempt before `link_hold` has passed.
     link_up_since: Option<Instant>,
+    /// A quorum group: false while this node lacks quorum (the instance stays in Fault).
+    quorum_ok: bool,
+    /// A quorum group: another member may still hold the group, so this node must not take
+    /// it yet; a takeover due meanwhile waits here and happens once the gate opens.
+    claim_blocked: bool,
+    claim_deferred: Option<Reason>,
 }
 
 impl Instance {
     pub fn new(config: InstanceConfig) -> Instance {
         let master_adver_interval = config.advert_interval;
         Instance {
+            priority: config.priority,
+            track_fault: false,
+            heard: vec![None; config.peers.len()],
             config,
             state: State::Initialize,
             link_up: true,
@@ -225,6 +253,9 @@ impl Instance {
             counters: Counters::default(),
             conflict: ConflictWatch::default(),
             link_up_since: None,
+            quorum_ok: true,
+            claim_blocked: false,
+            claim_deferred: None,
         }
     }
 
@@ -234,6 +265,80 @@ impl Instance {
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The effective priority (the file's, moved by health tracking).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// True while a weight-0 tracker holds this instance in Fault.
+    pub fn track_fault(&self) -> bool {
+        self.track_fault
+    }
+
+    /// The priority last heard from the peer named `name` (its effective priority as it
+    /// last advertised it), if any.
+    pub fn heard_priority(&self, name: &str) -> Option<u8> {
+        let index = self.config.peers.iter().position(|p| p.name == name)?;
+        self.heard[index]
+    }
+
+    /// A peer's priority as best known: the last one it advertised, else the file's.
+    fn known_priority(&self, peer: usize) -> u8 {
+        self.heard[peer].unwrap_or(self.config.peers[peer].priority)
+    }
+
+    /// Health tracking moved the effective priority. A master advertises the new priority
+    /// at once (a backup that now outranks it preempts on hearing it); a backup's new
+    /// priority counts from the master's next advert (it preempts then, with preempt on).
+    pub fn set_priority(&mut self, now: Instant, priority: u8) {
+        if priority == self.priority {
+            return;
+        }
+        self.priority = priority;
+        if self.state == State::Master && !self.handing_over {
+            self.send_advert(now);
+        }
+    }
+
+    /// A weight-0 tracker went down (`fault`) or every one is up again. Down: a master says
+    /// priority 0 (the next node takes over at once) and releases its addresses; any state
+    /// but Initialize goes to Fault. Up: Fault is left as after a link-up, unless the link is
+    /// down or the wait after giving the group up still runs.
+    pub fn set_track_fault(&mut self, now: Instant, fault: bool) {
+        if fault == self.track_fault {
+            return;
+        }
+        self.track_fault = fault;
+        if fault {
+            self.end_linger();
+            if self.state == State::Master {
+                self.actions.push_back(Action::SendAdvert { priority: 0 });
+                self.actions.push_back(Action::Release);
+            }
+            if matches!(self.state, State::Master | State::Backup) {
+                self.cancel_timers();
+                self.transition(State::Fault, Reason::TrackFailed);
+            }
+        } else if self.state == State::Fault
+            && self.link_up
+            && self.quorum_ok
+            && self.timers.get(Timer::FaultRetry).is_none()
+        {
+            self.master = None;
+            self.leave_fault(now, Reason::TrackRecovered);
+        }
+    }
+
+    /// Out of Fault: the address owner straight to Master (unless drained or held after a
+    /// link flap), everyone else to Backup.
+    fn leave_fault(&mut self, now: Instant, reason: Reason) {
+        if self.config.priority == 255 && !self.drained && !self.link_held(now) {
+            self.become_master(now, reason);
+        } else {
+            self.become_backup(now, reason, self.config.advert_interval);
+        }
     }
 
     pub fn counters(&self) -> Counters {
@@ -252,7 +357,7 @@ impl Instance {
     /// Master_Down_Interval as this node applies it now.
     pub fn master_down_interval(&self) -> Duration {
         self.config
-            .master_down_interval(self.master_adver_interval, self.master)
+            .master_down_interval_at(self.priority, self.master_adver_interval, self.master)
     }
 
     /// The Startup event.
@@ -262,6 +367,10 @@ impl Instance {
         }
         if !self.link_up {
             self.transition(State::Fault, Reason::LinkDown);
+        } else if self.track_fault {
+            self.transition(State::Fault, Reason::TrackFailed);
+        } else if !self.quorum_ok {
+            self.transition(State::Fault, Reason::QuorumLost);
         } else if self.config.priority == 255 && !self.drained {
             self.become_master(now, Reason::AddressOwner);
         } else {
@@ -283,8 +392,8 @@ impl Instance {
         self.actions.push_back(Action::SendAdvert { priority: 0 });
         self.timers
             .set(Timer::Advert, now + self.config.advert_interval);
-        let wait =
-            3 * self.config.advert_interval + self.config.skew_time(self.config.advert_interval);
+        let wait = 3 * self.config.advert_interval
+            + super::skew_time_at(self.priority, self.config.advert_interval);
         self.timers
             .set(Timer::Handover, now + wait + self.config.advert_interval);
         true
@@ -336,6 +445,20 @@ impl Instance {
             new.peers.iter().position(|p| &p.name == name)
         };
         self.master = rename(self.master, &self.config, &config);
+        self.heard = (0..config.peers.len())
+            .map(|new| {
+                let old = self
+                    .config
+                    .peers
+                    .iter()
+                    .position(|p| p.name == config.peers[new].name)?;
+                self.heard[old]
+            })
+            .collect();
+        if config.priority != self.config.priority {
+            // The node applies the trackers to the new base right after.
+            self.priority = config.priority;
+        }
         self.learned_sources = std::mem::take(&mut self.learned_sources)
             .into_iter()
             .filter_map(|(src, i)| Some((src, rename(Some(i), &self.config, &config)?)))
@@ -381,15 +504,83 @@ impl Instance {
             if self.state != State::Initialize {
                 self.transition(State::Fault, Reason::LinkDown);
             }
-        } else if self.state == State::Fault {
+        } else if self.state == State::Fault && self.quorum_ok {
             self.master = None;
             self.link_up_since = Some(now);
-            if self.config.priority == 255 && !self.drained && self.config.link_hold.is_zero() {
-                self.become_master(now, Reason::LinkUp);
-            } else {
-                self.become_backup(now, Reason::LinkUp, self.config.advert_interval);
+            if !self.track_fault {
+                self.leave_fault(now, Reason::LinkUp);
             }
         }
+    }
+
+    /// A quorum group: whether this node holds quorum for long enough to serve it. Without,
+    /// a master releases its addresses (its resources stop) and the instance waits in Fault;
+    /// with it again, it comes back as backup.
+    pub fn set_quorum(&mut self, now: Instant, ok: bool) {
+        if ok == self.quorum_ok {
+            return;
+        }
+        self.quorum_ok = ok;
+        if !ok {
+            self.end_linger();
+            if self.state == State::Master {
+                self.actions.push_back(Action::SendAdvert { priority: 0 });
+                self.actions.push_back(Action::Release);
+            }
+            self.cancel_timers();
+            if matches!(self.state, State::Master | State::Backup) {
+                self.transition(State::Fault, Reason::QuorumLost);
+            }
+        } else if self.state == State::Fault
+            && self.link_up
+            && !self.track_fault
+            && self.timers.get(Timer::FaultRetry).is_none()
+        {
+            self.master = None;
+            self.leave_fault(now, Reason::QuorumRegained);
+        }
+    }
+
+    pub fn quorum_ok(&self) -> bool {
+        self.quorum_ok
+    }
+
+    /// A quorum group: while `blocked`, another member may still hold the group and this
+    /// node does not take it (a takeover that falls due waits); unblocked, a waiting
+    /// takeover happens at once.
+    pub fn set_claim_blocked(&mut self, now: Instant, blocked: bool) {
+        self.claim_blocked = blocked;
+        if !blocked
+            && self.state == State::Backup
+            && let Some(reason) = self.claim_deferred.take()
+        {
+            self.become_master(now, reason);
+        }
+    }
+
+    pub fn claim_blocked(&self) -> bool {
+        self.claim_blocked
+    }
+
+    /// True while a takeover waits for the claim gate.
+    pub fn claim_waiting(&self) -> bool {
+        self.claim_deferred.is_some()
+    }
+
+    /// Break before make (a quorum group's planned move): a master says priority 0, releases
+    /// its addresses (its resources stop) and stays backup without preempting back; the next
+    /// node takes the group once this one says, authenticated, that it holds it no more.
+    pub fn step_down(&mut self, now: Instant) -> bool {
+        if self.state != State::Master {
+            return false;
+        }
+        self.handing_over = false;
+        if !self.config.fast_takeover {
+            self.actions.push_back(Action::SendAdvert { priority: 0 });
+        }
+        self.become_backup(now, Reason::HandedOver, self.config.advert_interval);
+        self.preempt_suppressed = true;
+        true
     }
 
     /// An advert for this virtual router passed the wire checks. Returns why it was not acted
@@ -401,6 +592,12 @@ impl Instance {
             return Some(Ignored::Own);
         }
         let sender = self.identify(advert);
+        if let Some(s) = sender
+            && advert.priority > 0
+            && !self.unverified
+        {
+            self.heard[s] = Some(advert.priority);
+        }
         if sender.is_none() && !self.config.allow_unknown_peers {
             self.counters.dropped_not_member += 1;
             return Some(Ignored::NotMember);
@@ -483,13 +680,16 @@ impl Instance {
                 // RFC 9568: the master is leaving; wait Skew_Time for a better backup.
                 self.timers.set(
                     Timer::MasterDown,
-                    now + self.config.skew_time(self.master_adver_interval),
+                    now + super::skew_time_at(self.priority, self.master_adver_interval),
                 );
                 return;
             }
             match self.master {
                 // The master we follow is leaving: the next in line takes over at once.
-                Some(master) if sender == Some(master) && self.config.rank_without(sender) == 0 => {
+                Some(master)
+                    if sender == Some(master)
+                        && self.config.rank_without_at(self.priority, sender) == 0 =>
+                {
                     self.become_master(now, Reason::MasterLeft);
                 }
                 // Another node stepping down (a split brain healing) says nothing about the
@@ -499,7 +699,7 @@ impl Instance {
                 // RFC's Skew_Time, so that a better node, or a live lower master, speaks first.
                 _ => self.timers.set(
                     Timer::MasterDown,
-                    now + self.config.skew_time(self.master_adver_interval),
+                    now + super::skew_time_at(self.priority, self.master_adver_interval),
                 ),
             }
             return;
@@ -508,7 +708,7 @@ impl Instance {
             || self.drained
             || sender.is_some_and(|s| self.no_preempt_from.contains(&s))
             || self.preempt_suppressed
-            || advert.priority >= self.config.priority
+            || advert.priority >= self.priority
             || self.link_held(now)
             || {
                 let deadline = *self
@@ -517,16 +717,26 @@ impl Instance {
                 now < deadline
             };
         if tolerated {
-            if advert.priority >= self.config.priority {
+            if advert.priority >= self.priority {
                 self.preempt_after = None;
+            }
+            // A live master that outranks this node is heard: a takeover waiting at the
+            // gate is moot.
+            if self.claim_deferred.take().is_some() {
+                self.timers.stop(Timer::Advert);
             }
             self.master = sender;
             self.master_adver_interval = learned;
             self.timers
                 .set(Timer::MasterDown, now + self.master_down_interval());
-        } else if self.config.fast_takeover && self.follows_no_better_master(sender) {
+        } else if self.config.fast_takeover
+            && self.follows_no_better_master(sender)
+            && self.config.rank_without_at(self.priority, sender) == 0
+        {
             // Every member knows the priorities: no need to wait out Master_Down_Interval,
-            // the lower master yields as soon as it hears this node's advert.
+            // the lower master yields as soon as it hears this node's advert. Only the first
+            // in line does so (another backup may outrank this one now that trackers move
+            // priorities): the others let the Master_Down_Timer decide, by Skew_Time.
             self.counters.dropped_lower_priority += 1;
             self.become_master(now, Reason::Preempt);
         } else {
@@ -547,9 +757,7 @@ impl Instance {
     fn follows_no_better_master(&self, sender: Option<usize>) -> bool {
         match self.master {
             None => true,
-            Some(master) => {
-                Some(master) == sender || self.config.peers[master].priority < self.config.priority
-            }
+            Some(master) => Some(master) == sender || self.known_priority(master) < self.priority,
         }
     }
 
@@ -568,7 +776,7 @@ impl Instance {
             self.become_backup(now, Reason::HandedOver, learned);
             return;
         }
-        let mine = self.config.priority;
+        let mine = self.priority;
         let yields = trusted
             && (advert.priority > mine
                 || (advert.priority == mine && advert.src > self.config.primary));
@@ -587,9 +795,11 @@ impl Instance {
         // (RFC 9568 for priority 0) and announce again, at most once per advert interval.
         self.counters.second_master_seen += 1;
         if advert.priority > 0 {
-            let clear_after = self
-                .config
-                .master_down_interval(self.config.advert_interval, None);
+            let clear_after = self.config.master_down_interval_at(
+                self.priority,
+                self.config.advert_interval,
+                None,
+            );
             self.conflict
                 .heard(now, advert.src, sender, advert.priority, clear_after);
         }
@@ -639,7 +849,11 @@ impl Instance {
             }
         }
         // The wait after giving the group up is over.
-        if self.timers.expire(Timer::FaultRetry, now) && self.state == State::Fault && self.link_up
+        if self.timers.expire(Timer::FaultRetry, now)
+            && self.state == State::Fault
+            && self.link_up
+            && !self.track_fault
+            && self.quorum_ok
         {
             self.become_backup(now, Reason::Retry, self.config.advert_interval);
         }
@@ -710,10 +924,9 @@ impl Instance {
         if advert.priority == 0 {
             return None;
         }
-        let mut candidates = peers
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.address.is_none() && p.priority == advert.priority);
+        let mut candidates = peers.iter().enumerate().filter(|(_, p)| {
+            p.address.is_none() && (p.min_priority..=p.max_priority).contains(&advert.priority)
+        });
         match (candidates.next(), candidates.next()) {
             (Some((i, _)), None) => {
                 if !self.unverified {
@@ -736,7 +949,8 @@ impl Instance {
         self.conflict.active(
             now,
             CONFLICT_AFTER_INTERVALS * interval,
-            self.config.master_down_interval(interval, None),
+            self.config
+                .master_down_interval_at(self.priority, interval, None),
         )
     }
 
@@ -746,6 +960,19 @@ impl Instance {
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        if self.claim_blocked {
+            if self.state != State::Backup {
+                self.become_backup(now, reason, self.config.advert_interval);
+            }
+            self.claim_deferred = Some(reason);
+            // Say that this node wants the group, without claiming it: a lower master
+            // yields (and lets go), and the gate opens once it says so.
+            if self.timers.get(Timer::Advert).is_none() {
+                self.send_advert(now);
+            }
+            return;
+        }
+        self.claim_deferred = None;
         self.conflict.clear();
         // Addresses kept from a handover are claimed again below (idempotent).
         self.lingering = false;
@@ -759,7 +986,7 @@ impl Instance {
         self.transition(State::Master, reason);
         let accept = self.config.accept_mode || self.config.priority == 255;
         self.actions.push_back(Action::SendAdvert {
-            priority: self.config.priority,
+            priority: self.priority,
         });
         self.actions.push_back(Action::Claim { accept });
         self.timers
@@ -818,11 +1045,7 @@ impl Instance {
     }
 
     fn send_advert(&mut self, now: Instant) {
-        let priority = if self.handing_over {
-            0
-        } else {
-            self.config.priority
-        };
+        let priority = if self.handing_over { 0 } else { self.priority };
         self.actions.push_back(Action::SendAdvert { priority });
         self.timers
             .set(Timer::Advert, now + self.config.advert_interval);

@@ -26,7 +26,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub name: String,
+    /// Its priority in the file.
     pub priority: u8,
+    /// The range its effective priority moves in with its health trackers (both equal to
+    /// `priority` without trackers).
+    pub min_priority: u8,
+    pub max_priority: u8,
     /// The address its adverts of this family come from, when known in advance (IPv6 adverts
     /// come from link-local addresses that the file may not list).
     pub address: Option<IpAddr>,
@@ -67,46 +72,72 @@ pub struct InstanceConfig {
 }
 
 impl InstanceConfig {
-    /// Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, computed in nanoseconds.
+    /// Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, computed in nanoseconds,
+    /// for the file's priority.
     pub fn skew_time(&self, master_adver_interval: Duration) -> Duration {
-        let nanos = (256 - u128::from(self.priority)) * master_adver_interval.as_nanos() / 256;
-        Duration::from_nanos(nanos as u64)
+        skew_time_at(self.priority, master_adver_interval)
     }
 
-    /// How many live-able members would take over before this node if the master named by
-    /// `master` (an index into `peers`) went away: higher priority, or equal priority and a
-    /// higher address. A peer whose address is unknown counts as ahead on a tie, to be safe.
+    /// How many live-able members would take over before this node (at its file priority)
+    /// if the master named by `master` (an index into `peers`) went away.
     pub fn rank_without(&self, master: Option<usize>) -> usize {
+        self.rank_without_at(self.priority, master)
+    }
+
+    /// How many members could take over before this node, at effective priority `mine`, if
+    /// the master named by `master` (an index into `peers`) went away: those whose priority
+    /// can be higher (their trackers' best case: backups are silent, so their effective
+    /// priority is unknown), or equal with a higher address. A peer whose address is unknown
+    /// counts as ahead on a tie, to be safe.
+    pub fn rank_without_at(&self, mine: u8, master: Option<usize>) -> usize {
         self.peers
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(*i) != master)
             .filter(|(_, p)| {
-                p.priority > self.priority
-                    || (p.priority == self.priority && p.address.is_none_or(|a| a > self.primary))
+                p.max_priority > mine
+                    || (p.max_priority == mine && p.address.is_none_or(|a| a > self.primary))
             })
             .count()
     }
 
-    /// Skew this node applies: none when it is first in line and every member is vipd.
+    /// Skew this node applies at effective priority `mine`: none when it is first in line
+    /// and every member is vipd.
     pub fn effective_skew(
         &self,
+        mine: u8,
         master_adver_interval: Duration,
         master: Option<usize>,
     ) -> Duration {
-        if self.fast_takeover && self.rank_without(master) == 0 {
+        if self.fast_takeover && self.rank_without_at(mine, master) == 0 {
             Duration::ZERO
         } else {
-            self.skew_time(master_adver_interval)
+            skew_time_at(mine, master_adver_interval)
         }
     }
 
-    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time, at the file's priority.
     pub fn master_down_interval(
         &self,
         master_adver_interval: Duration,
         master: Option<usize>,
     ) -> Duration {
-        3 * master_adver_interval + self.effective_skew(master_adver_interval, master)
+        self.master_down_interval_at(self.priority, master_adver_interval, master)
     }
+
+    /// Master_Down_Interval at effective priority `mine`.
+    pub fn master_down_interval_at(
+        &self,
+        mine: u8,
+        master_adver_interval: Duration,
+        master: Option<usize>,
+    ) -> Duration {
+        3 * master_adver_interval + self.effective_skew(mine, master_adver_interval, master)
+    }
+}
+
+/// Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, computed in nanoseconds.
+pub fn skew_time_at(priority: u8, master_adver_interval: Duration) -> Duration {
+    let nanos = (256 - u128::from(priority)) * master_adver_interval.as_nanos() / 256;
+    Duration::from_nanos(nanos as u64)
 }

@@ -111,6 +111,10 @@ struct Instance {
     resources: Vec<Resource>,
     /// `use_vmac`: the group's addresses on a virtual-MAC link (`vmac = true`).
     vmac: bool,
+    /// track_script entries: (script name, weight).
+    track_scripts: Vec<(String, i64)>,
+    /// track_interface entries: (interface, weight).
+    track_interfaces: Vec<(String, i64)>,
 }
 
 impl Instance {
@@ -125,6 +129,8 @@ struct Node {
     interface: String,
     address: Option<IpAddr>,
     instances: Vec<Instance>,
+    /// Its vrrp_script blocks, by name.
+    scripts: BTreeMap<String, Script>,
 }
 
 struct Notes<'a> {
@@ -197,12 +203,42 @@ fn quoted(text: &str) -> String {
 }
 
 /// A `vrrp_script` block: what a track_script refers to.
+#[derive(Debug, Clone, PartialEq)]
 struct Script {
     command: String,
     interval_ms: u64,
     timeout_ms: Option<u64>,
     weight: i64,
+    rise: Option<u64>,
+    fall: Option<u64>,
+    init_fail: bool,
     line: usize,
+}
+
+/// The entries of a `track_script` or `track_interface` block: a name, then optionally
+/// `weight N` and `reverse`/`noreverse`, one per line or several on one line.
+fn tracked_entries(statement: &Statement) -> Vec<(String, Option<i64>, bool, usize)> {
+    let words = list_items(statement);
+    let mut entries = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let (name, line) = words[i].clone();
+        i += 1;
+        let mut weight = None;
+        let mut reverse = false;
+        if words.get(i).is_some_and(|(w, _)| w == "weight") {
+            weight = words.get(i + 1).and_then(|(w, _)| w.parse::<i64>().ok());
+            i += 2;
+        }
+        if let Some((word, _)) = words.get(i)
+            && ["reverse", "noreverse", "no_reverse"].contains(&word.as_str())
+        {
+            reverse = word == "reverse";
+            i += 1;
+        }
+        entries.push((name, weight, reverse, line));
+    }
+    entries
 }
 
 fn read_script(statement: &Statement, notes: &mut Notes) -> Option<Script> {
@@ -211,6 +247,9 @@ fn read_script(statement: &Statement, notes: &mut Notes) -> Option<Script> {
         interval_ms: 1000,
         timeout_ms: None,
         weight: 0,
+        rise: None,
+        fall: None,
+        init_fail: false,
         line: statement.line,
     };
     for item in statement.children() {
@@ -219,7 +258,22 @@ fn read_script(statement: &Statement, notes: &mut Notes) -> Option<Script> {
             "script" => script.command = item.args.join(" "),
             "interval" => script.interval_ms = seconds_ms(arg).unwrap_or(1000),
             "timeout" => script.timeout_ms = seconds_ms(arg),
-            "weight" => script.weight = arg.parse().unwrap_or(0),
+            "weight" => {
+                script.weight = arg.parse::<i64>().unwrap_or(0).clamp(-253, 253);
+                if item.args.iter().any(|a| a == "reverse") {
+                    notes.add(
+                        item.line,
+                        format!(
+                            "vrrp_script {}: `weight ... reverse` not carried over (vipd has no \
+                             reverse weights); the plain weight is used",
+                            statement.text()
+                        ),
+                    );
+                }
+            }
+            "rise" => script.rise = arg.parse().ok().filter(|n| (1..=1000).contains(n)),
+            "fall" => script.fall = arg.parse().ok().filter(|n| (1..=1000).contains(n)),
+            "init_fail" => script.init_fail = true,
             other => notes.add(
                 item.line,
                 format!(
@@ -327,8 +381,10 @@ struct Written {
     announce_count: Option<u32>,
     announce_refresh_s: Option<u64>,
     vmac: bool,
-    /// track_script entries: script name, weight written there, line.
-    scripts: Vec<(String, Option<i64>, usize)>,
+    /// track_script entries: script name, weight written there, reverse, line.
+    scripts: Vec<(String, Option<i64>, bool, usize)>,
+    /// track_interface entries: interface, weight, reverse, line.
+    interfaces: Vec<(String, Option<i64>, bool, usize)>,
     notify: Notify,
 }
 
@@ -400,6 +456,7 @@ fn read_instance(statement: &Statement, notes: &mut Notes) -> Result<Written, St
         announce_refresh_s: None,
         vmac: false,
         scripts: Vec::new(),
+        interfaces: Vec::new(),
         notify: Notify::default(),
     };
     let at = |what: &str| at(&name, what);
@@ -460,26 +517,8 @@ fn read_instance(statement: &Statement, notes: &mut Notes) -> Result<Written, St
                     }
                 }
             }
-            "track_interface" => {
-                for (tracked, line) in list_items(item) {
-                    let what = format!(
-                        "track_interface {tracked}: vipd watches only the node's own interface \
-                         (fault while its link is down); not carried over"
-                    );
-                    notes.add(line, at(&what));
-                }
-            }
-            "track_script" => {
-                for entry in item.children() {
-                    let weight = entry
-                        .args
-                        .iter()
-                        .position(|a| a == "weight")
-                        .and_then(|p| entry.args.get(p + 1))
-                        .and_then(|w| w.parse::<i64>().ok());
-                    w.scripts.push((entry.keyword.clone(), weight, entry.line));
-                }
-            }
+            "track_interface" => w.interfaces.extend(tracked_entries(item)),
+            "track_script" => w.scripts.extend(tracked_entries(item)),
             "notify_master" | "notify_backup" | "notify" => {
                 w.notify.read(item);
             }
@@ -605,7 +644,35 @@ fn finish_instance(w: Written, node: NodeSoFar, notes: &mut Notes) -> Option<Ins
         }
     };
     let mut resources = Vec::new();
-    for (script_name, weight, line) in w.scripts {
+    // keepalived zeroes the tracking weights of a sync group's members (unless
+    // sync_group_tracking_weight): a failure then faults the instance.
+    let in_sync_group = node.sync_groups.iter().any(|g| g.members.contains(&name));
+    let weighed = |notes: &mut Notes,
+                   kind: &str,
+                   tracked: &str,
+                   weight: i64,
+                   reverse: bool,
+                   line: usize| {
+        if reverse {
+            let what = format!(
+                "{kind} {tracked}: `reverse` not carried over (vipd has no reverse weights); \
+                 not tracked"
+            );
+            notes.add(line, at(&what));
+            return None;
+        }
+        if in_sync_group && weight != 0 {
+            let what = format!(
+                "{kind} {tracked}: weight {weight} in a vrrp_sync_group member: keepalived uses \
+                 weight 0 there (fault while it fails), so does the converted file"
+            );
+            notes.add(line, at(&what));
+            return Some(0);
+        }
+        Some(weight.clamp(-253, 253))
+    };
+    let mut track_scripts = Vec::new();
+    for (script_name, weight, reverse, line) in w.scripts {
         let Some(script) = node.scripts.get(&script_name) else {
             let what = format!(
                 "track_script {script_name}: no vrrp_script of that name; not carried over"
@@ -614,28 +681,33 @@ fn finish_instance(w: Written, node: NodeSoFar, notes: &mut Notes) -> Option<Ins
             continue;
         };
         let weight = weight.unwrap_or(script.weight);
-        if weight != 0 {
-            let what = format!(
-                "track_script {script_name} (weight {weight}, vrrp_script at line {}): vipd has \
-                 no priority weights; not carried over",
-                script.line
+        if let Some(weight) = weighed(notes, "track_script", &script_name, weight, reverse, line)
+            && !track_scripts.iter().any(|(n, _)| *n == script_name)
+        {
+            track_scripts.push((script_name, weight));
+        }
+    }
+    let mut track_interfaces = Vec::new();
+    for (tracked, weight, reverse, line) in w.interfaces {
+        let valid = !tracked.is_empty() && tracked.len() <= 15 && !tracked.contains(['/', ' ']);
+        if !valid {
+            notes.add(
+                line,
+                at(&format!("track_interface {tracked}: not an interface name")),
             );
-            notes.add(line, at(&what));
             continue;
         }
-        let what = format!(
-            "track_script {script_name}: carried over as a resource check, run on the owner \
-             only (keepalived ran it on every node); a failure gives the group up"
-        );
-        notes.add(line, at(&what));
-        resources.push(Resource {
-            name: format!("track-{}", label(&script_name)),
-            start: "true".to_string(),
-            stop: "true".to_string(),
-            check: Some(script.command.clone()),
-            check_interval_ms: Some(script.interval_ms.max(10)),
-            timeout_ms: script.timeout_ms.filter(|t| *t >= 10),
-        });
+        if let Some(weight) = weighed(
+            notes,
+            "track_interface",
+            &tracked,
+            weight.unwrap_or(0),
+            reverse,
+            line,
+        ) && !track_interfaces.iter().any(|(n, _)| *n == tracked)
+        {
+            track_interfaces.push((tracked, weight));
+        }
     }
     if let Some(resource) = w.notify.resource("notify", "INSTANCE", &name, priority) {
         let line = w.notify.line().unwrap_or(w.line);
@@ -687,6 +759,8 @@ fn finish_instance(w: Written, node: NodeSoFar, notes: &mut Notes) -> Option<Ins
         announce_refresh_s: w.announce_refresh_s,
         resources,
         vmac: w.vmac,
+        track_scripts,
+        track_interfaces,
     })
 }
 
@@ -828,6 +902,7 @@ fn read_node(input: &Input, notes: &mut Vec<Note>) -> Result<Node, ImportError> 
         interface,
         address,
         instances,
+        scripts,
     })
 }
 
@@ -995,7 +1070,12 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
                                 a.start != b.start || a.stop != b.stop || a.check != b.check
                             })
                     {
-                        differs("notify/track scripts", &mut file_notes);
+                        differs("notify scripts", &mut file_notes);
+                    }
+                    if instance.track_scripts != group.first.track_scripts
+                        || instance.track_interfaces != group.first.track_interfaces
+                    {
+                        differs("track_script/track_interface", &mut file_notes);
                     }
                     group.unicast |= !instance.unicast_peers.is_empty();
                     group.members.push((index, priority));
@@ -1040,6 +1120,60 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
             quoted(&node.interface),
             quoted(&node.address.unwrap().to_string())
         ));
+    }
+    // The vrrp_scripts the groups track, as the first file that tracks each defines it.
+    let mut scripts: Vec<(String, &Script, &str)> = Vec::new();
+    for group in &groups {
+        for (name, _) in &group.first.track_scripts {
+            if scripts.iter().any(|(n, _, _)| n == name) {
+                continue;
+            }
+            let Some((node, script)) = nodes
+                .iter()
+                .find_map(|n| n.scripts.get(name).map(|s| (n, s)))
+            else {
+                continue;
+            };
+            for other in nodes.iter().filter(|n| n.file != node.file) {
+                if let Some(theirs) = other.scripts.get(name)
+                    && (theirs.command != script.command
+                        || theirs.interval_ms != script.interval_ms
+                        || theirs.weight != script.weight)
+                {
+                    notes.push(Note {
+                        file: other.file.clone(),
+                        line: theirs.line,
+                        message: format!(
+                            "vrrp_script {name} differs from {}'s; the first file's is used",
+                            node.file
+                        ),
+                    });
+                }
+            }
+            scripts.push((name.clone(), script, node.file.as_str()));
+        }
+    }
+    for (name, script, file) in &scripts {
+        out.push_str(&format!(
+            "\n# vrrp_script {name} ({file}:{})\n[[track_script]]\nname = {}\ncommand = {}\ninterval = \"{}\"\n",
+            script.line,
+            quoted(name),
+            quoted(&script.command),
+            duration(script.interval_ms.max(10))
+        ));
+        if let Some(timeout) = script.timeout_ms.filter(|t| *t >= 10) {
+            out.push_str(&format!("timeout = \"{}\"\n", duration(timeout)));
+        }
+        out.push_str(&format!("weight = {}\n", script.weight));
+        if let Some(rise) = script.rise {
+            out.push_str(&format!("rise = {rise}\n"));
+        }
+        if let Some(fall) = script.fall {
+            out.push_str(&format!("fall = {fall}\n"));
+        }
+        if script.init_fail {
+            out.push_str("init_fail = true\n");
+        }
     }
     for group in &groups {
         let first = &group.first;
@@ -1088,6 +1222,42 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
         }
         if let Some(refresh) = first.announce_refresh_s.filter(|r| *r > 0) {
             out.push_str(&format!("announce_refresh = \"{refresh}s\"\n"));
+        }
+        let entry = |name: &str, weight: i64, default: i64| {
+            if weight == default {
+                quoted(name)
+            } else {
+                format!("{{ name = {}, weight = {weight} }}", quoted(name))
+            }
+        };
+        if !first.track_scripts.is_empty() {
+            let entries: Vec<String> = first
+                .track_scripts
+                .iter()
+                .map(|(name, weight)| {
+                    let default = scripts
+                        .iter()
+                        .find(|(n, _, _)| n == name)
+                        .map_or(0, |(_, s, _)| s.weight);
+                    entry(name, *weight, default)
+                })
+                .collect();
+            out.push_str(&format!("track_script = [{}]\n", entries.join(", ")));
+        }
+        if !first.track_interfaces.is_empty() {
+            let entries: Vec<String> = first
+                .track_interfaces
+                .iter()
+                .map(|(name, weight)| entry(name, *weight, 0))
+                .collect();
+            out.push_str(&format!("track_interface = [{}]\n", entries.join(", ")));
+        }
+        if !first.resources.is_empty() {
+            // keepalived runs notify scripts without quorum: keep that, and say how to close
+            // the partition hole.
+            out.push_str(
+                "# keepalived had no quorum: a partition makes two owners. For something that must\n# run once, add [quorum] (and a [[witness]]) and drop this line.\nquorum = false\n",
+            );
         }
         for resource in &first.resources {
             out.push_str(&format!(

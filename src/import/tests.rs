@@ -125,7 +125,7 @@ fn a_master_and_a_backup_become_one_two_node_cluster() {
     assert!(group.preempt);
     assert_eq!(group.preempt_delay, std::time::Duration::from_secs(5));
     assert!(group.unicast);
-    // notify_master/backup → one resource; chk_db (no weight) → a check; chk_load not.
+    // notify_master/backup → one resource; the scripts and eth1 are tracked.
     let resources: Vec<(&str, &str, &str, Option<&str>)> = group
         .resources
         .iter()
@@ -140,19 +140,161 @@ fn a_master_and_a_backup_become_one_two_node_cluster() {
         .collect();
     assert_eq!(
         resources,
+        [("notify", "/etc/ha/up.sh db", "/etc/ha/down.sh db", None)]
+    );
+    use crate::config::track::{Tracked, Tracker};
+    let scripts: Vec<(&str, &str, std::time::Duration, i16)> = config
+        .track_scripts
+        .iter()
+        .map(|s| (s.name.as_str(), s.command.as_str(), s.interval, s.weight))
+        .collect();
+    assert_eq!(
+        scripts,
         [
             (
-                "track-chk-db",
-                "true",
-                "true",
-                Some("/usr/local/bin/db-alive")
+                "chk_db",
+                "/usr/local/bin/db-alive",
+                std::time::Duration::from_secs(2),
+                0
             ),
-            ("notify", "/etc/ha/up.sh db", "/etc/ha/down.sh db", None),
+            (
+                "chk_load",
+                "/usr/local/bin/load-ok",
+                std::time::Duration::from_secs(1),
+                -20
+            ),
         ]
     );
     assert_eq!(
-        group.resources[0].check_interval,
-        std::time::Duration::from_secs(2)
+        group.track,
+        [
+            Tracker {
+                tracked: Tracked::Script(0),
+                weight: 0
+            },
+            Tracker {
+                tracked: Tracked::Script(1),
+                weight: -20
+            },
+            Tracker {
+                tracked: Tracked::Interface("eth1".into()),
+                weight: 0
+            },
+        ]
+    );
+}
+
+#[test]
+fn tracking_carries_over_with_weights_rise_fall_and_keepalived_rules() {
+    let text = r#"global_defs {
+   router_id NODE_A
+   vrrp_version 3
+}
+vrrp_script chk_app {
+    script "/usr/local/bin/app-ok --quick"
+    interval 0.5
+    timeout 2
+    weight 10
+    rise 3
+    fall 2
+    init_fail
+}
+vrrp_script chk_rev {
+    script "/bin/true"
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 7
+    priority 150
+    unicast_src_ip 192.0.2.11
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_script {
+        chk_app weight -40
+        chk_rev weight 5 reverse
+        chk_gone
+    }
+    track_interface { eth1 weight -30 eth2 }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 8
+    priority 150
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+    track_script {
+        chk_app
+    }
+}
+vrrp_sync_group SG {
+    group {
+        VI_2
+    }
+}
+"#;
+    let inputs = [Input {
+        file: "a/keepalived.conf".into(),
+        text: text.into(),
+    }];
+    let imported = convert(&inputs, &Options::default()).unwrap();
+    let config = Config::parse("t.toml", &imported.toml).unwrap();
+    assert_eq!(
+        config.track_scripts.len(),
+        1,
+        "only tracked scripts: {}",
+        imported.toml
+    );
+    let app = &config.track_scripts[0];
+    assert_eq!(app.name, "chk_app");
+    assert_eq!(app.command, "/usr/local/bin/app-ok --quick");
+    assert_eq!(app.interval, std::time::Duration::from_millis(500));
+    assert_eq!(app.timeout, std::time::Duration::from_secs(2));
+    assert_eq!(
+        (app.weight, app.rise, app.fall, app.init_fail),
+        (10, 3, 2, true)
+    );
+    use crate::config::track::{Tracked, Tracker};
+    assert_eq!(
+        config.groups[0].track,
+        [
+            Tracker {
+                tracked: Tracked::Script(0),
+                weight: -40
+            },
+            Tracker {
+                tracked: Tracked::Interface("eth1".into()),
+                weight: -30
+            },
+            Tracker {
+                tracked: Tracked::Interface("eth2".into()),
+                weight: 0
+            },
+        ]
+    );
+    // A sync group's member: keepalived's weight 0.
+    assert_eq!(
+        config.groups[1].track,
+        [Tracker {
+            tracked: Tracked::Script(0),
+            weight: 0
+        }]
+    );
+    let a = "a/keepalived.conf";
+    let notes = &imported.notes;
+    assert!(
+        has_note(notes, a, 27, "chk_rev: `reverse` not carried over"),
+        "{notes:?}"
+    );
+    assert!(
+        has_note(notes, a, 28, "chk_gone: no vrrp_script"),
+        "{notes:?}"
+    );
+    assert!(has_note(notes, a, 40, "weight 0"), "{notes:?}");
+    assert!(
+        !notes.iter().any(|n| n.message.contains("eth1")),
+        "{notes:?}"
     );
 }
 
@@ -168,9 +310,6 @@ fn what_is_not_carried_over_is_listed_by_file_and_line() {
         (30, "eth0:1"),
         (31, "dev eth1"),
         (33, "virtual_ipaddress_excluded: carried over"),
-        (41, "track_interface eth1"),
-        (44, "chk_db: carried over as a resource check"),
-        (45, "chk_load (weight -20"),
         (49, "notify_fault"),
         (54, "interface eth2"),
         (61, "LVS"),

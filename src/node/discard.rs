@@ -27,6 +27,10 @@ pub enum Discard {
     /// the member's (neighbour facts), or, without facts, a priority 0 from it.
     #[error("the IPv6 source is not verified as the member it claims to be")]
     UnverifiedSource,
+    /// A member's advert that contradicts what the member says in its signed heartbeats:
+    /// someone forged it.
+    #[error("the advert contradicts what its sender says in its signed heartbeats (forged)")]
+    Forged,
 }
 
 impl From<Ignored> for Discard {
@@ -49,6 +53,7 @@ impl Discard {
             Discard::NotMember => "not_member",
             Discard::Own => "own_advert",
             Discard::UnverifiedSource => "unverified_source",
+            Discard::Forged => "forged",
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::config::{Resource, VirtualAddress};
 use crate::dns::zone::Zone;
 use crate::election::Transition;
 use crate::wire::Family;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// A group is named by its name in the cluster file (stable across reloads).
@@ -14,6 +14,16 @@ pub type GroupName = Arc<str>;
 
 #[derive(Debug, Clone)]
 pub enum Effect {
+    /// One signed heartbeat of the membership channel (UDP).
+    Heartbeat { to: SocketAddr, bytes: Vec<u8> },
+    /// Run `command` to fence `node` (at `address`) within `timeout`; the outcome goes back
+    /// as `Node::handle_fence`.
+    Fence {
+        node: String,
+        address: IpAddr,
+        command: String,
+        timeout: std::time::Duration,
+    },
     /// Send one advert: the same message to each destination, checksummed for it.
     Send {
         group: GroupName,
@@ -73,6 +83,9 @@ pub enum Effect {
     /// Stepped down (or the definition changed): stop these resources, in reverse order.
     StopResources {
         group: GroupName,
+        /// The mastership that ended: the shell reports `ResourceOutcome::Stopped` with it
+        /// once the stop commands are done.
+        generation: u64,
         resources: Vec<Resource>,
         addresses: String,
     },

@@ -17,12 +17,16 @@ pub mod defend;
 pub mod discard;
 pub mod droplog;
 pub mod effect;
+pub mod fence;
 pub mod identity;
+mod quorum;
 pub mod status;
+pub mod track;
 mod watch;
 
 pub use discard::{Discard, Discards};
 pub use effect::{Effect, GroupName};
+pub use quorum::{QuorumSetup, QuorumStatus};
 
 use crate::config::{Config, VirtualAddress};
 use crate::dns::zone::{self, Zone};
@@ -48,6 +52,10 @@ pub struct Setup {
     /// The addresses on the node's interface (sources of adverts are found among them).
     pub interface_addresses: Vec<IpAddr>,
     pub link_up: bool,
+    /// Tracked interfaces' links (`track_interface`) as found at start; unlisted: up.
+    pub tracked_links: Vec<(String, bool)>,
+    /// The membership channel's secret and boot id, when the file has `[quorum]`.
+    pub quorum: Option<QuorumSetup>,
 }
 
 /// What a resource task reports, for the mastership it was started in.
@@ -61,6 +69,8 @@ pub struct ResourceReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResourceOutcome {
     Started,
+    /// The stop commands of the mastership `generation` ended are done.
+    Stopped,
     StartFailed(String),
     CheckFailed(String),
 }
@@ -107,6 +117,10 @@ struct GroupRuntime {
     resources: ResourceState,
     /// Families whose conflict (two masters that never resolve) was logged.
     conflict_logged: Vec<Family>,
+    /// The mastership whose resources are being stopped (they still hold the group).
+    stopping: Option<u64>,
+    /// A quorum group: when the heartbeat that said this node wants the group went out.
+    intent: Option<Instant>,
 }
 
 impl GroupRuntime {
@@ -121,6 +135,8 @@ impl GroupRuntime {
             start_pending: false,
             resources: ResourceState::Idle,
             conflict_logged: Vec::new(),
+            stopping: None,
+            intent: None,
         }
     }
 
@@ -180,6 +196,17 @@ pub struct Node {
     neighbours: identity::Neighbours,
     /// Defences of held addresses against other hosts' claims.
     defences: defend::Defences,
+    /// Health tracking: scripts' and tracked interfaces' states (see [`track`]).
+    tracking: track::Tracking,
+    /// The membership channel, with `[quorum]` and a key.
+    membership: Option<crate::quorum::Membership>,
+    quorum_was_held: bool,
+    /// What the last heartbeats said of this node's groups.
+    reports_sent: Vec<crate::quorum::GroupReport>,
+    /// The latest time an input came with (timeouts are computed from it).
+    now_seen: Instant,
+    /// Fences of vanished members (see [`fence`]).
+    fences: fence::Fences,
 }
 
 /// What a reload changed, for the log and the caller.
@@ -228,10 +255,22 @@ impl Node {
             mismatched: Vec::new(),
             neighbours: identity::Neighbours::default(),
             defences: defend::Defences::default(),
+            tracking: track::Tracking::default(),
+            membership: None,
+            quorum_was_held: false,
+            reports_sent: Vec::new(),
+            now_seen: now,
+            fences: fence::Fences::default(),
         };
+        node.tracking = track::Tracking::new(&node.config);
+        for (interface, up) in &setup.tracked_links {
+            node.tracking.link(interface, *up);
+        }
+        node.membership = Node::membership_for(&node.config, me, setup, now);
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
             let mut runtime = GroupRuntime::new(plan.group, &node.config, plan.instances);
+            node.apply_tracking_to(now, &mut runtime);
             runtime.start(now, setup.link_up, drained);
             node.groups.push(runtime);
         }
@@ -433,6 +472,85 @@ impl Node {
         }
     }
 
+    /// A run of the track script `script` succeeded (`ok`) or failed (exit status, or
+    /// time-out): counted against its rise and fall; the groups tracking it move their
+    /// priority or go to (or leave) fault when its state changes.
+    pub fn handle_check(&mut self, now: Instant, script: &str, ok: bool) {
+        if self.tracking.script_result(&self.config, script, ok) {
+            let state = if ok { "up" } else { "down" };
+            info!(%script, "track script {state}");
+            self.apply_tracking(now);
+        }
+        self.process(now);
+    }
+
+    /// A tracked interface (`track_interface`) went down or came up.
+    pub fn handle_tracked_link(&mut self, now: Instant, interface: &str, up: bool) {
+        if self.tracking.link(interface, up) {
+            info!(%interface, "tracked interface {}", if up { "up" } else { "down" });
+            self.apply_tracking(now);
+        }
+        self.process(now);
+    }
+
+    /// The track scripts this node runs: those its groups track.
+    pub fn track_scripts(&self) -> Vec<crate::config::track::TrackScript> {
+        self.tracked(|t| match t {
+            crate::config::track::Tracked::Script(i) => {
+                self.config.track_scripts.get(*i).map(|s| s.name.clone())
+            }
+            _ => None,
+        })
+        .into_iter()
+        .filter_map(|name| self.config.track_scripts.iter().find(|s| s.name == name))
+        .cloned()
+        .collect()
+    }
+
+    /// The interfaces whose links this node's groups track.
+    pub fn tracked_interfaces(&self) -> Vec<String> {
+        self.tracked(|t| match t {
+            crate::config::track::Tracked::Interface(name) => Some(name.clone()),
+            _ => None,
+        })
+    }
+
+    fn tracked(
+        &self,
+        pick: impl Fn(&crate::config::track::Tracked) -> Option<String>,
+    ) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups
+            .iter()
+            .flat_map(|r| self.config.groups[r.index].track.iter())
+            .filter_map(|t| pick(&t.tracked))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Every group takes its effective priority and fault from the trackers' states.
+    fn apply_tracking(&mut self, now: Instant) {
+        let mut groups = std::mem::take(&mut self.groups);
+        for runtime in &mut groups {
+            self.apply_tracking_to(now, runtime);
+        }
+        self.groups = groups;
+        self.touch_all();
+    }
+
+    fn apply_tracking_to(&self, now: Instant, runtime: &mut GroupRuntime) {
+        let group = &self.config.groups[runtime.index];
+        let Some(base) = group.priority_of(self.me) else {
+            return;
+        };
+        let verdict = self.tracking.verdict(&self.config, base, &group.track);
+        runtime
+            .election
+            .set_tracking(now, verdict.priority, verdict.fault);
+    }
+
     /// The node's interface went down or came up.
     pub fn handle_link(&mut self, now: Instant, up: bool) {
         if up == self.link_up {
@@ -498,10 +616,18 @@ impl Node {
             return;
         };
         let runtime = &mut self.groups[slot];
+        if report.outcome == ResourceOutcome::Stopped {
+            if runtime.stopping == Some(report.generation) {
+                runtime.stopping = None;
+            }
+            self.process(now);
+            return;
+        }
         if runtime.mastership != report.generation {
             return;
         }
         match report.outcome {
+            ResourceOutcome::Stopped => {}
             ResourceOutcome::Started => runtime.resources = ResourceState::Started,
             ResourceOutcome::StartFailed(why) | ResourceOutcome::CheckFailed(why) => {
                 error!(group = %runtime.name, "resource failed, giving the group up: {why}");
@@ -578,8 +704,11 @@ impl Node {
             return Err(format!("a handover of {group} is already under way"));
         }
         // Members in the order they would take over: priority, then address.
+        // With health tracking a backup's effective priority is unknown here (backups are
+        // silent): the line goes by the best each can reach, and only a member certain to
+        // outrank the target (its lowest above the target's highest) refuses the move.
         let mut line: Vec<&crate::election::Peer> = leader.config().peers.iter().collect();
-        line.sort_by_key(|p| std::cmp::Reverse((p.priority, p.address)));
+        line.sort_by_key(|p| std::cmp::Reverse((p.max_priority, p.priority, p.address)));
         let same_file = self.config.groups[self.groups[slot].index].require_same_file;
         let blocked = |name: &str| same_file && self.mismatched.iter().any(|m| m == name);
         let target = match to {
@@ -603,7 +732,16 @@ impl Node {
                         "{name} runs another cluster file or vipd version, and {group} has require_same_file"
                     ));
                 }
-                if let Some(ahead) = line[..position].iter().find(|p| alive(&p.name)) {
+                let target = line[position];
+                let outranks = |p: &&&crate::election::Peer| {
+                    p.min_priority > target.max_priority
+                        || (p.min_priority == target.max_priority && p.address > target.address)
+                };
+                if let Some(ahead) = line[..position]
+                    .iter()
+                    .filter(outranks)
+                    .find(|p| alive(&p.name))
+                {
                     return Err(format!(
                         "{} (priority {}) ranks above {name} (priority {}) in {group} and is live: it would take the group; hand over to {} or drain it first",
                         ahead.name, ahead.priority, line[position].priority, ahead.name
@@ -613,7 +751,12 @@ impl Node {
             }
         };
         info!(%group, to = %target, "handing over");
-        self.groups[slot].election.hand_over(now);
+        if self.is_quorum_group(&self.groups[slot]) {
+            // Break before make: the next owner starts once this one says it let go.
+            self.groups[slot].election.step_down(now);
+        } else {
+            self.groups[slot].election.hand_over(now);
+        }
         self.touched.push(slot);
         self.process(now);
         Ok(target)
@@ -638,8 +781,13 @@ impl Node {
         }
         info!("{}", if drained { "draining" } else { "undrained" });
         self.drained = drained;
-        for runtime in &mut self.groups {
-            runtime.election.set_drained(now, drained);
+        for slot in 0..self.groups.len() {
+            let quorum = self.is_quorum_group(&self.groups[slot]);
+            let election = &mut self.groups[slot].election;
+            election.set_drained(now, drained);
+            if drained && quorum {
+                election.step_down(now);
+            }
         }
         self.touch_all();
         self.process(now);
@@ -689,6 +837,11 @@ impl Node {
             );
         }
 
+        if new.quorum != self.config.quorum || new.witnesses != self.config.witnesses {
+            return Err(
+                "[quorum] and [[witness]] change only with a restart of vipd (node by node)".into(),
+            );
+        }
         if new.metrics != self.config.metrics {
             return Err("[metrics]: the listener changes only with a restart of vipd".into());
         }
@@ -766,8 +919,11 @@ impl Node {
         for (slot, instances) in in_place {
             self.apply_in_place(now, slot, &old_config, instances);
         }
+        self.tracking.reload(&self.config, Some(&old_config));
+        self.apply_tracking(now);
         for (index, instances) in fresh {
             let mut runtime = GroupRuntime::new(index, &self.config, instances);
+            self.apply_tracking_to(now, &mut runtime);
             runtime.start(now, self.link_up, self.drained);
             self.groups.push(runtime);
         }
@@ -787,13 +943,14 @@ impl Node {
 
     /// The soonest live timer, dropping stale heap entries on the way.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let quorum = self.quorum_timeout(self.now_seen);
         while let Some(&Reverse((at, slot))) = self.timers.peek() {
             if self.groups[slot].election.poll_timeout() == Some(at) {
-                return Some(at);
+                return Some(quorum.map_or(at, |q| q.min(at)));
             }
             self.timers.pop();
         }
-        None
+        quorum
     }
 
     /// The next effect. The zone (whose owners moved) comes last, built once for all the
@@ -870,6 +1027,20 @@ impl Node {
                 .election
                 .bind_source(family, ends.src, None);
             return Err(Discard::UnverifiedSource);
+        }
+        let sender = match verdict {
+            Some(identity::Verdict::Member(n)) => Some(n),
+            Some(_) => None,
+            None => self.config.nodes.iter().position(|node| {
+                plan::source_address(node, family) == Some(ends.src)
+                    || node.link_local.map(IpAddr::V6) == Some(ends.src)
+            }),
+        };
+        if let Some(n) = sender
+            && n != self.me
+            && self.contradicts_member(now, slot, n, repr.priority)
+        {
+            return Err(Discard::Forged);
         }
         let mismatches = watch::interval_mismatches(&self.groups[slot].election, family);
         self.touched.push(slot);
@@ -1060,8 +1231,10 @@ impl Node {
         let master = runtime.election.state() == State::Master;
         if master && old_group.resources != new_group.resources {
             if !old_group.resources.is_empty() {
+                runtime.stopping = Some(runtime.mastership);
                 effects.push_back(Effect::StopResources {
                     group: runtime.name.clone(),
+                    generation: runtime.mastership,
                     resources: old_group.resources.clone(),
                     addresses: addresses_text(old_group),
                 });
@@ -1077,9 +1250,36 @@ impl Node {
     /// Turns what the touched groups asked for into effects, in order, files their next
     /// timers, and republishes the zone when an owner moved.
     fn process(&mut self, now: Instant) {
+        self.now_seen = self.now_seen.max(now);
+        if self.membership.is_some() {
+            self.update_quorum(now);
+        }
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
+        let mut polled: Vec<(usize, Vec<(Family, Action)>)> = Vec::with_capacity(touched.len());
+        for &slot in &touched {
+            let election = &mut self.groups[slot].election;
+            polled.push((
+                slot,
+                std::iter::from_fn(|| election.poll_action()).collect(),
+            ));
+        }
+        if self.membership.is_some() {
+            // Peers hear that a group is leaving before its priority 0 arrives.
+            let leaving: Vec<GroupName> = polled
+                .iter()
+                .filter(|(_, actions)| {
+                    actions
+                        .iter()
+                        .any(|(_, a)| matches!(a, Action::SendAdvert { priority: 0 }))
+                })
+                .map(|(slot, _)| self.groups[*slot].name.clone())
+                .collect();
+            if !leaving.is_empty() {
+                self.transmit_heartbeats(now, &leaving);
+            }
+        }
         let Node {
             config,
             me,
@@ -1100,9 +1300,9 @@ impl Node {
         let mut actions = Vec::new();
         let first = out.effects.len();
         let mut cold: Vec<GroupName> = Vec::new();
-        for &slot in &touched {
+        for (slot, mut polled_actions) in polled {
             let runtime = &mut groups[slot];
-            actions.extend(std::iter::from_fn(|| runtime.election.poll_action()));
+            actions.append(&mut polled_actions);
             if actions.iter().any(|(_, a)| {
                 matches!(a, Action::Transition(t) if t.to == State::Master && t.reason == Reason::MasterDown)
             }) {
@@ -1140,6 +1340,7 @@ impl Node {
         touched.clear();
         self.touched = touched;
         self.own_releases.note(now, &self.effects);
+        self.transmit_heartbeats(now, &[]);
     }
 
     fn out(&mut self) -> Out<'_> {
@@ -1219,6 +1420,7 @@ impl Node {
             config_digest: None,
             dns: None,
             peers: Vec::new(),
+            quorum: self.quorum_status(now),
         }
     }
 
@@ -1238,7 +1440,7 @@ impl Node {
                     InstanceStatus {
                         family: family.to_string(),
                         state: instance.state().to_string(),
-                        priority: instance.config().priority,
+                        priority: instance.priority(),
                         master: instance.master_peer().map(str::to_string),
                         master_adver_interval_ms: instance.master_adver_interval().as_secs_f64()
                             * 1000.0,
@@ -1281,10 +1483,13 @@ impl Node {
                 })
                 .collect(),
             resources: runtime.resources.to_string(),
+            base_priority: group.priority_of(self.me).unwrap_or_default(),
+            tracking: self.tracking.status(&self.config, &group.track),
             handing_over: runtime
                 .election
                 .leader()
                 .is_some_and(|l| l.state() == State::Master && l.handing_over()),
+            quorum: self.group_quorum_text(runtime, now),
         }
     }
 }
@@ -1362,8 +1567,10 @@ impl Out<'_> {
                 if !matches!(runtime.resources, ResourceState::Failed(_)) {
                     runtime.resources = ResourceState::Stopped;
                 }
+                runtime.stopping = Some(runtime.mastership);
                 self.effects.push_back(Effect::StopResources {
                     group: runtime.name.clone(),
+                    generation: runtime.mastership,
                     resources: group.resources.clone(),
                     addresses: addresses_text(group),
                 });

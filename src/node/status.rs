@@ -45,6 +45,9 @@ pub struct Status {
     /// The other vipd nodes and the versions they run, as last asked.
     #[serde(default)]
     pub peers: Vec<PeerVersion>,
+    /// Membership and votes, with `[quorum]`.
+    #[serde(default)]
+    pub quorum: Option<super::QuorumStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -61,6 +64,17 @@ pub struct GroupStatus {
     /// A planned handover waits for another node to take the group.
     #[serde(default)]
     pub handing_over: bool,
+    /// This node's priority in the file; the instances' `priority` is the effective one
+    /// (moved by health tracking).
+    #[serde(default)]
+    pub base_priority: u8,
+    /// Health trackers of the group (`track_script`, `track_interface`) and their state.
+    #[serde(default)]
+    pub tracking: Vec<super::track::TrackerStatus>,
+    /// A quorum group: "held", "no quorum", or "waiting for NODE to let go"; empty
+    /// otherwise.
+    #[serde(default)]
+    pub quorum: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -200,11 +214,51 @@ impl Collector for Snapshot {
         family(
             e,
             "priority",
-            "This node's priority in the group.",
+            "This node's effective priority in the group (the file's, moved by health tracking).",
             None,
             instances
                 .iter()
                 .map(|(l, i)| (l.clone(), ConstGauge::new(i64::from(i.priority))))
+                .collect(),
+        )?;
+        family(
+            e,
+            "base_priority",
+            "This node's priority in the group as the cluster file gives it.",
+            None,
+            status
+                .groups
+                .iter()
+                .filter(|g| !g.tracking.is_empty())
+                .map(|g| {
+                    (
+                        vec![("node", node), ("group", g.name.as_str())],
+                        ConstGauge::new(i64::from(g.base_priority)),
+                    )
+                })
+                .collect(),
+        )?;
+        family(
+            e,
+            "track_up",
+            "1 while a health tracker (track_script, track_interface) of the group is up.",
+            None,
+            status
+                .groups
+                .iter()
+                .flat_map(|g| {
+                    g.tracking.iter().map(move |t| {
+                        (
+                            vec![
+                                ("node", node),
+                                ("group", g.name.as_str()),
+                                ("kind", t.kind.as_str()),
+                                ("tracker", t.name.as_str()),
+                            ],
+                            gauge(t.up),
+                        )
+                    })
+                })
                 .collect(),
         )?;
         family(
@@ -361,6 +415,94 @@ impl Collector for Snapshot {
             None,
             vec![(node_only(), gauge(status.link_up))],
         )?;
+        if let Some(quorum) = &status.quorum {
+            family(
+                e,
+                "quorum_held",
+                "1 while this node holds quorum long enough to serve quorum groups.",
+                None,
+                vec![(node_only(), gauge(quorum.held))],
+            )?;
+            family(
+                e,
+                "quorum_votes",
+                "Votes that count for this node now, its own included.",
+                None,
+                vec![(node_only(), ConstGauge::new(quorum.votes as i64))],
+            )?;
+            family(
+                e,
+                "quorum_votes_needed",
+                "Votes a node needs for quorum (a majority of nodes and witnesses).",
+                None,
+                vec![(node_only(), ConstGauge::new(quorum.needed as i64))],
+            )?;
+            family(
+                e,
+                "quorum_voter_heard",
+                "1 while the voter's signed heartbeats arrive.",
+                None,
+                quorum
+                    .voters
+                    .iter()
+                    .filter(|v| !v.me)
+                    .map(|v| {
+                        (
+                            vec![("node", node), ("voter", v.name.as_str())],
+                            gauge(v.heard),
+                        )
+                    })
+                    .collect(),
+            )?;
+            family(
+                e,
+                "fence_runs",
+                "Fence commands this node ran, by the node fenced.",
+                None,
+                quorum
+                    .fences
+                    .iter()
+                    .map(|f| {
+                        (
+                            vec![("node", node), ("target", f.node.as_str())],
+                            ConstCounter::new(f.runs),
+                        )
+                    })
+                    .collect(),
+            )?;
+            family(
+                e,
+                "fence_failures",
+                "Fence commands that failed or overran their time-out, by the node fenced.",
+                None,
+                quorum
+                    .fences
+                    .iter()
+                    .map(|f| {
+                        (
+                            vec![("node", node), ("target", f.node.as_str())],
+                            ConstCounter::new(f.failures),
+                        )
+                    })
+                    .collect(),
+            )?;
+            family(
+                e,
+                "heartbeats",
+                "Heartbeats of the membership channel, by outcome.",
+                None,
+                quorum
+                    .heartbeats
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            vec![("node", node), ("outcome", k.as_str())],
+                            ConstCounter::new(*v),
+                        )
+                    })
+                    .collect(),
+            )?;
+        }
         if let Some(dns) = &status.dns {
             let outcomes = [
                 ("answer", dns.answers),
@@ -500,8 +642,67 @@ impl Status {
         for line in self.interval_notes() {
             let _ = writeln!(out, "{line}");
         }
+        for group in self.groups.iter().filter(|g| !g.tracking.is_empty()) {
+            let trackers: Vec<String> = group
+                .tracking
+                .iter()
+                .map(|t| {
+                    let weight = match t.weight {
+                        0 => "fault".to_string(),
+                        w => format!("{w:+}"),
+                    };
+                    format!(
+                        "{} {} ({weight}) {}",
+                        t.kind,
+                        t.name,
+                        if t.up { "up" } else { "DOWN" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "tracking of {} (priority {} in the file): {}",
+                group.name,
+                group.base_priority,
+                trackers.join(", ")
+            );
+        }
         for group in self.groups.iter().filter(|g| !g.resources.is_empty()) {
             let _ = writeln!(out, "resources of {}: {}", group.name, group.resources);
+        }
+        for group in self.groups.iter().filter(|g| !g.quorum.is_empty()) {
+            let _ = writeln!(out, "quorum of {}: {}", group.name, group.quorum);
+        }
+        if let Some(quorum) = &self.quorum {
+            let voters: Vec<String> = quorum
+                .voters
+                .iter()
+                .filter(|v| !v.me)
+                .map(|v| {
+                    format!(
+                        "{}{} {}{}",
+                        v.name,
+                        if v.witness { " (witness)" } else { "" },
+                        if v.heard { "heard" } else { "NOT HEARD" },
+                        if v.voting_for { ", voted for" } else { "" }
+                    )
+                })
+                .collect();
+            for fence in &quorum.fences {
+                let _ = writeln!(
+                    out,
+                    "fence of {}: {} ({} runs, {} failed)",
+                    fence.node, fence.state, fence.runs, fence.failures
+                );
+            }
+            let _ = writeln!(
+                out,
+                "quorum {}: {} votes, {} needed; voters: {}",
+                if quorum.held { "held" } else { "NOT HELD" },
+                quorum.votes,
+                quorum.needed,
+                voters.join("; ")
+            );
         }
         let recent: Vec<(&str, &TransitionRecord)> = self
             .groups
@@ -637,6 +838,9 @@ mod tests {
                 transitions: vec![],
                 resources: String::new(),
                 handing_over: false,
+                base_priority: 150,
+                tracking: Vec::new(),
+                quorum: String::new(),
             }],
             dropped: BTreeMap::from([("bad_ttl".to_string(), 2)]),
             anomalies: BTreeMap::new(),
@@ -646,6 +850,7 @@ mod tests {
             config_digest: None,
             dns: None,
             peers: vec![],
+            quorum: None,
         };
         let text = status.prometheus();
         assert!(text.contains("vipd_state{node=\"alpha\",group=\"we\\\"ird\",family=\"IPv4\",state=\"master\"} 1\n"), "{text}");
@@ -712,6 +917,7 @@ mod tests {
                     drained: false,
                 },
             ],
+            quorum: None,
         };
         let text = status.prometheus();
         for line in [

@@ -9,8 +9,9 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 use vipd::config::Config;
 use vipd::election::{State, Transition};
-use vipd::node::{Effect, Node, Setup};
+use vipd::node::{Effect, Node, QuorumSetup, ResourceOutcome, ResourceReport, Setup};
 use vipd::plan;
+use vipd::quorum::Membership;
 use vipd::wire::Family;
 use vipd::wire::ip::Datagram;
 use vipd::wire::ipv4;
@@ -62,6 +63,40 @@ pub enum What {
     Announced,
 }
 
+/// The membership channel's secret in simulated clusters.
+pub const SECRET: &[u8] = b"simulated cluster secret, 32 b.";
+
+/// Something due later: a datagram on the virtual LAN, a heartbeat, or a resource task's
+/// report.
+#[derive(Debug, Clone)]
+enum Flight {
+    Packet(InFlight),
+    /// Between endpoints (nodes, then witnesses).
+    Heartbeat {
+        from: usize,
+        to: usize,
+        src: IpAddr,
+        bytes: Vec<u8>,
+    },
+    Resource {
+        node: usize,
+        report: ResourceReport,
+    },
+    /// A fence command ends: `by` asked for `target` to be fenced.
+    Fence {
+        by: usize,
+        target: String,
+    },
+}
+
+/// A witness: a voter that owns nothing.
+pub struct SimWitness {
+    pub name: String,
+    pub address: IpAddr,
+    pub membership: Option<Membership>,
+    pub side: u8,
+}
+
 /// A datagram on the virtual LAN, as the receiver's raw socket would hand it over.
 #[derive(Debug, Clone)]
 struct InFlight {
@@ -83,6 +118,8 @@ pub struct SimNode {
     pub holds: BTreeSet<(String, Family)>,
     /// Effects other than sends and transitions (those are in the log), as handed out.
     pub effects: Vec<(Duration, Effect)>,
+    /// Tracked interfaces (`track_interface`) that are down on this node; others are up.
+    pub tracked_down: BTreeSet<String>,
 }
 
 impl SimNode {
@@ -112,9 +149,27 @@ pub struct Sim {
     pub empty_neighbour_tables: bool,
     pub rng: Rng,
     in_flight: BinaryHeap<Reverse<(Instant, u64)>>,
-    packets: std::collections::HashMap<u64, InFlight>,
+    packets: std::collections::HashMap<u64, Flight>,
     seq: u64,
     pub log: Vec<Logged>,
+    pub witnesses: Vec<SimWitness>,
+    /// Endpoint pairs (nodes, then witnesses) that cannot reach each other.
+    pub cuts: BTreeSet<(usize, usize)>,
+    /// How long a resource's start or stop commands take.
+    pub resource_delay: Duration,
+    /// Services running now: (node, group name), from the start of their start commands
+    /// to the end of their stop commands (or the node's death).
+    pub services: BTreeSet<(usize, String)>,
+    /// Instants at which two nodes ran one group's service: (time, group).
+    pub double_service: Vec<(Duration, String)>,
+    /// Fence commands: how long one takes, and whether it works (it powers the node off).
+    pub fence_delay: Duration,
+    pub fence_works: bool,
+    /// Fences run: (time, by node, node fenced).
+    pub fenced: Vec<(Duration, usize, String)>,
+    /// Frozen nodes (SIGSTOP): they take no input and no timer, and keep what they hold.
+    pub frozen: BTreeSet<usize>,
+    boots: u64,
 }
 
 /// The IPv6 link-local address of a simulated node: one the file does not know, as on a
@@ -156,10 +211,10 @@ impl Sim {
                 side: 0,
                 holds: BTreeSet::new(),
                 effects: Vec::new(),
+                tracked_down: BTreeSet::new(),
             })
             .collect();
         Sim {
-            config,
             start,
             now: start,
             nodes,
@@ -174,6 +229,162 @@ impl Sim {
             packets: std::collections::HashMap::new(),
             seq: 0,
             log: Vec::new(),
+            witnesses: config
+                .witnesses
+                .iter()
+                .map(|w| SimWitness {
+                    name: w.name.clone(),
+                    address: w.address,
+                    membership: None,
+                    side: 0,
+                })
+                .collect(),
+            config,
+            cuts: BTreeSet::new(),
+            resource_delay: Duration::from_millis(20),
+            services: BTreeSet::new(),
+            double_service: Vec::new(),
+            fence_delay: Duration::from_millis(50),
+            fence_works: true,
+            fenced: Vec::new(),
+            frozen: BTreeSet::new(),
+            boots: 0,
+        }
+    }
+
+    /// The endpoint index of a witness (after the nodes).
+    pub fn witness(&self, name: &str) -> usize {
+        self.nodes.len()
+            + self
+                .witnesses
+                .iter()
+                .position(|w| w.name == name)
+                .unwrap_or_else(|| panic!("no witness {name}"))
+    }
+
+    /// Starts (or restarts) a witness.
+    pub fn start_witness(&mut self, endpoint: usize) {
+        self.boots += 1;
+        let w = endpoint - self.nodes.len();
+        let name = self.witnesses[w].name.clone();
+        self.witnesses[w].membership =
+            Membership::for_config(&self.config, &name, SECRET, self.boots, self.now);
+        self.witness_transmit(w);
+    }
+
+    pub fn kill_witness(&mut self, endpoint: usize) {
+        self.witnesses[endpoint - self.nodes.len()].membership = None;
+    }
+
+    /// Cuts the path between two endpoints (nodes, then witnesses) both ways.
+    pub fn cut(&mut self, a: usize, b: usize) {
+        self.cuts.insert((a.min(b), a.max(b)));
+    }
+
+    fn side_of(&self, endpoint: usize) -> u8 {
+        match self.nodes.get(endpoint) {
+            Some(n) => n.side,
+            None => self.witnesses[endpoint - self.nodes.len()].side,
+        }
+    }
+
+    fn reaches(&self, a: usize, b: usize) -> bool {
+        let up = |e: usize| self.nodes.get(e).is_none_or(|n| n.link_up);
+        up(a)
+            && up(b)
+            && self.side_of(a) == self.side_of(b)
+            && !self.cuts.contains(&(a.min(b), a.max(b)))
+    }
+
+    fn endpoint_at(&self, address: IpAddr) -> Option<usize> {
+        self.config
+            .nodes
+            .iter()
+            .position(|n| n.address == address)
+            .or_else(|| {
+                self.witnesses
+                    .iter()
+                    .position(|w| w.address == address)
+                    .map(|w| self.nodes.len() + w)
+            })
+    }
+
+    fn address_of(&self, endpoint: usize) -> IpAddr {
+        match self.config.nodes.get(endpoint) {
+            Some(n) => n.address,
+            None => self.witnesses[endpoint - self.nodes.len()].address,
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, flight: Flight) {
+        self.seq += 1;
+        self.packets.insert(self.seq, flight);
+        self.in_flight.push(Reverse((at, self.seq)));
+    }
+
+    fn send_heartbeat(&mut self, from: usize, to_address: IpAddr, bytes: Vec<u8>) {
+        let Some(to) = self.endpoint_at(to_address) else {
+            return;
+        };
+        if !self.reaches(from, to) || self.rng.chance(self.loss_per_mille) {
+            return;
+        }
+        let src = self.address_of(from);
+        let at = self.now + self.delay;
+        self.schedule(
+            at,
+            Flight::Heartbeat {
+                from,
+                to,
+                src,
+                bytes,
+            },
+        );
+    }
+
+    fn witness_transmit(&mut self, w: usize) {
+        let now = self.now;
+        let Some(membership) = self.witnesses[w].membership.as_mut() else {
+            return;
+        };
+        let transmits = membership.poll_transmit(now, &[]);
+        let from = self.nodes.len() + w;
+        for t in transmits {
+            self.send_heartbeat(from, t.to.ip(), t.bytes);
+        }
+    }
+
+    /// Records two nodes running one group's service, or holding a quorum group's
+    /// addresses, if they do now.
+    fn check_services(&mut self) {
+        let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+        for (_, group) in &self.services {
+            *seen.entry(group.clone()).or_default() += 1;
+        }
+        for n in self.nodes.iter().filter(|n| n.running()) {
+            for (group, family) in &n.holds {
+                let quorum = self
+                    .config
+                    .groups
+                    .iter()
+                    .any(|g| g.name == *group && g.quorum);
+                if quorum {
+                    *seen
+                        .entry(format!("addresses of {group} {family}"))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let doubled: Vec<String> = seen
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(g, _)| g.to_string())
+            .collect();
+        let at = self.elapsed();
+        for group in doubled {
+            if self.double_service.last() != Some(&(at, group.clone())) {
+                self.double_service.push((at, group));
+            }
         }
     }
 
@@ -230,9 +441,19 @@ impl Sim {
 
     /// Starts (or restarts) a node's daemon: fresh state, as a new process.
     pub fn start_node(&mut self, node: usize) {
+        self.boots += 1;
         let setup = Setup {
             interface_addresses: interface_addresses(&self.config, node),
             link_up: self.nodes[node].link_up,
+            tracked_links: self.nodes[node]
+                .tracked_down
+                .iter()
+                .map(|name| (name.clone(), false))
+                .collect(),
+            quorum: self.config.quorum.as_ref().map(|_| QuorumSetup {
+                secret: SECRET.to_vec(),
+                boot: self.boots,
+            }),
         };
         let started = Node::new(self.config.clone(), node, &setup, self.now, self.wall());
         let n = &mut self.nodes[node];
@@ -269,6 +490,9 @@ impl Sim {
         for node in 0..self.nodes.len() {
             self.start_node(node);
         }
+        for w in 0..self.witnesses.len() {
+            self.start_witness(self.nodes.len() + w);
+        }
     }
 
     /// SIGKILL: the process is gone, and with it (on a real host the kernel keeps them, but
@@ -277,6 +501,7 @@ impl Sim {
         let n = &mut self.nodes[node];
         n.node = None;
         n.holds.clear();
+        self.services.retain(|(n, _)| *n != node);
     }
 
     /// SIGTERM: a graceful stop (priority 0 from a master, addresses released).
@@ -298,8 +523,31 @@ impl Sim {
         self.drain(node);
     }
 
+    /// A tracked interface (`track_interface`) of a node goes down or comes up; it stays so
+    /// across restarts of the node.
+    pub fn set_tracked_link(&mut self, node: usize, interface: &str, up: bool) {
+        let now = self.now;
+        if up {
+            self.nodes[node].tracked_down.remove(interface);
+        } else {
+            self.nodes[node].tracked_down.insert(interface.to_string());
+        }
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            n.handle_tracked_link(now, interface, up);
+        }
+        self.drain(node);
+    }
+
+    /// One run of a node's track script `script` succeeded (`ok`) or failed.
+    pub fn check(&mut self, node: usize, script: &str, ok: bool) {
+        self.input(node, |n, now| n.handle_check(now, script, ok));
+    }
+
     /// Feeds a node any input, then carries out its effects.
     pub fn input(&mut self, node: usize, input: impl FnOnce(&mut Node, Instant)) {
+        if self.frozen.contains(&node) {
+            return;
+        }
         let now = self.now;
         if let Some(n) = self.nodes[node].node.as_mut() {
             input(n, now);
@@ -329,12 +577,20 @@ impl Sim {
         for (i, n) in self.nodes.iter_mut().enumerate() {
             n.side = u8::from(side_one.contains(&i));
         }
+        let count = self.nodes.len();
+        for (w, witness) in self.witnesses.iter_mut().enumerate() {
+            witness.side = u8::from(side_one.contains(&(count + w)));
+        }
     }
 
     pub fn heal(&mut self) {
         for n in &mut self.nodes {
             n.side = 0;
         }
+        for w in &mut self.witnesses {
+            w.side = 0;
+        }
+        self.cuts.clear();
         self.loss_per_mille = 0;
         self.block_family = None;
     }
@@ -358,11 +614,46 @@ impl Sim {
             // the advert's favour, as they would with any real latency.
             if next_packet == Some(next) {
                 let Reverse((_, id)) = self.in_flight.pop().expect("peeked");
-                let packet = self.packets.remove(&id).expect("packet stored");
-                self.deliver(packet);
-            } else if let Some((_, node)) = next_timer {
-                self.input(node, |n, now| n.handle_timeout(now));
+                match self.packets.remove(&id).expect("packet stored") {
+                    Flight::Packet(packet) => self.deliver(packet),
+                    Flight::Heartbeat {
+                        from,
+                        to,
+                        src,
+                        bytes,
+                    } => {
+                        if self.reaches(from, to) {
+                            self.deliver_heartbeat(to, src, &bytes);
+                        }
+                    }
+                    Flight::Fence { by, target } => {
+                        let outcome = if self.fence_works {
+                            // The fence powers the node off.
+                            let t = self.node(&target);
+                            self.frozen.remove(&t);
+                            self.kill(t);
+                            Ok(())
+                        } else {
+                            Err("the BMC does not answer".to_string())
+                        };
+                        self.input(by, |n, now| n.handle_fence(now, &target, outcome));
+                    }
+                    Flight::Resource { node, report } => {
+                        if report.outcome == ResourceOutcome::Stopped {
+                            self.services
+                                .retain(|(n, g)| !(*n == node && **g == *report.group));
+                        }
+                        self.input(node, |n, now| n.handle_resources(now, report));
+                    }
+                }
+            } else if let Some((_, endpoint)) = next_timer {
+                if endpoint < self.nodes.len() {
+                    self.input(endpoint, |n, now| n.handle_timeout(now));
+                } else {
+                    self.witness_transmit(endpoint - self.nodes.len());
+                }
             }
+            self.check_services();
         }
         self.now = until;
     }
@@ -375,20 +666,56 @@ impl Sim {
     fn next_timer(&mut self) -> Option<(Instant, usize)> {
         let mut best: Option<(Instant, usize)> = None;
         for (index, n) in self.nodes.iter_mut().enumerate() {
+            if self.frozen.contains(&index) {
+                continue;
+            }
             if let Some(t) = n.node.as_mut().and_then(Node::poll_timeout)
                 && best.is_none_or(|(b, _)| t < b)
             {
                 best = Some((t, index));
             }
         }
+        let now = self.now;
+        let count = self.nodes.len();
+        for (w, witness) in self.witnesses.iter().enumerate() {
+            if let Some(m) = &witness.membership {
+                let t = m.poll_timeout().max(now);
+                if best.is_none_or(|(b, _)| t < b) {
+                    best = Some((t, count + w));
+                }
+            }
+        }
         best
+    }
+
+    fn deliver_heartbeat(&mut self, to: usize, src: IpAddr, bytes: &[u8]) {
+        if self.frozen.contains(&to) {
+            return;
+        }
+        let now = self.now;
+        if to < self.nodes.len() {
+            if let Some(n) = self.nodes[to].node.as_mut() {
+                n.handle_heartbeat(now, src, bytes);
+            }
+            self.drain(to);
+        } else if let Some(m) = self.witnesses[to - self.nodes.len()].membership.as_mut() {
+            let _ = m.handle(now, src, bytes);
+        }
     }
 
     /// Hands a datagram to the receiver as its raw socket would: IPv4 with the header in
     /// front, IPv6 with the header's fields beside the message.
     fn deliver(&mut self, packet: InFlight) {
         let (from, to) = (&self.nodes[packet.from], &self.nodes[packet.to]);
-        if !to.running() || !to.link_up || !from.link_up || from.side != to.side {
+        if !to.running()
+            || !to.link_up
+            || !from.link_up
+            || from.side != to.side
+            || self.frozen.contains(&packet.to)
+            || self
+                .cuts
+                .contains(&(packet.from.min(packet.to), packet.from.max(packet.to)))
+        {
             return;
         }
         let ipv4_packet;
@@ -463,6 +790,41 @@ impl Sim {
                     family,
                     transition,
                 } => (group, family, What::Transition(transition)),
+                Effect::Heartbeat { to, bytes } => {
+                    self.send_heartbeat(node, to.ip(), bytes);
+                    continue;
+                }
+                Effect::Fence { node: target, .. } => {
+                    self.fenced.push((elapsed, node, target.clone()));
+                    let at = now + self.fence_delay;
+                    self.schedule(at, Flight::Fence { by: node, target });
+                    continue;
+                }
+                Effect::StartResources {
+                    group, generation, ..
+                } => {
+                    self.services.insert((node, group.to_string()));
+                    let report = ResourceReport {
+                        group,
+                        generation,
+                        outcome: ResourceOutcome::Started,
+                    };
+                    let at = now + self.resource_delay;
+                    self.schedule(at, Flight::Resource { node, report });
+                    continue;
+                }
+                Effect::StopResources {
+                    group, generation, ..
+                } => {
+                    let report = ResourceReport {
+                        group,
+                        generation,
+                        outcome: ResourceOutcome::Stopped,
+                    };
+                    let at = now + self.resource_delay;
+                    self.schedule(at, Flight::Resource { node, report });
+                    continue;
+                }
                 _ => continue,
             };
             let group = self.group_index(&group);
@@ -501,19 +863,17 @@ impl Sim {
                 {
                     continue;
                 }
-                self.seq += 1;
-                self.packets.insert(
-                    self.seq,
-                    InFlight {
+                let at = self.now + busy + self.delay;
+                self.schedule(
+                    at,
+                    Flight::Packet(InFlight {
                         from,
                         to,
                         src,
                         dst,
                         message: message.clone(),
-                    },
+                    }),
                 );
-                self.in_flight
-                    .push(Reverse((self.now + busy + self.delay, self.seq)));
             }
         }
     }

@@ -3,6 +3,7 @@
 //! announcements, resources. The first broken rule is the error.
 
 use super::*;
+use crate::config::quorum::Quorum;
 
 /// Where a group's vrid and addresses stand in the file, for the checks across groups.
 pub(super) struct GroupSpans {
@@ -16,6 +17,7 @@ struct GroupCheck<'a> {
     cluster: &'a Cluster,
     nodes: &'a [Node],
     raw: &'a RawGroup,
+    quorum: Option<&'a Quorum>,
 }
 
 type Checked<T> = Result<T, ConfigError>;
@@ -24,6 +26,8 @@ pub(super) fn group(
     source: &Source,
     cluster: &Cluster,
     nodes: &[Node],
+    track_scripts: &[super::super::track::TrackScript],
+    quorum: Option<&Quorum>,
     spanned: Spanned<RawGroup>,
 ) -> Result<(Group, GroupSpans), ConfigError> {
     let raw = spanned.into_inner();
@@ -39,6 +43,7 @@ pub(super) fn group(
         cluster,
         nodes,
         raw: &raw,
+        quorum,
     };
     let vrid = check.vrid()?;
     let version = check.version()?;
@@ -53,6 +58,14 @@ pub(super) fn group(
     let (announce, dns_ttl) = check.announce_and_ttl()?;
     let resources = check.resources()?;
     let vmac = check.vmac(vrid, &addresses, &priorities)?;
+    let track = super::super::track::group_trackers(
+        source,
+        raw.name.get_ref(),
+        track_scripts,
+        &raw.track_script,
+        &raw.track_interface,
+    )?;
+    let quorum = check.quorum(&resources, &priorities)?;
     let spans = GroupSpans {
         vrid: raw.vrid.span(),
         addresses: raw.addresses.get_ref().iter().map(|a| a.span()).collect(),
@@ -77,6 +90,8 @@ pub(super) fn group(
             require_same_file: raw.require_same_file.unwrap_or(false),
             resources,
             vmac,
+            track,
+            quorum,
         },
         spans,
     ))
@@ -582,5 +597,48 @@ impl<'a> GroupCheck<'a> {
             });
         }
         Ok(resources)
+    }
+
+    /// `quorum`: on by default for a group with resources (it guards something that must
+    /// run once), off otherwise. A quorum group needs the `[quorum]` table, members that are
+    /// all vipd, and resources that stop within the lease.
+    fn quorum(&self, resources: &[Resource], priorities: &[(usize, u8)]) -> Checked<bool> {
+        let written = self.raw.quorum.as_ref();
+        let on = written.map_or(!resources.is_empty(), |q| *q.get_ref());
+        if !on {
+            return Ok(false);
+        }
+        let span = written.map_or(self.raw.name.span(), |q| q.span());
+        let Some(quorum) = self.quorum else {
+            let why = if written.is_some() {
+                "a quorum group needs the [quorum] table (its key_file authenticates the votes)"
+                    .to_string()
+            } else {
+                "this group has resources, so it runs with quorum by default (never two owners of what the resources guard): add a [quorum] table with a key_file (and a [[witness]] for two nodes), or write `quorum = false` to keep plain VRRP, where a partition makes two owners".to_string()
+            };
+            return Err(self.source.error(span, self.at("quorum"), why));
+        };
+        if let Some((node, _)) = priorities.iter().find(|(n, _)| self.nodes[*n].foreign) {
+            return Err(self.source.error(
+                span,
+                self.at("quorum"),
+                format!(
+                    "member \"{}\" is foreign (not vipd): it cannot vote or say what it holds, so this group cannot run with quorum",
+                    self.nodes[*node].name
+                ),
+            ));
+        }
+        let stop: Duration = resources.iter().map(|r| r.timeout).sum();
+        let budget = quorum.stop_budget();
+        if stop > budget {
+            return Err(self.source.error(
+                span,
+                self.at("quorum"),
+                format!(
+                    "the resources may take {stop:?} to stop (the sum of their `timeout`s), but a node that loses quorum has {budget:?} (the [quorum] lease less three heartbeats and a drift margin) before another node may start them: lower the resources' timeout or raise the lease"
+                ),
+            ));
+        }
+        Ok(true)
     }
 }
