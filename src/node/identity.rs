@@ -44,8 +44,6 @@ pub struct Neighbours {
     pending: VecDeque<Pending>,
     /// When each address was last asked to be resolved (bounded).
     asked: HashMap<IpAddr, Instant>,
-    /// When the addresses to resolve were last worked out (see [`Neighbours::ask_due`]).
-    last_ask: Option<Instant>,
 }
 
 /// An advert from a source nothing was known about, kept until a fact arrives.
@@ -84,27 +82,14 @@ impl Neighbours {
     }
 
     /// An advert came from `src`, about which nothing is known: the shell should resolve it.
-    /// Returns whether the source is new.
-    pub fn note_unknown(&mut self, src: IpAddr) -> bool {
+    pub fn note_unknown(&mut self, src: IpAddr) {
         if self.unknown.contains(&src) {
-            return false;
+            return;
         }
         if self.unknown.len() == UNKNOWN_KEPT {
             self.unknown.pop_front();
         }
         self.unknown.push_back(src);
-        true
-    }
-
-    /// Whether the addresses to resolve are worth working out again at `now`: at most once
-    /// per [`ASK_EVERY`] (each is asked at most that often anyway). Working them out walks
-    /// every group; doing it for every advert from an unknown source made a cold start of
-    /// 250 IPv6 groups, when no member's MAC is known yet, cost the node about ten times
-    /// what the same adverts cost once the members are known (in the lab, a debug build
-    /// took 126 ms for 307 queued adverts: timers ran that late, and lower-ranked nodes
-    /// took groups that the late node then preempted, the addresses on two nodes between).
-    pub fn ask_due(&self, now: Instant) -> bool {
-        self.last_ask.is_none_or(|at| now >= at + ASK_EVERY)
     }
 
     /// Keeps the advert of an unknown source, replacing an older one of the same source,
@@ -131,7 +116,6 @@ impl Neighbours {
 
     /// Of `addresses`, those not asked for within [`ASK_EVERY`]; they count as asked now.
     pub fn ask(&mut self, now: Instant, addresses: Vec<IpAddr>) -> Vec<IpAddr> {
-        self.last_ask = Some(now);
         if self.asked.len() > 256 {
             self.asked.retain(|_, at| now < *at + ASK_EVERY);
         }
