@@ -113,8 +113,8 @@ fn cold_start_cost(empty_tables: bool) -> Duration {
 /// advert had the node work out, over every group, which addresses to have resolved: about
 /// seven times what the same adverts cost once the members are known (a debug build took
 /// 126 ms for 307 queued adverts; timers ran that late, lower-ranked nodes took groups, and
-/// the late node preempted them, the addresses on two nodes between). Now that list is
-/// worked out at most once per resolution interval, or for a new source.
+/// the late node preempted them, the addresses on two nodes between). Now the node keeps
+/// the list of members to resolve, refreshed when the groups change.
 #[test]
 fn adverts_from_sources_not_yet_resolved_cost_about_what_members_adverts_cost() {
     let known = cold_start_cost(false);
