@@ -102,6 +102,7 @@ fn election(c: &mut Criterion) {
     let setup = Setup {
         interface_addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12))],
         link_up: true,
+        lans: Vec::new(),
         tracked_links: Vec::new(),
         quorum: None,
     };

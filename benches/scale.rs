@@ -1,31 +1,100 @@
 //! The cost of many groups: CPU and memory of vipd and of keepalived 2.2.7 carrying the same
-//! N groups (adverts every 100 ms) in the same lab, as master and as backup.
+//! N groups in the same lab, as master and as backup, and the time until all N are settled
+//! after both nodes start at once.
 //!
-//!     cargo bench --bench scale       # as root; VIPD_BENCH_GROUPS=N (default 250, at most 255:
-//!                                     # one interface holds 255 VRIDs), VIPD_BENCH_SECONDS=10
+//!     cargo bench --bench scale       # as root; VIPD_BENCH_GROUPS=N (default 250, at most
+//!                                     # 1000: 250 per LAN segment, eth0..eth3),
+//!                                     # VIPD_BENCH_FAMILY=4|6 (default 4; 6 above 250 groups),
+//!                                     # VIPD_BENCH_INTERVAL_MS (default 100),
+//!                                     # VIPD_BENCH_SECONDS=10
 
 use std::fmt::Write;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 use vipd::lab::Lab;
 
-fn cluster(groups: usize) -> String {
-    let mut text = String::new();
-    for g in 1..=groups {
-        let _ = write!(
-            text,
-            "[[group]]\nname = \"g{g}\"\nvrid = {g}\naddresses = [\"198.51.100.{g}/32\"]\npriority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n"
-        );
-    }
-    vipd::lab::cluster_file(2, &text)
+/// Groups per LAN segment (VRIDs 1..=250 on each).
+const PER_SEGMENT: usize = 250;
+
+fn interval_ms() -> u64 {
+    std::env::var("VIPD_BENCH_INTERVAL_MS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .filter(|ms| (10..=40_950).contains(ms) && ms % 10 == 0)
+        .unwrap_or(100)
 }
 
-fn keepalived(groups: usize, priority: u8) -> String {
+/// Group `g` (0-based): its segment, VRID and virtual address.
+fn group(g: usize, v6: bool) -> (usize, usize, String) {
+    let (segment, vrid) = (g / PER_SEGMENT, g % PER_SEGMENT + 1);
+    let address = if v6 {
+        format!("2001:db8:{:x}::{vrid:x}", 0x100 + segment)
+    } else {
+        format!("198.51.100.{vrid}")
+    };
+    (segment, vrid, address)
+}
+
+fn segments(groups: usize) -> usize {
+    groups.div_ceil(PER_SEGMENT)
+}
+
+fn cluster(groups: usize, v6: bool) -> String {
+    let mut text = String::from("[cluster]\nname = \"lab\"\nzone = \"cluster.example.\"\n");
+    for (n, name) in ["alpha", "beta"].iter().enumerate() {
+        let _ = write!(
+            text,
+            "\n[[node]]\nname = \"{name}\"\ninterface = \"eth0\"\naddress = \"192.0.2.{}\"\n",
+            11 + n
+        );
+        for segment in 1..segments(groups) {
+            let _ = write!(
+                text,
+                "[[node.lan]]\ninterface = \"eth{segment}\"\naddress = \"2001:db8:{segment}::{:x}\"\nlink_local = \"fe80::{segment}:{:x}\"\n",
+                0x11 + n,
+                0x11 + n
+            );
+        }
+    }
+    for g in 0..groups {
+        let (segment, vrid, address) = group(g, v6);
+        let interface = if segment == 0 {
+            String::new()
+        } else {
+            format!("interface = \"eth{segment}\"\n")
+        };
+        let _ = write!(
+            text,
+            "\n[[group]]\nname = \"g{g}\"\nvrid = {vrid}\n{interface}addresses = [\"{address}/{}\"]\npriority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"{}ms\"\n",
+            if v6 { 128 } else { 32 },
+            interval_ms()
+        );
+    }
+    text
+}
+
+fn keepalived(groups: usize, v6: bool, priority: u8) -> String {
     let mut text = String::from("global_defs {\n    router_id scale\n    vrrp_version 3\n}\n");
-    for g in 1..=groups {
-        let instance =
-            vipd::lab::keepalived_conf(g as u8, priority, "0.1", &[&format!("198.51.100.{g}/32")]);
-        // Only the instance block: the global_defs once, above.
-        text.push_str(instance.split_once("}\n").map_or("", |(_, rest)| rest));
+    let advert = format!("{}", interval_ms() as f64 / 1000.0);
+    for g in 0..groups {
+        let (segment, vrid, address) = group(g, v6);
+        let prefix = if v6 { 128 } else { 32 };
+        let instance = vipd::lab::keepalived_conf(
+            vrid as u8,
+            priority,
+            &advert,
+            &[&format!("{address}/{prefix}")],
+        );
+        // Only the instance block (the global_defs once, above), on its segment.
+        let block = instance.split_once("}\n").map_or("", |(_, rest)| rest);
+        text.push_str(
+            &block
+                .replace(
+                    &format!("vrrp_instance vi{vrid} "),
+                    &format!("vrrp_instance vi{segment}_{vrid} "),
+                )
+                .replace("interface eth0", &format!("interface eth{segment}")),
+        );
     }
     text
 }
@@ -72,13 +141,20 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// CPU share of one core and resident memory, master and backup, after settling.
-fn measure(lab: &mut Lab, use_keepalived: bool, groups: usize, seconds: u64) -> [(f64, u64); 2] {
+fn measure(
+    lab: &mut Lab,
+    use_keepalived: bool,
+    groups: usize,
+    v6: bool,
+    seconds: u64,
+) -> ([(f64, u64); 2], Duration) {
     let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
     let mut pids = Vec::new();
+    let started = Instant::now();
     for (node, priority) in [(alpha, 200), (beta, 100)] {
         if use_keepalived {
             let pid = lab
-                .start_keepalived(node, &keepalived(groups, priority))
+                .start_keepalived(node, &keepalived(groups, v6, priority))
                 .unwrap();
             pids.push(pid);
         } else {
@@ -88,9 +164,8 @@ fn measure(lab: &mut Lab, use_keepalived: bool, groups: usize, seconds: u64) -> 
     }
     // Let every group elect alpha (keepalived waits ~4 intervals; startup costs are not ours
     // to measure).
-    let last = format!("198.51.100.{groups}").parse().unwrap();
-    lab.wait_for_holder(last, "alpha", Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    let settled = wait_settled(lab, groups, v6);
+    let settle_time = settled.duration_since(started);
     std::thread::sleep(Duration::from_secs(2));
     // keepalived forks its VRRP process: count the whole tree.
     let trees: Vec<Vec<u32>> = pids
@@ -107,7 +182,39 @@ fn measure(lab: &mut Lab, use_keepalived: bool, groups: usize, seconds: u64) -> 
     for node in [alpha, beta] {
         lab.stop(node).unwrap();
     }
-    [0, 1].map(|i| ((after[i].0 - before[i].0) / seconds as f64, after[i].1))
+    (
+        [0, 1].map(|i| ((after[i].0 - before[i].0) / seconds as f64, after[i].1)),
+        settle_time,
+    )
+}
+
+/// Polls the kernels until alpha holds every group's address and beta none (on the right
+/// segment); returns when.
+fn wait_settled(lab: &Lab, groups: usize, v6: bool) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut settled = true;
+        for segment in 0..segments(groups) {
+            let interface = format!("eth{segment}");
+            let on = |node: usize| lab.addresses_on(node, &interface).unwrap_or_default();
+            let (alpha, beta) = (on(0), on(1));
+            for g in (segment * PER_SEGMENT)..groups.min((segment + 1) * PER_SEGMENT) {
+                let address: IpAddr = group(g, v6).2.parse().unwrap();
+                if !alpha.contains(&address) || beta.contains(&address) {
+                    settled = false;
+                }
+            }
+        }
+        if settled {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled within 60 s\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn main() {
@@ -122,40 +229,53 @@ fn main() {
         .ok()
         .and_then(|g| g.parse().ok())
         .unwrap_or(if smoke { 20 } else { 250 })
-        .clamp(1, 255);
+        .clamp(1, 4 * PER_SEGMENT);
+    let v6 = std::env::var("VIPD_BENCH_FAMILY").map_or(groups > PER_SEGMENT, |f| f == "6");
+    assert!(
+        v6 || groups <= PER_SEGMENT,
+        "IPv4 groups take their addresses from 198.51.100.0/24: at most {PER_SEGMENT} (VIPD_BENCH_FAMILY=6 for more)"
+    );
     let seconds: u64 = std::env::var("VIPD_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if smoke { 2 } else { 10 });
     let mut lab = Lab::new(
         "scale",
-        &cluster(groups),
+        &cluster(groups, v6),
         env!("CARGO_BIN_EXE_vipd").as_ref(),
     )
     .expect("lab (run as root)");
-    let vipd = measure(&mut lab, false, groups, seconds);
-    let keepalived = measure(&mut lab, true, groups, seconds);
+    let (vipd, vipd_settle) = measure(&mut lab, false, groups, v6, seconds);
+    let (keepalived, keepalived_settle) = measure(&mut lab, true, groups, v6, seconds);
     println!(
-        "{groups} groups, adverts every 100 ms, 2 nodes, {seconds} s measured after the election"
+        "{groups} {} groups on {} segment(s), adverts every {} ms, 2 nodes, {seconds} s measured after the election",
+        if v6 { "IPv6" } else { "IPv4" },
+        segments(groups),
+        interval_ms()
     );
     println!(
-        "{:<10} {:>14} {:>14} {:>14} {:>14}",
-        "", "master CPU", "master RSS", "backup CPU", "backup RSS"
+        "{:<10} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "", "master CPU", "master RSS", "backup CPU", "backup RSS", "settled after"
     );
-    for (name, m) in [("vipd", vipd), ("keepalived", keepalived)] {
+    for (name, m, settle) in [
+        ("vipd", vipd, vipd_settle),
+        ("keepalived", keepalived, keepalived_settle),
+    ] {
         println!(
-            "{name:<10} {:>13.1}% {:>10} KiB {:>13.1}% {:>10} KiB",
+            "{name:<10} {:>13.1}% {:>10} KiB {:>13.1}% {:>10} KiB {:>11.0} ms",
             m[0].0 * 100.0,
             m[0].1,
             m[1].0 * 100.0,
-            m[1].1
+            m[1].1,
+            settle.as_secs_f64() * 1000.0
         );
     }
     println!(
-        "ratio      {:>14.2} {:>14.2} {:>14.2} {:>14.2}",
+        "ratio      {:>14.2} {:>14.2} {:>14.2} {:>14.2} {:>14.2}",
         vipd[0].0 / keepalived[0].0.max(1e-9),
         vipd[0].1 as f64 / keepalived[0].1 as f64,
         vipd[1].0 / keepalived[1].0.max(1e-9),
-        vipd[1].1 as f64 / keepalived[1].1 as f64
+        vipd[1].1 as f64 / keepalived[1].1 as f64,
+        vipd_settle.as_secs_f64() / keepalived_settle.as_secs_f64().max(1e-9)
     );
 }

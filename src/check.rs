@@ -22,6 +22,15 @@ pub fn node_report(config: &Config, node: usize) -> String {
             ""
         }
     );
+    for lan in me.lans.iter().skip(1) {
+        let _ = writeln!(
+            out,
+            "  also on {} ({}{})",
+            lan.interface,
+            lan.address,
+            lan.link_local.map(|l| format!(", {l}")).unwrap_or_default()
+        );
+    }
     if config.dns.enabled {
         let _ = writeln!(
             out,
@@ -91,9 +100,10 @@ pub fn node_report(config: &Config, node: usize) -> String {
         let addresses: Vec<String> = group.addresses.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             out,
-            "  group {} (vrid {}, VRRPv{}): {}{}",
+            "  group {} (vrid {} on {}, VRRPv{}): {}{}",
             group.name,
             group.vrid,
+            me.lans[group.lan_of(me)].interface,
             match group.version {
                 crate::wire::vrrp::Version::V2 => 2,
                 crate::wire::vrrp::Version::V3 => 3,

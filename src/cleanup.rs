@@ -53,25 +53,32 @@ pub async fn remove_virtual_addresses(
         .ok_or(CleanupError::NoSuchNode(node))?;
     let interface_error = interface_error(me);
     let handle = netlink::connect().map_err(interface_error)?;
-    let link = netlink::link_by_name(&handle, &me.interface)
-        .await
-        .map_err(interface_error)?;
-    let present = netlink::addresses(&handle, link.index)
-        .await
-        .map_err(interface_error)?;
     let mut removed = Vec::new();
-    for address in virtual_addresses_of(config, node) {
-        if !present.iter().any(|(a, _)| *a == address.address) {
-            continue;
-        }
-        netlink::del_address(&handle, link.index, address)
+    // Every LAN segment of the node: its first interface, then each [[node.lan]].
+    for lan in &me.lans {
+        let link = netlink::link_by_name(&handle, &lan.interface)
             .await
-            .map_err(|source| CleanupError::Remove {
-                address,
-                interface: me.interface.clone(),
+            .map_err(|source| CleanupError::Interface {
+                node: me.name.clone(),
+                interface: lan.interface.clone(),
                 source,
             })?;
-        removed.push(address);
+        let present = netlink::addresses(&handle, link.index)
+            .await
+            .map_err(interface_error)?;
+        for address in virtual_addresses_of(config, node) {
+            if !present.iter().any(|(a, _)| *a == address.address) {
+                continue;
+            }
+            netlink::del_address(&handle, link.index, address)
+                .await
+                .map_err(|source| CleanupError::Remove {
+                    address,
+                    interface: lan.interface.clone(),
+                    source,
+                })?;
+            removed.push(address);
+        }
     }
     Ok(removed)
 }

@@ -135,6 +135,13 @@ pub enum Command {
     /// Lab helper: probe an address every interval and print who answered when.
     #[command(hide = true)]
     LabProbe(crate::lab::probe::ProbeOptions),
+    /// Lab helper: the seed's "master server", appending client records to a file on the
+    /// shared disk (and, with --background / --stop, its start and stop commands).
+    #[command(hide = true)]
+    LabService(crate::lab::seed::ServiceOptions),
+    /// Lab helper: resolve the virtual name, write numbered records, reconnect after failures.
+    #[command(hide = true)]
+    LabClient(crate::lab::seed::ClientOptions),
 }
 
 /// Which running daemon a command talks to.

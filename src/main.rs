@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         ),
         Command::LabResponder { name, port } => report(vipd::lab::probe::respond(&name, port)),
         Command::LabProbe(options) => report(vipd::lab::probe::probe(&options)),
+        Command::LabService(options) => report(vipd::lab::seed::service(&options)),
+        Command::LabClient(options) => report(vipd::lab::seed::client(&options)),
     }
 }
 

@@ -25,6 +25,24 @@ pub fn source_address(node: &Node, family: Family) -> Option<IpAddr> {
     }
 }
 
+/// [`source_address`] on the node's LAN segment `lan` (index into its `lans`).
+pub fn source_address_on(node: &Node, lan: usize, family: Family) -> Option<IpAddr> {
+    let Some(segment) = node.lans.get(lan).filter(|_| lan > 0) else {
+        return source_address(node, family);
+    };
+    match (family, segment.address) {
+        (Family::V4, IpAddr::V4(_)) => Some(segment.address),
+        (Family::V4, IpAddr::V6(_)) => None,
+        (Family::V6, _) => segment.link_local.map(IpAddr::V6),
+    }
+}
+
+/// The address node `node` sends `group`'s adverts of `family` from, when the file tells.
+pub fn group_source(config: &Config, group: &Group, node: usize, family: Family) -> Option<IpAddr> {
+    let member = &config.nodes[node];
+    source_address_on(member, group.lan_of(member), family)
+}
+
 /// The addresses a node sends its adverts from, one per family, as found on its interface.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sources {
@@ -37,6 +55,16 @@ impl Sources {
     /// else, for IPv4, the first address of the interface that is not a virtual address of
     /// the cluster, and for IPv6 the interface's link-local address.
     pub fn find(config: &Config, node: usize, interface_addresses: &[IpAddr]) -> Sources {
+        Sources::find_on(config, node, 0, interface_addresses)
+    }
+
+    /// [`Sources::find`] for the node's LAN segment `lan`.
+    pub fn find_on(
+        config: &Config,
+        node: usize,
+        lan: usize,
+        interface_addresses: &[IpAddr],
+    ) -> Sources {
         let me = &config.nodes[node];
         let is_virtual = |a: &IpAddr| {
             config
@@ -44,13 +72,13 @@ impl Sources {
                 .iter()
                 .any(|g| g.addresses.iter().any(|v| v.address == *a))
         };
-        let v4 = source_address(me, Family::V4).or_else(|| {
+        let v4 = source_address_on(me, lan, Family::V4).or_else(|| {
             interface_addresses
                 .iter()
                 .copied()
                 .find(|a| a.is_ipv4() && !is_virtual(a))
         });
-        let v6 = source_address(me, Family::V6).or_else(|| {
+        let v6 = source_address_on(me, lan, Family::V6).or_else(|| {
             interface_addresses
                 .iter()
                 .copied()
@@ -137,7 +165,7 @@ pub fn instance_config(
                 priority: *p,
                 min_priority,
                 max_priority,
-                address: source_address(&config.nodes[*n], family),
+                address: group_source(config, group, *n, family),
             }
         })
         .collect();
@@ -145,7 +173,7 @@ pub fn instance_config(
         vrid: group.vrid,
         family,
         priority,
-        primary: source_address(&config.nodes[node], family)
+        primary: group_source(config, group, node, family)
             .or(primary)
             .unwrap_or_else(|| unspecified(family)),
         advert_interval: group.advert_interval,
@@ -166,7 +194,7 @@ pub fn instance_config(
 
 /// Every group node `node` is a member of, with one instance per family, sending from
 /// `sources` where the file does not say.
-pub fn for_node_with(config: &Config, node: usize, sources: &Sources) -> Vec<GroupPlan> {
+pub fn for_node_with(config: &Config, node: usize, sources: &[Sources]) -> Vec<GroupPlan> {
     config
         .groups
         .iter()
@@ -178,7 +206,9 @@ pub fn for_node_with(config: &Config, node: usize, sources: &Sources) -> Vec<Gro
                 .families()
                 .into_iter()
                 .filter_map(|family| {
-                    instance_config(config, group, node, family, sources.get(family))
+                    let lan = group.lan_of(&config.nodes[node]);
+                    let found = sources.get(lan).and_then(|s| s.get(family));
+                    instance_config(config, group, node, family, found)
                 })
                 .collect(),
         })
@@ -188,5 +218,5 @@ pub fn for_node_with(config: &Config, node: usize, sources: &Sources) -> Vec<Gro
 /// Every group node `node` is a member of, with one instance per family (the file's source
 /// addresses only).
 pub fn for_node(config: &Config, node: usize) -> Vec<GroupPlan> {
-    for_node_with(config, node, &Sources::default())
+    for_node_with(config, node, &[])
 }

@@ -155,6 +155,7 @@ fn a_batch_of_adverts_that_moves_many_owners_publishes_the_zone_once() {
     let setup = Setup {
         interface_addresses: interface_addresses(&config, 1),
         link_up: true,
+        lans: Vec::new(),
         tracked_links: Vec::new(),
         quorum: None,
     };

@@ -657,7 +657,7 @@ fn a_vrid_reused_by_groups_of_other_nodes_on_the_same_lan() {
     assert!(
         error
             .message
-            .contains("a VRID must be unique per address family"),
+            .contains("a VRID must be unique per interface and address family"),
         "{error}"
     );
 }

@@ -497,3 +497,71 @@ fn a_graceful_stop_needs_no_fencing() {
     assert!(sim.fenced.is_empty(), "{:?}", sim.fenced);
     never_doubled(&sim);
 }
+
+#[test]
+fn a_stopping_node_that_no_longer_listens_is_let_go_of_at_once() {
+    // SIGTERM: the daemon leaves its loop, stops the resources and says its last word; it
+    // answers no wish any more. Its "gone" heartbeat needs no acknowledgement.
+    for fencing in [false, true] {
+        let mut sim = started(&if fencing {
+            with_fencing()
+        } else {
+            two_and_a_witness()
+        });
+        let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+        let disk = sim.group("disk");
+        let stop = sim.elapsed();
+        sim.deaf.insert(alpha);
+        sim.input(alpha, |n, now| n.shutdown(now));
+        sim.run_for(sim.resource_delay * 3);
+        sim.kill(alpha);
+        sim.run_for(LEASE);
+        let took = sim.became_master_at(beta, disk, Family::V4).unwrap() - stop;
+        assert!(took < Duration::from_millis(200), "took {took:?}");
+        assert!(
+            sim.fenced.is_empty(),
+            "a graceful stop was fenced: {:?}",
+            sim.fenced
+        );
+        never_doubled(&sim);
+    }
+}
+
+/// Three nodes and a witness, each node with a fence command.
+fn three_with_fencing() -> String {
+    with_fencing()
+        .replace(
+            "[[witness]]",
+            "[[node]]\nname = \"gamma\"\ninterface = \"eth0\"\naddress = \"192.0.2.13\"\nfence = \"ipmitool -H gamma-bmc chassis power off\"\n\n[[witness]]",
+        )
+        .replace(
+            "priority = { alpha = 200, beta = 100 }",
+            "priority = { alpha = 200, beta = 150, gamma = 100 }",
+        )
+}
+
+#[test]
+fn only_the_next_owner_fences_and_a_short_stall_is_not_fenced() {
+    let toml = three_with_fencing().replace(
+        "lease = \"1s\"\n",
+        "lease = \"1s\"\nfence_after = \"800ms\"\n",
+    );
+    let mut sim = started(&toml);
+    let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));
+    let disk = sim.group("disk");
+    // A stall shorter than fence_after: nobody powers alpha off (beta waits to take the
+    // group meanwhile: alpha's adverts stopped).
+    sim.frozen.insert(alpha);
+    sim.run_for(Duration::from_millis(600));
+    sim.frozen.remove(&alpha);
+    sim.run_for(LEASE * 2);
+    assert!(sim.fenced.is_empty(), "{:?}", sim.fenced);
+    assert!(sim.nodes[alpha].running());
+    // A crash: only beta, the next in line, fences alpha.
+    sim.kill(alpha);
+    sim.run_for(LEASE * 3);
+    assert_eq!(sim.masters(disk, Family::V4), vec![beta]);
+    let fencers: Vec<usize> = sim.fenced.iter().map(|(_, by, _)| *by).collect();
+    assert_eq!(fencers, vec![beta], "{:?}", sim.fenced);
+    never_doubled(&sim);
+}

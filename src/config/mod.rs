@@ -61,6 +61,29 @@ pub struct Node {
     /// How to fence this node (power it off, cut it from the storage): run by another node
     /// before it starts a quorum group's resources after this node vanished.
     pub fence: Option<String>,
+    /// The LAN segments this node is on: the first is `interface`/`address`/`link_local`,
+    /// then each `[[node.lan]]`. A group lives on one of them (its `interface`).
+    pub lans: Vec<Lan>,
+}
+
+/// One LAN segment of a node: the interface, the node's address there, and its IPv6
+/// link-local address there when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lan {
+    pub interface: String,
+    pub address: IpAddr,
+    pub link_local: Option<Ipv6Addr>,
+}
+
+impl Node {
+    /// The index in `lans` of the segment a group on `interface` uses here (None: the
+    /// first); None when the node has no such interface.
+    pub fn lan_index(&self, interface: Option<&str>) -> Option<usize> {
+        match interface {
+            None => Some(0),
+            Some(name) => self.lans.iter().position(|l| l.interface == name),
+        }
+    }
 }
 
 /// A virtual address with the prefix length it is added with.
@@ -156,6 +179,9 @@ pub struct Group {
     pub require_same_file: bool,
     /// Commands that bring the service up on the owner, in order (down in reverse order).
     pub resources: Vec<Resource>,
+    /// The interface (LAN segment) the group lives on, by its name on every member; None:
+    /// each member's first interface. VRIDs are unique per interface and family.
+    pub interface: Option<String>,
     /// `vmac = true`: the virtual addresses live on a macvlan per family with the RFC 9568
     /// virtual MAC (`vrrp.<vrid>` / `vrrp6.<vrid>`, see `crate::net::vmac`). Default false.
     pub vmac: bool,
@@ -205,6 +231,11 @@ impl Group {
         families.sort();
         families.dedup();
         families
+    }
+
+    /// The segment of `node` this group lives on (index into its `lans`).
+    pub fn lan_of(&self, node: &Node) -> usize {
+        node.lan_index(self.interface.as_deref()).unwrap_or(0)
     }
 
     pub fn priority_of(&self, node: usize) -> Option<u8> {
@@ -304,6 +335,17 @@ struct RawNode {
     foreign: bool,
     #[serde(default)]
     fence: Option<Spanned<String>>,
+    #[serde(default)]
+    lan: Vec<Spanned<RawLan>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLan {
+    interface: Spanned<String>,
+    address: Spanned<IpAddr>,
+    #[serde(default)]
+    link_local: Option<Spanned<Ipv6Addr>>,
 }
 
 #[derive(Deserialize)]
@@ -341,6 +383,8 @@ struct RawGroup {
     require_same_file: Option<bool>,
     #[serde(default)]
     vmac: Option<Spanned<bool>>,
+    #[serde(default)]
+    interface: Option<Spanned<String>>,
     #[serde(default)]
     quorum: Option<Spanned<bool>>,
     #[serde(default)]

@@ -32,6 +32,9 @@ pub struct Quorum {
     pub lease: Duration,
     /// How long a fence command may run before it counts as failed.
     pub fence_timeout: Duration,
+    /// How long a member must be silent before it is fenced (a short stall of a VM is not
+    /// worth a power-off). Default: half the lease.
+    pub fence_after: Duration,
 }
 
 impl Quorum {
@@ -65,6 +68,8 @@ pub(super) struct RawQuorum {
     lease: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     fence_timeout: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    fence_after: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -132,12 +137,22 @@ pub(super) fn validate(
             "the fence time-out must be above zero",
         ));
     }
+    let fence_after = duration(&raw.fence_after, lease / 2);
+    if fence_after < 4 * heartbeat {
+        let span = raw.fence_after.as_ref().map_or(0..0, |f| f.span());
+        return Err(source.error(
+            span,
+            field("fence_after"),
+            format!("a member is heard for four heartbeats after its last one: fence_after must be at least {:?}", 4 * heartbeat),
+        ));
+    }
     Ok(Some(Quorum {
         key_file: PathBuf::from(key_file),
         port,
         heartbeat,
         lease,
         fence_timeout,
+        fence_after,
     }))
 }
 

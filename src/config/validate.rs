@@ -194,7 +194,78 @@ fn nodes(
             Some(fence) => Some(fence.get_ref().clone()),
             None => None,
         };
+        let mut lans = vec![Lan {
+            interface: interface.clone(),
+            address,
+            link_local: raw.link_local.as_ref().map(|l| *l.get_ref()),
+        }];
+        for (number, spanned) in raw.lan.iter().enumerate() {
+            let lan = spanned.get_ref();
+            let at = |key: &str| {
+                format!(
+                    "[[node]] #{} \"{}\", [[node.lan]] #{}, field `{key}`",
+                    index + 1,
+                    name,
+                    number + 1
+                )
+            };
+            let lan_interface = lan.interface.get_ref();
+            if lan_interface.is_empty()
+                || lan_interface.len() > MAX_INTERFACE_NAME
+                || lan_interface.contains(['/', ' '])
+            {
+                return Err(source.error(
+                    lan.interface.span(),
+                    at("interface"),
+                    format!("`{lan_interface}` is not a Linux interface name (1 to 15 characters, no '/' or space)"),
+                ));
+            }
+            if lans.iter().any(|l| l.interface == *lan_interface) {
+                return Err(source.error(
+                    lan.interface.span(),
+                    at("interface"),
+                    format!("interface {lan_interface} is listed twice for this node"),
+                ));
+            }
+            let lan_address = *lan.address.get_ref();
+            let unusable = lan_address.is_unspecified()
+                || lan_address.is_multicast()
+                || lan_address.is_loopback()
+                || matches!(lan_address, IpAddr::V6(v6) if v6.is_unicast_link_local());
+            if unusable {
+                return Err(source.error(
+                    lan.address.span(),
+                    at("address"),
+                    format!("{lan_address} cannot be a node's address on a LAN (give a routable one; a link-local goes in `link_local`)"),
+                ));
+            }
+            if let Some(other) = addresses.insert(lan_address, name.clone()) {
+                return Err(source.error(
+                    lan.address.span(),
+                    at("address"),
+                    format!("address {lan_address} is already an address of node \"{other}\""),
+                ));
+            }
+            if let Some(link_local) = &lan.link_local
+                && !link_local.get_ref().is_unicast_link_local()
+            {
+                return Err(source.error(
+                    link_local.span(),
+                    at("link_local"),
+                    format!(
+                        "{} is not an IPv6 link-local address (fe80::/10)",
+                        link_local.get_ref()
+                    ),
+                ));
+            }
+            lans.push(Lan {
+                interface: lan_interface.clone(),
+                address: lan_address,
+                link_local: lan.link_local.as_ref().map(|l| *l.get_ref()),
+            });
+        }
         nodes.push(Node {
+            lans,
             name,
             interface: interface.clone(),
             address,
@@ -284,15 +355,22 @@ fn check_across_groups(
                 .families()
                 .into_iter()
                 .find(|f| earlier.families().contains(f));
-            // The cluster's nodes share one LAN: two groups with one VRID would hear each
-            // other's adverts there, members or not.
-            if let Some(family) = shared_family {
-                let _ = nodes;
+            // Two groups with one VRID on one LAN would hear each other's adverts there,
+            // members or not: a VRID is unique per interface and family (RFC 9568 scopes
+            // it so). Groups on the first interfaces share the cluster's LAN.
+            let same_lan = match (&group.interface, &earlier.interface) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a == b,
+                (Some(named), None) | (None, Some(named)) => {
+                    nodes.iter().any(|n| n.interface == *named)
+                }
+            };
+            if let Some(family) = shared_family.filter(|_| same_lan) {
                 return Err(source.error(
                     vrid_span.clone(),
                     format!("[[group]] \"{}\", field `vrid`", group.name),
                     format!(
-                        "vrid {} is already used by group \"{}\" for {family}: a VRID must be unique per address family on the cluster's LAN",
+                        "vrid {} is already used by group \"{}\" for {family} on the same LAN: a VRID must be unique per interface and address family",
                         group.vrid, earlier.name
                     ),
                 ));

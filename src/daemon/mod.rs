@@ -126,6 +126,12 @@ struct Daemon {
     track: track::Runner,
     /// The membership channel's socket, with `[quorum]`.
     heartbeats: Option<tokio::net::UdpSocket>,
+    /// The node's other LAN segments (index: segment - 1), and what their sockets read.
+    extra_lans: Vec<ExtraLan>,
+    lan_datagrams: (
+        tokio::sync::mpsc::Sender<LanDatagram>,
+        Option<tokio::sync::mpsc::Receiver<LanDatagram>>,
+    ),
     /// Fence commands report here: (node fenced, outcome).
     fence_reports: (
         tokio::sync::mpsc::UnboundedSender<FenceReport>,
@@ -135,6 +141,46 @@ struct Daemon {
 
 /// A fence command's end: the node fenced, and the outcome.
 type FenceReport = (String, Result<(), String>);
+
+/// One of the node's other LAN segments (`[[node.lan]]`): its link, where announcements go
+/// out, its IPv6 link-local address, and its VRRP sockets (read by tasks of their own).
+struct ExtraLan {
+    interface: String,
+    link: Link,
+    announcer: Announcer,
+    link_local: Option<Ipv6Addr>,
+    sockets: Vec<Arc<VrrpSocket>>,
+}
+
+/// A datagram read off another LAN segment's socket: (segment, bytes, IPv6 metadata).
+type LanDatagram = (usize, Vec<u8>, Option<(Ipv6Addr, Ipv6Addr, u8)>);
+
+/// Reads a segment's VRRP socket in batches and hands the datagrams to the loop.
+fn read_lan_socket(
+    lan: usize,
+    socket: Arc<VrrpSocket>,
+    sender: tokio::sync::mpsc::Sender<LanDatagram>,
+) {
+    tokio::spawn(async move {
+        let mut batch = Batch::new();
+        loop {
+            if let Err(e) = socket
+                .recv_batch(&mut batch.buffers, &mut batch.received)
+                .await
+            {
+                warn!("receiving VRRP {} on segment {lan}: {e}", socket.family());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            for (index, received) in &batch.received {
+                let bytes = batch.buffers[*index][..received.len].to_vec();
+                if sender.send((lan, bytes, received.v6)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
 
 /// A group's virtual-MAC link (`crate::net::vmac`).
 struct VmacLink {
@@ -335,9 +381,31 @@ impl Daemon {
             }
             None => (None, None),
         };
+        let mut lan_links = Vec::new();
+        let mut lan_setup = Vec::new();
+        for lan in config.nodes[me].lans.iter().skip(1) {
+            let lan_link = netlink::link_by_name(&handle, &lan.interface).await?;
+            let found: Vec<IpAddr> = netlink::addresses(&handle, lan_link.index)
+                .await?
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect();
+            for address in plan::stale_addresses(&config, me, &found) {
+                info!(%address, interface = %lan.interface, "removing a stale virtual address left by an earlier run");
+                netlink::del_address(&handle, lan_link.index, address).await?;
+            }
+            crate::net::sysctl::promote_secondaries(&lan.interface);
+            let link_local = found.iter().find_map(|a| match a {
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
+                _ => None,
+            });
+            lan_setup.push((found, lan_link.up));
+            lan_links.push((lan.interface.clone(), lan_link, link_local));
+        }
         let setup = Setup {
             interface_addresses: on_interface,
             link_up: link.up,
+            lans: lan_setup,
             tracked_links: track::links(&handle, &config, me).await,
             quorum,
         };
@@ -375,7 +443,12 @@ impl Daemon {
             .ok();
 
         let mut sockets = Vec::new();
-        for family in node.families() {
+        for family in node
+            .lans_and_families()
+            .into_iter()
+            .filter(|(l, _)| *l == 0)
+            .map(|(_, f)| f)
+        {
             let source = node
                 .source(family)
                 .ok_or_else(|| DaemonError::NoSource(interface.clone(), family))?;
@@ -385,6 +458,35 @@ impl Daemon {
         }
         let announcer = Announcer::new(link.index, link.mac)
             .map_err(io_error("packet socket for announcements"))?;
+        let (lan_sender, lan_receiver) = tokio::sync::mpsc::channel(1024);
+        let mut extra_lans = Vec::new();
+        for (number, (lan_interface, lan_link, link_local)) in lan_links.into_iter().enumerate() {
+            let lan = number + 1;
+            let mut lan_sockets = Vec::new();
+            for (_, family) in node
+                .lans_and_families()
+                .into_iter()
+                .filter(|(l, _)| *l == lan)
+            {
+                let source = node
+                    .source_on(lan, family)
+                    .ok_or_else(|| DaemonError::NoSource(lan_interface.clone(), family))?;
+                let socket = VrrpSocket::open(family, &lan_interface, lan_link.index, source)
+                    .map_err(io_error(format!("VRRP {family} socket on {lan_interface}")))?;
+                let socket = Arc::new(socket);
+                read_lan_socket(lan, socket.clone(), lan_sender.clone());
+                lan_sockets.push(socket);
+            }
+            extra_lans.push(ExtraLan {
+                announcer: Announcer::new(lan_link.index, lan_link.mac).map_err(io_error(
+                    format!("packet socket for announcements on {lan_interface}"),
+                ))?,
+                interface: lan_interface,
+                link: lan_link,
+                link_local,
+                sockets: lan_sockets,
+            });
+        }
         let registration = match &node.config().dns.update {
             Some(update) => Some(Arc::new(
                 dns::update::read_key(&update.key_name, &update.key_file).map_err(|e| {
@@ -428,6 +530,8 @@ impl Daemon {
             vmacs,
             track: track::Runner::new(&config_node_name),
             heartbeats,
+            extra_lans,
+            lan_datagrams: (lan_sender, Some(lan_receiver)),
             fence_reports: {
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
                 (sender, Some(receiver))
@@ -457,6 +561,7 @@ impl Daemon {
         let mut events = self.events.take().expect("subscribed at start");
         let mut reports = self.resource_reports.1.take().expect("one run");
         let mut fence_reports = self.fence_reports.1.take().expect("one run");
+        let mut lan_datagrams = self.lan_datagrams.1.take().expect("one run");
         let mut checks = self.track.receiver.take().expect("one run");
         let (mut first, mut second) = (Batch::new(), Batch::new());
         let mut heartbeat_buffer = vec![0u8; 65536];
@@ -483,6 +588,14 @@ impl Daemon {
                 }
                 Some(_) = receive_batch(self.sockets.first(), &mut first) => self.receive(&first),
                 Some(_) = receive_batch(self.sockets.get(1), &mut second) => self.receive(&second),
+                Some((lan, bytes, v6)) = lan_datagrams.recv() => {
+                    self.drain_heartbeats();
+                    let datagram = match v6 {
+                        None => Datagram::V4(&bytes),
+                        Some((src, dst, hop_limit)) => Datagram::V6 { src, dst, hop_limit, message: &bytes },
+                    };
+                    self.node.handle_datagram_on(Instant::now(), lan, datagram);
+                }
                 Some(event) = events.next() => self.handle_event(event),
                 received = when_open(self.heartbeats.as_ref().map(|s| s.recv_from(&mut heartbeat_buffer))) => {
                     if let Ok((len, src)) = received {
@@ -725,7 +838,11 @@ impl Daemon {
     /// A reload may bring a family this node did not speak yet.
     fn open_missing_sockets(&mut self) {
         let interface = self.node.config().nodes[self.node.me()].interface.clone();
-        for family in self.node.families() {
+        for (lan, family) in self.node.lans_and_families() {
+            if lan > 0 {
+                self.open_missing_lan_socket(lan, family);
+                continue;
+            }
             if self.sockets.iter().any(|s| s.family() == family) {
                 continue;
             }
@@ -737,6 +854,28 @@ impl Daemon {
                 Ok(socket) => self.sockets.push(socket),
                 Err(e) => error!("VRRP {family} socket on {interface}: {e}"),
             }
+        }
+    }
+
+    /// A reload may bring a family to another LAN segment.
+    fn open_missing_lan_socket(&mut self, lan: usize, family: Family) {
+        let Some(extra) = self.extra_lans.get_mut(lan - 1) else {
+            return;
+        };
+        if extra.sockets.iter().any(|s| s.family() == family) {
+            return;
+        }
+        let Some(source) = self.node.source_on(lan, family) else {
+            error!(interface = %extra.interface, "no {family} address to send adverts from");
+            return;
+        };
+        match VrrpSocket::open(family, &extra.interface, extra.link.index, source) {
+            Ok(socket) => {
+                let socket = Arc::new(socket);
+                read_lan_socket(lan, socket.clone(), self.lan_datagrams.0.clone());
+                extra.sockets.push(socket);
+            }
+            Err(e) => error!(interface = %extra.interface, "VRRP {family} socket: {e}"),
         }
     }
 
@@ -798,6 +937,7 @@ impl Daemon {
     /// handled after only part of the queue would take groups whose masters have spoken
     /// (with 250 groups on three nodes a busy turn of the loop queues hundreds of adverts).
     fn receive_queued(&mut self) {
+        self.drain_heartbeats();
         let mut buffer = vec![0u8; RECEIVE_BUFFER];
         for index in 0..self.sockets.len() {
             for _ in 0..QUEUED_AT_MOST {
@@ -820,7 +960,26 @@ impl Daemon {
         }
     }
 
+    /// Heartbeats already queued go before adverts: a peer's "leaving" heartbeat, sent before
+    /// its priority-0 advert, must be known when the advert is judged.
+    fn drain_heartbeats(&mut self) {
+        let Some(socket) = &self.heartbeats else {
+            return;
+        };
+        let mut buffer = [0u8; 65536];
+        for _ in 0..64 {
+            match socket.try_recv_from(&mut buffer) {
+                Ok((len, src)) => {
+                    self.node
+                        .handle_heartbeat(Instant::now(), src.ip(), &buffer[..len])
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
     fn receive(&mut self, batch: &Batch) {
+        self.drain_heartbeats();
         let now = Instant::now();
         for datagram in batch.datagrams() {
             self.node.handle_datagram(now, datagram);
@@ -839,8 +998,19 @@ impl Daemon {
                 self.link.up = up;
                 self.node.handle_link(Instant::now(), up);
             }
+            Event::Link { index, up } if self.extra_lans.iter().any(|l| l.link.index == index) => {
+                let number = self
+                    .extra_lans
+                    .iter()
+                    .position(|l| l.link.index == index)
+                    .expect("found");
+                self.extra_lans[number].link.up = up;
+                self.node.handle_link_on(Instant::now(), number + 1, up);
+            }
             Event::AddressRemoved { index, address }
-                if index == self.link.index || self.vmacs.values().any(|v| v.index == index) =>
+                if index == self.link.index
+                    || self.vmacs.values().any(|v| v.index == index)
+                    || self.extra_lans.iter().any(|l| l.link.index == index) =>
             {
                 self.node.handle_address_removed(Instant::now(), address);
             }
@@ -926,18 +1096,33 @@ impl Daemon {
         match effect {
             Effect::Send {
                 group,
+                lan,
                 family,
                 datagrams,
                 ..
             } => {
-                let Some(socket) = self.sockets.iter().find(|s| s.family() == family) else {
+                let socket = if lan == 0 {
+                    self.sockets.iter().find(|s| s.family() == family)
+                } else {
+                    self.extra_lans.get(lan - 1).and_then(|l| {
+                        l.sockets
+                            .iter()
+                            .find(|s| s.family() == family)
+                            .map(|s| s.as_ref())
+                    })
+                };
+                let Some(socket) = socket else {
                     return;
                 };
-                // With a virtual MAC, multicast adverts leave from it (RFC 9568 7.3).
-                let vmac = self.vmacs.get(&(group.to_string(), family));
-                let source = self.node.source(family);
+                // With a virtual MAC, multicast adverts leave from it (RFC 9568 7.3). The
+                // virtual-MAC links live on the node's interface (segment 0).
+                let vmac = self
+                    .vmacs
+                    .get(&(group.to_string(), family))
+                    .filter(|_| lan == 0);
+                let source = socket.source();
                 for (destination, message) in datagrams {
-                    if let (Some(vmac), Some(source)) = (vmac, source) {
+                    if let Some(vmac) = vmac {
                         match vmac.announcer.send_advert(source, destination, &message) {
                             Ok(true) => continue,
                             Ok(false) => {}
@@ -988,12 +1173,17 @@ impl Daemon {
                 family,
                 addresses,
             } => {
-                let announcer = self
-                    .vmacs
-                    .get(&(group.to_string(), family))
-                    .map_or(&self.announcer, |v| &v.announcer);
+                let lan = self.node.lan_of_group(&group);
+                let (announcer, link_local) = match self.vmacs.get(&(group.to_string(), family)) {
+                    Some(vmac) => (&vmac.announcer, self.link_local),
+                    None if lan > 0 => match self.extra_lans.get(lan - 1) {
+                        Some(extra) => (&extra.announcer, extra.link_local),
+                        None => (&self.announcer, self.link_local),
+                    },
+                    None => (&self.announcer, self.link_local),
+                };
                 for address in addresses {
-                    if let Err(e) = announcer.announce(address, self.link_local) {
+                    if let Err(e) = announcer.announce(address, link_local) {
                         warn!(%address, "announcement failed: {e}");
                     }
                 }
@@ -1106,9 +1296,17 @@ impl Daemon {
     /// The link a group's addresses of `family` live on: its virtual-MAC link with `vmac`,
     /// else the interface.
     fn address_link(&self, group: &str, family: Family) -> u32 {
+        let lan = self.node.lan_of_group(group);
+        let link = match lan {
+            0 => self.link.index,
+            _ => self
+                .extra_lans
+                .get(lan - 1)
+                .map_or(self.link.index, |l| l.link.index),
+        };
         self.vmacs
             .get(&(group.to_string(), family))
-            .map_or(self.link.index, |v| v.index)
+            .map_or(link, |v| v.index)
     }
 
     fn resource_context(&self, group: &str, addresses: String) -> resources::Context {

@@ -9,6 +9,7 @@ pub mod demo;
 mod keepalived;
 pub mod probe;
 pub mod query;
+pub mod seed;
 
 use crate::config::Config;
 use std::io;
@@ -156,12 +157,26 @@ impl Lab {
         mac: &[u8; 6],
         addresses: &[&str],
     ) -> io::Result<()> {
+        self.attach_to(namespace, port, "br0", "eth0", mac, addresses)
+    }
+
+    /// A host on one of the lab's bridges: veth `interface` in `namespace`, its peer `port`
+    /// on `bridge`.
+    fn attach_to(
+        &self,
+        namespace: &str,
+        port: &str,
+        bridge: &str,
+        interface: &str,
+        mac: &[u8; 6],
+        addresses: &[&str],
+    ) -> io::Result<()> {
         let sw = self.switch.as_str();
         sh(&[
-            "ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
-            namespace,
+            "ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", interface,
+            "netns", namespace,
         ])?;
-        sh(&["ip", "-n", sw, "link", "set", port, "master", "br0", "up"])?;
+        sh(&["ip", "-n", sw, "link", "set", port, "master", bridge, "up"])?;
         // Lab links skip duplicate address detection, so link-local addresses are usable at
         // once; virtual addresses are added with NODAD anyway.
         for key in ["all", "default"] {
@@ -181,7 +196,7 @@ impl Lab {
             namespace,
             "link",
             "set",
-            "eth0",
+            interface,
             "address",
             &mac_text(mac),
         ])?;
@@ -192,12 +207,103 @@ impl Lab {
             namespace,
             "sysctl",
             "-qw",
-            "net.ipv6.conf.eth0.accept_dad=0",
+            &format!("net.ipv6.conf.{interface}.accept_dad=0"),
         ])?;
         for address in addresses {
-            sh(&["ip", "-n", namespace, "addr", "add", address, "dev", "eth0"])?;
+            sh(&[
+                "ip", "-n", namespace, "addr", "add", address, "dev", interface,
+            ])?;
         }
-        sh(&["ip", "-n", namespace, "link", "set", "eth0", "up"])?;
+        sh(&["ip", "-n", namespace, "link", "set", interface, "up"])?;
+        Ok(())
+    }
+
+    /// The other LAN segments of the file (`[[node.lan]]`): a bridge each, every node that
+    /// lists the interface on it with its address and link-local address there, and the
+    /// client on it too (at .200 / ::200 of the first node's subnet there).
+    fn build_segments(&mut self) -> io::Result<()> {
+        let mut interfaces: Vec<String> = Vec::new();
+        for node in &self.config.nodes {
+            for lan in node.lans.iter().skip(1) {
+                if !interfaces.contains(&lan.interface) {
+                    interfaces.push(lan.interface.clone());
+                }
+            }
+        }
+        for (k, interface) in interfaces.iter().enumerate() {
+            let bridge = format!("br{}", k + 1);
+            let sw = self.switch.clone();
+            sh(&[
+                "ip",
+                "-n",
+                &sw,
+                "link",
+                "add",
+                &bridge,
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+            ])?;
+            sh(&[
+                "ip",
+                "-n",
+                &sw,
+                "link",
+                "set",
+                &bridge,
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ])?;
+            sh(&["ip", "-n", &sw, "link", "set", &bridge, "up"])?;
+            let mut client_address = None;
+            for (i, node) in self.config.nodes.clone().iter().enumerate() {
+                let Some(lan) = node.lans.iter().find(|l| l.interface == *interface) else {
+                    continue;
+                };
+                let prefix = if lan.address.is_ipv4() { 24 } else { 64 };
+                let mut addresses = vec![format!("{}/{prefix}", lan.address)];
+                if let Some(link_local) = lan.link_local {
+                    addresses.push(format!("{link_local}/64"));
+                }
+                client_address.get_or_insert(match lan.address {
+                    IpAddr::V4(v4) => {
+                        let o = v4.octets();
+                        format!("{}.{}.{}.200/24", o[0], o[1], o[2])
+                    }
+                    IpAddr::V6(v6) => {
+                        let mut s = v6.segments();
+                        s[7] = 0x200;
+                        format!("{}/64", std::net::Ipv6Addr::from(s))
+                    }
+                });
+                let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+                let mac = [0x02, 0, 0, k as u8 + 1, 0x01, 0x10 + i as u8];
+                let namespace = self.nodes[i].namespace.clone();
+                self.attach_to(
+                    &namespace,
+                    &format!("p{i}s{}", k + 1),
+                    &bridge,
+                    interface,
+                    &mac,
+                    &refs,
+                )?;
+            }
+            if let Some(address) = client_address {
+                let client = self.client.clone();
+                let mac = [0x02, 0, 0, k as u8 + 1, 0x01, 0xc0];
+                self.attach_to(
+                    &client,
+                    &format!("pcs{}", k + 1),
+                    &bridge,
+                    interface,
+                    &mac,
+                    &[&address],
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -268,6 +374,7 @@ impl Lab {
             &[0x02, 0, 0, 0, 0x01, 0xc0],
             &[CLIENT_V4, CLIENT_V6],
         )?;
+        self.build_segments()?;
         Ok(())
     }
 
@@ -494,6 +601,11 @@ impl Lab {
 
     /// The addresses the kernel has on the node's eth0.
     pub fn addresses(&self, node: usize) -> io::Result<Vec<IpAddr>> {
+        self.addresses_on(node, "eth0")
+    }
+
+    /// The addresses on `node`'s interface `interface`, as its kernel says.
+    pub fn addresses_on(&self, node: usize, interface: &str) -> io::Result<Vec<IpAddr>> {
         let out = sh(&[
             "ip",
             "-n",
@@ -502,7 +614,7 @@ impl Lab {
             "addr",
             "show",
             "dev",
-            "eth0",
+            interface,
         ])?;
         let json: serde_json::Value =
             serde_json::from_slice(&out.stdout).map_err(io::Error::other)?;
@@ -515,6 +627,17 @@ impl Lab {
             }
         }
         Ok(found)
+    }
+
+    /// Which live nodes hold `address` on `interface` now, according to their kernels.
+    pub fn holders_on(&self, address: IpAddr, interface: &str) -> io::Result<Vec<String>> {
+        let mut holders = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.crashed && self.addresses_on(i, interface)?.contains(&address) {
+                holders.push(node.name.clone());
+            }
+        }
+        Ok(holders)
     }
 
     /// Which live nodes hold `address` now, according to their kernels.

@@ -27,6 +27,8 @@ pub enum Effect {
     /// Send one advert: the same message to each destination, checksummed for it.
     Send {
         group: GroupName,
+        /// The LAN segment of this node (index into its `lans`) whose socket sends it.
+        lan: usize,
         family: Family,
         priority: u8,
         datagrams: Vec<(IpAddr, Vec<u8>)>,

@@ -52,6 +52,9 @@ pub struct Setup {
     /// The addresses on the node's interface (sources of adverts are found among them).
     pub interface_addresses: Vec<IpAddr>,
     pub link_up: bool,
+    /// The node's other LAN segments (`[[node.lan]]`, in file order): the addresses on each
+    /// and whether its link is up. Missing entries: no addresses, link up.
+    pub lans: Vec<(Vec<IpAddr>, bool)>,
     /// Tracked interfaces' links (`track_interface`) as found at start; unlisted: up.
     pub tracked_links: Vec<(String, bool)>,
     /// The membership channel's secret and boot id, when the file has `[quorum]`.
@@ -117,6 +120,8 @@ struct GroupRuntime {
     resources: ResourceState,
     /// Families whose conflict (two masters that never resolve) was logged.
     conflict_logged: Vec<Family>,
+    /// The LAN segment of this node the group lives on (index into its `lans`).
+    lan: usize,
     /// The mastership whose resources are being stopped (they still hold the group).
     stopping: Option<u64>,
     /// A quorum group: when the heartbeat that said this node wants the group went out.
@@ -124,7 +129,12 @@ struct GroupRuntime {
 }
 
 impl GroupRuntime {
-    fn new(index: usize, config: &Config, instances: Vec<crate::election::InstanceConfig>) -> Self {
+    fn new(
+        index: usize,
+        config: &Config,
+        me: usize,
+        instances: Vec<crate::election::InstanceConfig>,
+    ) -> Self {
         GroupRuntime {
             index,
             name: Arc::from(config.groups[index].name.as_str()),
@@ -135,6 +145,7 @@ impl GroupRuntime {
             start_pending: false,
             resources: ResourceState::Idle,
             conflict_logged: Vec::new(),
+            lan: config.groups[index].lan_of(&config.nodes[me]),
             stopping: None,
             intent: None,
         }
@@ -155,13 +166,15 @@ impl GroupRuntime {
 pub struct Node {
     config: Config,
     me: usize,
-    sources: Sources,
-    link_up: bool,
+    /// Where adverts come from, per LAN segment of this node.
+    sources: Vec<Sources>,
+    /// Per LAN segment of this node: its link is up.
+    links_up: Vec<bool>,
     /// Drained: this node takes no group (it hands over those it owns).
     drained: bool,
     groups: Vec<GroupRuntime>,
-    /// (family, vrid) → index into `groups`.
-    by_vrid: HashMap<(Family, u8), usize>,
+    /// (LAN segment, family, vrid) → index into `groups`.
+    by_vrid: HashMap<(usize, Family, u8), usize>,
     discards: Discards,
     /// Which drops were logged, per source (bounded).
     drop_log: droplog::DropLog,
@@ -235,12 +248,31 @@ impl Node {
         wall: SystemTime,
         drained: bool,
     ) -> Node {
-        let sources = Sources::find(&config, me, &setup.interface_addresses);
+        let lans = config.nodes[me].lans.len();
+        let sources: Vec<Sources> = (0..lans)
+            .map(|lan| {
+                let found = if lan == 0 {
+                    Some(&setup.interface_addresses)
+                } else {
+                    setup.lans.get(lan - 1).map(|(a, _)| a)
+                };
+                Sources::find_on(&config, me, lan, found.map_or(&[], |a| a.as_slice()))
+            })
+            .collect();
+        let links_up: Vec<bool> = (0..lans)
+            .map(|lan| {
+                if lan == 0 {
+                    setup.link_up
+                } else {
+                    setup.lans.get(lan - 1).is_none_or(|(_, up)| *up)
+                }
+            })
+            .collect();
         let mut node = Node {
             config,
             me,
             sources,
-            link_up: setup.link_up,
+            links_up,
             drained,
             groups: Vec::new(),
             by_vrid: HashMap::new(),
@@ -278,9 +310,10 @@ impl Node {
         node.membership = Node::membership_for(&node.config, me, setup, now);
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
-            let mut runtime = GroupRuntime::new(plan.group, &node.config, plan.instances);
+            let mut runtime = GroupRuntime::new(plan.group, &node.config, me, plan.instances);
             node.apply_tracking_to(now, &mut runtime);
-            runtime.start(now, setup.link_up, drained);
+            let up = node.links_up.get(runtime.lan).copied().unwrap_or(true);
+            runtime.start(now, up, drained);
             node.groups.push(runtime);
         }
         node.index_groups();
@@ -305,12 +338,31 @@ impl Node {
 
     /// The address adverts of `family` go out from.
     pub fn source(&self, family: Family) -> Option<IpAddr> {
-        self.sources.get(family)
+        self.sources[0].get(family)
+    }
+
+    /// The address adverts of `family` go out from on LAN segment `lan`.
+    pub fn source_on(&self, lan: usize, family: Family) -> Option<IpAddr> {
+        self.sources.get(lan)?.get(family)
+    }
+
+    /// The LAN segment (index into this node's `lans`) the group `group` lives on.
+    pub fn lan_of_group(&self, group: &str) -> usize {
+        self.slot(group).map_or(0, |slot| self.groups[slot].lan)
+    }
+
+    /// The (LAN segment, family) pairs this node speaks VRRP in (a socket each).
+    pub fn lans_and_families(&self) -> Vec<(usize, Family)> {
+        let mut pairs: Vec<(usize, Family)> =
+            self.by_vrid.keys().map(|(l, f, _)| (*l, *f)).collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
     }
 
     /// The families this node speaks VRRP in (a socket each).
     pub fn families(&self) -> Vec<Family> {
-        let mut families: Vec<Family> = self.by_vrid.keys().map(|(f, _)| *f).collect();
+        let mut families: Vec<Family> = self.by_vrid.keys().map(|(_, f, _)| *f).collect();
         families.sort();
         families.dedup();
         families
@@ -381,8 +433,14 @@ impl Node {
 
     /// A datagram from a raw VRRP socket.
     pub fn handle_datagram(&mut self, now: Instant, datagram: Datagram<'_>) {
+        self.handle_datagram_on(now, 0, datagram);
+    }
+
+    /// A datagram from the raw VRRP socket of LAN segment `lan` (index into this node's
+    /// `lans`).
+    pub fn handle_datagram_on(&mut self, now: Instant, lan: usize, datagram: Datagram<'_>) {
         let source = ip::source(&datagram);
-        if let Err(discard) = self.receive(now, datagram) {
+        if let Err(discard) = self.receive(now, lan, datagram) {
             debug!("dropped a VRRP packet: {discard}");
             self.discards.count(&discard);
             watch::dropped(now, &mut self.drop_log, source, &discard);
@@ -549,15 +607,20 @@ impl Node {
             .set_tracking(now, verdict.priority, verdict.fault);
     }
 
-    /// The node's interface went down or came up.
+    /// The node's (first) interface went down or came up.
     pub fn handle_link(&mut self, now: Instant, up: bool) {
-        if up == self.link_up {
+        self.handle_link_on(now, 0, up);
+    }
+
+    /// The interface of LAN segment `lan` went down or came up: its groups follow.
+    pub fn handle_link_on(&mut self, now: Instant, lan: usize, up: bool) {
+        if self.links_up.get(lan) != Some(&!up) {
             return;
         }
-        self.link_up = up;
-        let interface = &self.config.nodes[self.me].interface;
+        self.links_up[lan] = up;
+        let interface = &self.config.nodes[self.me].lans[lan].interface;
         info!(%interface, "link {}", if up { "up" } else { "down" });
-        for runtime in &mut self.groups {
+        for runtime in self.groups.iter_mut().filter(|r| r.lan == lan) {
             runtime.election.set_link(now, up);
         }
         self.touch_all();
@@ -656,6 +719,9 @@ impl Node {
     /// Shutdown: every master says priority 0 and lets go of its addresses.
     pub fn shutdown(&mut self, now: Instant) {
         info!("shutting down: priority 0 and releasing the addresses");
+        if let Some(membership) = self.membership.as_mut() {
+            membership.set_gone(now);
+        }
         let first = self.effects.len();
         for runtime in &mut self.groups {
             runtime.election.shutdown(now);
@@ -843,9 +909,15 @@ impl Node {
         if new.metrics != self.config.metrics {
             return Err("[metrics]: the listener changes only with a restart of vipd".into());
         }
+        if new.nodes[new_me].lans != self.config.nodes[self.me].lans {
+            return Err(format!(
+                "node \"{name}\": its [[node.lan]] entries change: restart vipd on this node to apply them"
+            ));
+        }
         for plan in plan::for_node_with(&new, new_me, &self.sources) {
+            let lan = new.groups[plan.group].lan_of(&new.nodes[new_me]);
             for instance in plan.instances {
-                if self.sources.get(instance.family).is_none() {
+                if self.source_on(lan, instance.family).is_none() {
                     return Err(format!(
                         "group \"{}\" has {} addresses, and this node has no {} address to send adverts from",
                         new.groups[plan.group].name, instance.family, instance.family
@@ -920,9 +992,10 @@ impl Node {
         self.tracking.reload(&self.config, Some(&old_config));
         self.apply_tracking(now);
         for (index, instances) in fresh {
-            let mut runtime = GroupRuntime::new(index, &self.config, instances);
+            let mut runtime = GroupRuntime::new(index, &self.config, self.me, instances);
             self.apply_tracking_to(now, &mut runtime);
-            runtime.start(now, self.link_up, self.drained);
+            let up = self.links_up.get(runtime.lan).copied().unwrap_or(true);
+            runtime.start(now, up, self.drained);
             self.groups.push(runtime);
         }
         self.index_groups();
@@ -968,14 +1041,14 @@ impl Node {
     // ---- the rules ----
 
     /// Checks one datagram and hands the advert to its group.
-    fn receive(&mut self, now: Instant, datagram: Datagram<'_>) -> Result<(), Discard> {
+    fn receive(&mut self, now: Instant, lan: usize, datagram: Datagram<'_>) -> Result<(), Discard> {
         let (ends, message) = ip::vrrp_message(datagram)?;
         let family = Family::of(&ends.src);
         let (repr, form) = Repr::parse(&Packet::new_unchecked(message), ends)?;
         self.adverts_received += 1;
         let &slot = self
             .by_vrid
-            .get(&(family, repr.vrid))
+            .get(&(lan, family, repr.vrid))
             .ok_or(Discard::UnknownVrid)?;
         let group = &self.config.groups[self.groups[slot].index];
         if repr.version != group.version {
@@ -1027,10 +1100,13 @@ impl Node {
         let sender = match verdict {
             Some(identity::Verdict::Member(n)) => Some(n),
             Some(_) => None,
-            None => self.config.nodes.iter().position(|node| {
-                plan::source_address(node, family) == Some(ends.src)
-                    || node.link_local.map(IpAddr::V6) == Some(ends.src)
-            }),
+            None => {
+                let group = &self.config.groups[self.groups[slot].index];
+                (0..self.config.nodes.len()).find(|n| {
+                    plan::group_source(&self.config, group, *n, family) == Some(ends.src)
+                        || self.config.nodes[*n].link_local.map(IpAddr::V6) == Some(ends.src)
+                })
+            }
         };
         if let Some(n) = sender
             && n != self.me
@@ -1075,11 +1151,15 @@ impl Node {
     /// For an IPv6 advert from a source the file does not give: whose it is, by the
     /// neighbour facts (see [`identity`]). None when there is nothing to verify.
     fn verdict(&self, slot: usize, family: Family, src: IpAddr) -> Option<identity::Verdict> {
-        let listed = |n: &crate::config::Node| n.link_local.map(IpAddr::V6) == Some(src);
+        let listed = |n: &crate::config::Node| {
+            n.lans
+                .iter()
+                .any(|l| l.link_local.map(IpAddr::V6) == Some(src))
+        };
         if family != Family::V6 || self.config.nodes.iter().any(listed) {
             return None;
         }
-        if self.sources.get(family) == Some(src) {
+        if self.sources.iter().any(|s| s.get(family) == Some(src)) {
             return None;
         }
         let group = &self.config.groups[self.groups[slot].index];
@@ -1122,7 +1202,8 @@ impl Node {
         for (slot, runtime) in self.groups.iter().enumerate() {
             for instance in runtime.election.instances() {
                 let config = instance.config();
-                self.by_vrid.insert((config.family, config.vrid), slot);
+                self.by_vrid
+                    .insert((runtime.lan, config.family, config.vrid), slot);
             }
         }
         let mut members: Vec<usize> = Vec::new();
@@ -1407,7 +1488,7 @@ impl Node {
             node: me.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             interface: me.interface.clone(),
-            link_up: self.link_up,
+            link_up: self.links_up[0],
             drained: self.drained,
             uptime_ms: now.saturating_duration_since(self.started).as_millis() as u64,
             groups: self
@@ -1506,7 +1587,7 @@ impl Node {
 struct Out<'a> {
     config: &'a Config,
     me: usize,
-    sources: &'a Sources,
+    sources: &'a [Sources],
     effects: &'a mut VecDeque<Effect>,
     adverts_sent: &'a mut u64,
 }
@@ -1592,7 +1673,8 @@ impl Out<'_> {
     /// An advert of `group` in `family` with `priority`, checksummed for each destination.
     fn advert(&mut self, group: &crate::config::Group, family: Family, priority: u8) -> Effect {
         let mut datagrams = Vec::new();
-        if let Some(source) = self.sources.get(family) {
+        let lan = group.lan_of(&self.config.nodes[self.me]);
+        if let Some(source) = self.sources.get(lan).and_then(|s| s.get(family)) {
             let repr = Repr {
                 version: group.version,
                 vrid: group.vrid,
@@ -1606,7 +1688,7 @@ impl Out<'_> {
                     .priorities
                     .iter()
                     .filter(|(n, _)| *n != self.me)
-                    .filter_map(|(n, _)| plan::source_address(&self.config.nodes[*n], family))
+                    .filter_map(|(n, _)| plan::group_source(self.config, group, *n, family))
                     .collect()
             } else {
                 vec![multicast_group(family)]
@@ -1626,6 +1708,7 @@ impl Out<'_> {
         *self.adverts_sent += datagrams.len() as u64;
         Effect::Send {
             group: Arc::from(group.name.as_str()),
+            lan,
             family,
             priority,
             datagrams,

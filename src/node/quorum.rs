@@ -93,17 +93,35 @@ impl Node {
             membership.next_change(now),
             standing.filter(|t| *t > now),
             self.fences.next_retry().filter(|t| *t > now),
+            self.next_fence_due(now),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
+    /// How long before its votes run out this node lets go of its quorum groups: what their
+    /// resources may take to stop (the longest sum of `timeout`s) and two heartbeats for
+    /// the addresses, within the file's budget. A short stall of the heartbeats (a loaded
+    /// machine) then costs nothing, while the lease argument holds.
     fn stop_budget(&self) -> Duration {
-        self.config
-            .quorum
-            .as_ref()
-            .map_or(Duration::ZERO, |q| q.stop_budget())
+        let Some(quorum) = self.config.quorum.as_ref() else {
+            return Duration::ZERO;
+        };
+        let stops = self
+            .groups
+            .iter()
+            .filter(|r| self.is_quorum_group(r))
+            .map(|r| {
+                self.config.groups[r.index]
+                    .resources
+                    .iter()
+                    .map(|x| x.timeout)
+                    .sum::<Duration>()
+            })
+            .max()
+            .unwrap_or_default();
+        (stops + 2 * quorum.heartbeat).min(quorum.stop_budget())
     }
 
     /// True while this node holds quorum for at least the stop budget.
@@ -158,9 +176,15 @@ impl Node {
             return;
         };
         let mut wanted: Vec<usize> = Vec::new();
+        let fence_after = self
+            .config
+            .quorum
+            .as_ref()
+            .map_or(Duration::ZERO, |q| q.fence_after);
         for (slot, runtime) in self.groups.iter().enumerate() {
             let waiting = runtime.election.leader().is_some_and(|l| l.claim_waiting());
-            if !waiting || !self.is_quorum_group(runtime) {
+            if !waiting || !self.is_quorum_group(runtime) || self.better_candidate_heard(slot, now)
+            {
                 continue;
             }
             for name in self.members_in_the_way(slot, now) {
@@ -170,7 +194,9 @@ impl Node {
                 let Some(voter) = membership.voter_of_node(node) else {
                     continue;
                 };
-                let vanished = membership.reports_of(voter, now).is_none();
+                let heard = membership.last_heard(voter);
+                let vanished = membership.reports_of(voter, now).is_none()
+                    && heard.is_none_or(|t| now >= t + fence_after);
                 if vanished
                     && self.config.nodes[node].fence.is_some()
                     && self.fences.due(node, membership.last_heard(voter), now)
@@ -196,6 +222,52 @@ impl Node {
                 timeout,
             });
         }
+    }
+
+    /// True when another member that ranks above this node in the group in `slot` is heard:
+    /// that one takes the group (and fences, if needed); this node does not fence too.
+    fn better_candidate_heard(&self, slot: usize, now: Instant) -> bool {
+        let Some(membership) = self.membership.as_ref() else {
+            return false;
+        };
+        let runtime = &self.groups[slot];
+        let group = &self.config.groups[runtime.index];
+        let mine = (
+            runtime.election.leader().map_or(0, |l| l.priority()),
+            self.config.nodes[self.me].address,
+        );
+        group.priorities.iter().any(|(n, _)| {
+            let Some(voter) = membership.voter_of_node(*n).filter(|_| *n != self.me) else {
+                return false;
+            };
+            membership
+                .reports_of(voter, now)
+                .and_then(|reports| reports.iter().find(|r| r.name == group.name))
+                .is_some_and(|r| (r.priority, self.config.nodes[*n].address) > mine)
+                && !membership.gone(voter)
+        })
+    }
+
+    /// When a vanished member may be fenced (its silence reaches `fence_after`), the
+    /// soonest, while a quorum group waits.
+    fn next_fence_due(&self, now: Instant) -> Option<Instant> {
+        let membership = self.membership.as_ref()?;
+        let fence_after = self.config.quorum.as_ref()?.fence_after;
+        let waiting = self.groups.iter().any(|r| {
+            self.is_quorum_group(r) && r.election.leader().is_some_and(|l| l.claim_waiting())
+        });
+        if !waiting {
+            return None;
+        }
+        self.config
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.fence.is_some())
+            .filter_map(|(i, _)| membership.last_heard(membership.voter_of_node(i)?))
+            .map(|t| t + fence_after)
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// A fence command ended.
@@ -245,6 +317,16 @@ impl Node {
                 let Some(voter) = membership.voter_of_node(*n) else {
                     return false;
                 };
+                // A member that stopped for good and said it let go holds nothing, heard
+                // lately or not (no fence for a graceful stop).
+                let gone_free = membership.gone(voter)
+                    && !membership
+                        .last_reports_of(voter)
+                        .iter()
+                        .any(|r| r.name == group.name && r.holds);
+                if gone_free {
+                    return false;
+                }
                 let fenced = self.config.nodes[*n].fence.is_some();
                 let heard = membership.reports_of(voter, now).is_some();
                 // With a fence command, a vanished member counts as gone only once fenced:
@@ -256,10 +338,13 @@ impl Node {
                 } else if membership.released_by_majority(voter, now) {
                     return false;
                 }
-                let acknowledged = runtime
-                    .intent
-                    .zip(membership.anchor_of(voter))
-                    .is_some_and(|(intent, anchor)| anchor >= intent);
+                // A member that stops for good says so: it takes nothing more in this boot, and
+                // its last word needs no acknowledgement.
+                let acknowledged = membership.gone(voter)
+                    || runtime
+                        .intent
+                        .zip(membership.anchor_of(voter))
+                        .is_some_and(|(intent, anchor)| anchor >= intent);
                 let report = membership
                     .reports_of(voter, now)
                     .and_then(|reports| reports.iter().find(|r| r.name == group.name));

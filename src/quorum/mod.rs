@@ -112,6 +112,8 @@ struct Peer {
     heard: u64,
     released: u64,
     groups: Vec<GroupReport>,
+    /// It said it stops for good (this boot takes nothing more).
+    gone: bool,
     /// Its vote for this voter counts until then.
     lease_until: Option<Instant>,
     /// This voter's side: when it last gave the peer its vote, whether it gives it now, and
@@ -157,6 +159,8 @@ pub struct Membership {
     /// A voter that (re)starts gives no vote and reports no release for a lease: votes it
     /// gave before it restarted may still count.
     quiet_until: Instant,
+    /// This voter stops for good: its heartbeats say so.
+    gone: bool,
     counters: Counters,
 }
 
@@ -195,6 +199,7 @@ impl Membership {
             peers,
             next_round: now,
             quiet_until: now + lease,
+            gone: false,
             counters: Counters::default(),
         }
     }
@@ -301,6 +306,7 @@ impl Membership {
                 echo: peer.boot.map(|boot| (boot, peer.seq)),
                 heard,
                 released,
+                gone: self.gone,
                 groups: groups.to_vec(),
             };
             out.push(Transmit {
@@ -379,6 +385,7 @@ impl Membership {
             peer.lease_until = Some(peer.lease_until.map_or(until, |u| u.max(until)));
         }
         peer.grant = heartbeat.grant;
+        peer.gone = heartbeat.gone;
         peer.heard = heartbeat.heard;
         peer.released = heartbeat.released;
         peer.groups = heartbeat.groups;
@@ -524,6 +531,24 @@ impl Membership {
     /// said until then.
     pub fn anchor_of(&self, v: usize) -> Option<Instant> {
         self.peers.get(v)?.anchor
+    }
+
+    /// This voter stops for good (a shutdown): its heartbeats say so from now on, and it
+    /// sends a round at once.
+    pub fn set_gone(&mut self, now: Instant) {
+        self.gone = true;
+        self.hurry(now);
+    }
+
+    /// True when voter `v`'s latest heartbeat said it stops for good, and it has not
+    /// started again since (a new boot says otherwise).
+    pub fn gone(&self, v: usize) -> bool {
+        self.peers.get(v).is_some_and(|p| p.gone)
+    }
+
+    /// What voter `v` said of its groups last, heard lately or not.
+    pub fn last_reports_of(&self, v: usize) -> &[GroupReport] {
+        self.peers.get(v).map_or(&[], |p| p.groups.as_slice())
     }
 
     /// When voter `v`'s last anchored heartbeat arrived.

@@ -7,6 +7,7 @@
 //! 4   from, to                    voter indexes (nodes in file order, then witnesses)
 //! 6   flags                       bit 0: the sender grants the recipient its vote
 //!                                 bit 1: an echo follows
+//!                                 bit 2: the sender stops for good
 //! 7   0
 //! 8   boot (u64), seq (u64)       the sender's boot id (grows across restarts) and counter
 //! 24  echo boot, echo seq         the recipient's (boot, seq) last heard by the sender
@@ -50,6 +51,8 @@ pub struct Heartbeat {
     pub echo: Option<(u64, u64)>,
     pub heard: u64,
     pub released: u64,
+    /// The sender stops for good (a shutdown): it takes nothing more in this boot.
+    pub gone: bool,
     pub groups: Vec<GroupReport>,
 }
 
@@ -82,7 +85,11 @@ impl Heartbeat {
         out.extend_from_slice(MAGIC);
         out.push(self.from);
         out.push(self.to);
-        out.push(u8::from(self.grant) | (u8::from(self.echo.is_some()) << 1));
+        out.push(
+            u8::from(self.grant)
+                | (u8::from(self.echo.is_some()) << 1)
+                | (u8::from(self.gone) << 2),
+        );
         out.push(0);
         out.extend_from_slice(&self.boot.to_be_bytes());
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -130,6 +137,7 @@ impl Heartbeat {
             from: body[4],
             to: body[5],
             grant: flags & 1 != 0,
+            gone: flags & 4 != 0,
             echo: (flags & 2 != 0).then(|| (u64_at(24), u64_at(32))),
             boot: u64_at(8),
             seq: u64_at(16),
@@ -182,6 +190,7 @@ mod tests {
             echo: Some((7, 9)),
             heard: 0b111,
             released: 0b1000,
+            gone: false,
             groups: vec![GroupReport {
                 name: "disk".into(),
                 holds: true,

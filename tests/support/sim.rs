@@ -102,6 +102,8 @@ pub struct SimWitness {
 struct InFlight {
     from: usize,
     to: usize,
+    /// The receiver's LAN segment it arrives on (index into its `lans`).
+    lan: usize,
     src: IpAddr,
     dst: IpAddr,
     message: Vec<u8>,
@@ -169,6 +171,10 @@ pub struct Sim {
     pub fenced: Vec<(Duration, usize, String)>,
     /// Frozen nodes (SIGSTOP): they take no input and no timer, and keep what they hold.
     pub frozen: BTreeSet<usize>,
+    /// Nodes that no longer read heartbeats (a daemon past its event loop, stopping).
+    pub deaf: BTreeSet<usize>,
+    /// (node, LAN segment) whose link is down (segment 0 follows `SimNode::link_up`).
+    pub lan_links_down: BTreeSet<(usize, usize)>,
     boots: u64,
 }
 
@@ -191,7 +197,23 @@ pub fn interface_addresses(config: &Config, node: usize) -> Vec<IpAddr> {
 /// The source address a simulated node sends `family` adverts from, by the node layer's own
 /// rule.
 pub fn sim_source(config: &Config, node: usize, family: Family) -> IpAddr {
-    plan::Sources::find(config, node, &interface_addresses(config, node))
+    sim_source_on(config, node, 0, family)
+}
+
+/// What a simulated node finds on its interface of LAN segment `lan` (index into `lans`).
+pub fn lan_addresses(config: &Config, node: usize, lan: usize) -> Vec<IpAddr> {
+    if lan == 0 {
+        return interface_addresses(config, node);
+    }
+    let segment = &config.nodes[node].lans[lan];
+    let mut found = vec![segment.address];
+    found.extend(segment.link_local.map(IpAddr::V6));
+    found
+}
+
+/// [`sim_source`] on LAN segment `lan`.
+pub fn sim_source_on(config: &Config, node: usize, lan: usize, family: Family) -> IpAddr {
+    plan::Sources::find_on(config, node, lan, &lan_addresses(config, node, lan))
         .get(family)
         .expect("every simulated node has a source in each family")
 }
@@ -248,6 +270,8 @@ impl Sim {
             fence_works: true,
             fenced: Vec::new(),
             frozen: BTreeSet::new(),
+            lan_links_down: BTreeSet::new(),
+            deaf: BTreeSet::new(),
             boots: 0,
         }
     }
@@ -442,9 +466,18 @@ impl Sim {
     /// Starts (or restarts) a node's daemon: fresh state, as a new process.
     pub fn start_node(&mut self, node: usize) {
         self.boots += 1;
+        let lans = self.config.nodes[node].lans.len();
         let setup = Setup {
             interface_addresses: interface_addresses(&self.config, node),
             link_up: self.nodes[node].link_up,
+            lans: (1..lans)
+                .map(|lan| {
+                    (
+                        lan_addresses(&self.config, node, lan),
+                        !self.lan_links_down.contains(&(node, lan)),
+                    )
+                })
+                .collect(),
             tracked_links: self.nodes[node]
                 .tracked_down
                 .iter()
@@ -512,6 +545,20 @@ impl Sim {
         }
         self.drain(node);
         self.kill(node);
+    }
+
+    /// The link of `node`'s LAN segment `lan` (1.. : its `[[node.lan]]`s) goes down or up.
+    pub fn set_lan_link(&mut self, node: usize, lan: usize, up: bool) {
+        if up {
+            self.lan_links_down.remove(&(node, lan));
+        } else {
+            self.lan_links_down.insert((node, lan));
+        }
+        let now = self.now;
+        if let Some(n) = self.nodes[node].node.as_mut() {
+            n.handle_link_on(now, lan, up);
+        }
+        self.drain(node);
     }
 
     pub fn set_link(&mut self, node: usize, up: bool) {
@@ -689,7 +736,7 @@ impl Sim {
     }
 
     fn deliver_heartbeat(&mut self, to: usize, src: IpAddr, bytes: &[u8]) {
-        if self.frozen.contains(&to) {
+        if self.frozen.contains(&to) || self.deaf.contains(&to) {
             return;
         }
         let now = self.now;
@@ -707,9 +754,13 @@ impl Sim {
     /// front, IPv6 with the header's fields beside the message.
     fn deliver(&mut self, packet: InFlight) {
         let (from, to) = (&self.nodes[packet.from], &self.nodes[packet.to]);
+        let links_up = if packet.lan == 0 {
+            to.link_up && from.link_up
+        } else {
+            true
+        };
         if !to.running()
-            || !to.link_up
-            || !from.link_up
+            || !links_up
             || from.side != to.side
             || self.frozen.contains(&packet.to)
             || self
@@ -736,7 +787,7 @@ impl Sim {
         };
         let now = self.now;
         if let Some(n) = self.nodes[packet.to].node.as_mut() {
-            n.handle_datagram(now, datagram);
+            n.handle_datagram_on(now, packet.lan, datagram);
         }
         self.drain(packet.to);
     }
@@ -758,8 +809,9 @@ impl Sim {
                     family,
                     priority,
                     datagrams,
+                    ..
                 } => {
-                    sends.push((busy, family, datagrams));
+                    sends.push((busy, group.clone(), family, datagrams));
                     (group, family, What::Sent { priority })
                 }
                 Effect::Claim {
@@ -836,27 +888,44 @@ impl Sim {
                 what,
             });
         }
-        for (busy, family, datagrams) in sends {
-            self.send_after(node, family, datagrams, busy);
+        for (busy, group, family, datagrams) in sends {
+            self.send_after(node, &group, family, datagrams, busy);
         }
     }
 
     fn send_after(
         &mut self,
         from: usize,
+        group: &str,
         family: Family,
         datagrams: Vec<(IpAddr, Vec<u8>)>,
         busy: Duration,
     ) {
-        if !self.nodes[from].link_up {
+        let Some(group) = self.config.groups.iter().find(|g| g.name == group).cloned() else {
+            return;
+        };
+        let from_lan = group.lan_of(&self.config.nodes[from]);
+        let up = |sim: &Sim, node: usize, lan: usize| {
+            if lan == 0 {
+                sim.nodes[node].link_up
+            } else {
+                !sim.lan_links_down.contains(&(node, lan))
+            }
+        };
+        if !up(self, from, from_lan) {
             return;
         }
-        let src = sim_source(&self.config, from, family);
+        let src = sim_source_on(&self.config, from, from_lan, family);
         for (dst, message) in datagrams {
             for to in 0..self.nodes.len() {
+                // Only nodes on the group's LAN segment hear it, on their interface there.
+                let Some(lan) = self.config.nodes[to].lan_index(group.interface.as_deref()) else {
+                    continue;
+                };
                 let reaches = dst.is_multicast()
-                    || plan::source_address(&self.config.nodes[to], family) == Some(dst);
+                    || plan::group_source(&self.config, &group, to, family) == Some(dst);
                 if to == from
+                    || !up(self, to, lan)
                     || !reaches
                     || self.block_family == Some(family)
                     || self.rng.chance(self.loss_per_mille)
@@ -869,6 +938,7 @@ impl Sim {
                     Flight::Packet(InFlight {
                         from,
                         to,
+                        lan,
                         src,
                         dst,
                         message: message.clone(),

@@ -66,6 +66,7 @@ pub(super) fn group(
         &raw.track_interface,
     )?;
     let quorum = check.quorum(&resources, &priorities)?;
+    let interface = check.interface(&addresses, &priorities)?;
     let spans = GroupSpans {
         vrid: raw.vrid.span(),
         addresses: raw.addresses.get_ref().iter().map(|a| a.span()).collect(),
@@ -92,6 +93,7 @@ pub(super) fn group(
             vmac,
             track,
             quorum,
+            interface,
         },
         spans,
     ))
@@ -640,5 +642,54 @@ impl<'a> GroupCheck<'a> {
             ));
         }
         Ok(true)
+    }
+
+    /// `interface`: the LAN segment the group lives on; every member must have it (its
+    /// first interface, or a `[[node.lan]]`), with a link-local address given for IPv6 on a
+    /// segment other than the first (member identity there comes from the file).
+    fn interface(
+        &self,
+        addresses: &[VirtualAddress],
+        priorities: &[(usize, u8)],
+    ) -> Checked<Option<String>> {
+        let Some(spanned) = &self.raw.interface else {
+            return Ok(None);
+        };
+        let name = spanned.get_ref().trim().to_string();
+        let has_v6 = addresses.iter().any(|a| a.address.is_ipv6());
+        for (n, _) in priorities {
+            let node = &self.nodes[*n];
+            let Some(lan) = node.lan_index(Some(&name)) else {
+                return Err(self.source.error(
+                    spanned.span(),
+                    self.at("interface"),
+                    format!(
+                        "member \"{}\" has no interface {name}: add it to the node as [[node.lan]] (interface, address)",
+                        node.name
+                    ),
+                ));
+            };
+            if lan > 0 && self.raw.vmac.as_ref().is_some_and(|v| *v.get_ref()) {
+                return Err(self.source.error(
+                    spanned.span(),
+                    self.at("interface"),
+                    format!(
+                        "vmac = true works on each member's first interface only (for member \"{}\", {name} is another one): set vmac = false or move the group",
+                        node.name
+                    ),
+                ));
+            }
+            if lan > 0 && has_v6 && node.lans[lan].link_local.is_none() && !node.foreign {
+                return Err(self.source.error(
+                    spanned.span(),
+                    self.at("interface"),
+                    format!(
+                        "member \"{}\": an IPv6 group on {name} needs its link-local address there (`link_local` in its [[node.lan]]), so adverts can be tied to members",
+                        node.name
+                    ),
+                ));
+            }
+        }
+        Ok(Some(name))
     }
 }
