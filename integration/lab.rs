@@ -1386,12 +1386,19 @@ fn an_outsider_claiming_the_ipv6_address_by_neighbour_advertisement_is_answered_
     );
 }
 
-/// Not solved in the lab yet (issue 11, item 3): the simulator's cause (IPv6 claims holding
-/// up the adverts behind them) is fixed, but in the lab the three daemons, started one after
-/// the other, still put most groups on two nodes for a while (main: 250 groups at once
-/// around 0.8 s; this branch: 171-199). Run it by name with `--ignored`.
+/// Issue 11: a cold start of 250 IPv6 groups on three nodes at once never puts an address on
+/// two nodes. The elections begin together (`Lab::start_all_at_once`: the processes start
+/// cut off from the LAN, and their ports go up with one command), so that the test measures
+/// the daemons and not how far apart a busy machine started three processes.
+///
+/// The sampler reads the nodes in order and back (0, 1, 2, 2, 1, 0): an address counts as
+/// doubled only when a node had it in both of its reads and another node had it in a read
+/// between them. Read once in order, an address that moved from node 0 to node 2 between
+/// the two reads looked doubled although no instant had it on both.
+///
+/// Before (the three processes started one after the other; naive sampler): 171-199 of 250
+/// addresses on two nodes at once around 0.5-1 s, sometimes all 250 for 1-2 s.
 #[test]
-#[ignore]
 fn a_cold_start_of_250_ipv6_groups_on_three_nodes_never_doubles_an_address() {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut groups = String::new();
@@ -1411,36 +1418,51 @@ fn a_cold_start_of_250_ipv6_groups_on_three_nodes_never_doubles_an_address() {
     let toml = vipd::lab::cluster_file(3, &groups);
     let mut lab = Lab::new("cold6", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
         .unwrap_or_else(|e| panic!("lab: {e}"));
-    lab.start_all().unwrap();
-    let start = Instant::now();
+    let virtual_addresses = |lab: &Lab, node: usize| -> std::collections::HashSet<IpAddr> {
+        lab.addresses(node)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.to_string().starts_with("2001:db8::1:"))
+            .collect()
+    };
+    let start = lab.start_all_at_once().unwrap();
     let mut worst = (0usize, Duration::ZERO);
+    let mut naive_worst = (0usize, Duration::ZERO);
     let mut samples = 0;
     while start.elapsed() < Duration::from_secs(4) {
-        let mut seen = std::collections::HashMap::<IpAddr, usize>::new();
-        for node in 0..3 {
-            for address in lab.addresses(node).unwrap() {
-                *seen.entry(address).or_default() += 1;
-            }
-        }
+        let at = start.elapsed();
+        let forth: Vec<_> = (0..3).map(|n| virtual_addresses(&lab, n)).collect();
+        let back: Vec<_> = (0..3).rev().map(|n| virtual_addresses(&lab, n)).collect();
+        let (f, b) = (&forth, |n: usize| &back[2 - n]);
         samples += 1;
-        let doubled = seen
+        let doubled = f[0]
             .iter()
-            .filter(|(a, n)| a.to_string().starts_with("2001:db8::1:") && **n > 1)
+            .chain(f[1].iter())
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .filter(|a| {
+                let on = |n: usize| f[n].contains(a) || b(n).contains(a);
+                (f[0].contains(a) && b(0).contains(a) && (on(1) || on(2)))
+                    || (f[1].contains(a) && b(1).contains(a) && on(2))
+            })
             .count();
         if doubled > worst.0 {
-            worst = (doubled, start.elapsed());
+            worst = (doubled, at);
+        }
+        let mut seen = std::collections::HashMap::<&IpAddr, usize>::new();
+        for address in f.iter().flatten() {
+            *seen.entry(address).or_default() += 1;
+        }
+        let naive = seen.values().filter(|n| **n > 1).count();
+        if naive > naive_worst.0 {
+            naive_worst = (naive, at);
         }
     }
-    let mut held = 0;
-    for node in 0..3 {
-        held += lab
-            .addresses(node)
-            .unwrap()
-            .iter()
-            .filter(|a| a.to_string().starts_with("2001:db8::1:"))
-            .count();
-    }
-    eprintln!("{samples} samples; most addresses on two nodes at once: {worst:?}; held: {held}");
+    let held: usize = (0..3).map(|n| virtual_addresses(&lab, n).len()).sum();
+    eprintln!(
+        "{samples} samples; most addresses on two nodes at once: {worst:?} \
+         (read once in order: {naive_worst:?}); held: {held}"
+    );
     assert_eq!(
         held,
         250,
@@ -1554,6 +1576,84 @@ fn with_vmac_the_ipv6_client_never_sees_the_mac_change_on_a_failover() {
     );
 }
 
+/// A frame the client captured: its Ethernet source, the VRID when it is a VRRP advert
+/// (priority above 0), and the address it tells the LAN about when it is ARP (sender) or a
+/// neighbour advertisement (target).
+#[derive(Debug)]
+struct CapturedFrame {
+    source: String,
+    vrid: Option<u8>,
+    announces: Option<String>,
+}
+
+/// tshark on the client's link, writing one line per frame to a file of the lab.
+struct SourceCapture {
+    child: std::process::Child,
+    path: std::path::PathBuf,
+}
+
+impl SourceCapture {
+    fn start(lab: &Lab) -> SourceCapture {
+        let path = lab.dir.join("sources.capture");
+        let out = std::fs::File::create(&path).unwrap();
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.client])
+            .args(["tshark", "-i", "eth0", "-n", "-l", "-f"])
+            .arg("ip proto 112 or ip6 proto 112 or arp or icmp6")
+            .args(["-T", "fields", "-E", "separator=|"])
+            .args(["-e", "eth.src", "-e", "vrrp.virt_rtr_id", "-e", "vrrp.prio"])
+            .args([
+                "-e",
+                "arp.src.proto_ipv4",
+                "-e",
+                "icmpv6.nd.na.target_address",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // tshark takes a while to open the link.
+        std::thread::sleep(Duration::from_millis(1500));
+        SourceCapture { child, path }
+    }
+
+    /// Ends the capture (by its pid) and reads what it saw.
+    fn finish(mut self) -> Vec<CapturedFrame> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.path)
+            .unwrap()
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split('|').collect();
+                let field = |i: usize| {
+                    fields
+                        .get(i)
+                        .filter(|f| !f.is_empty())
+                        .map(|f| f.to_string())
+                };
+                let vrid = field(1)
+                    .and_then(|v| v.parse().ok())
+                    .filter(|_| field(2).is_some_and(|p| p != "0"));
+                Some(CapturedFrame {
+                    source: field(0)?,
+                    vrid,
+                    announces: field(3).or(field(4)),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for SourceCapture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `vmac = true` group (VRID 51) with one address: alpha master on `link`, the client's
 /// entry at `vmac`; alpha crashes, beta takes over, the entry never changed.
 fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &str) {
@@ -1568,6 +1668,8 @@ fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &st
     let v4 = ip(vip).is_ipv4();
     let mut lab = Lab::new(tag, &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
         .unwrap_or_else(|e| panic!("lab: {e}"));
+    // What the client sees on the wire from start to failover: adverts, ARP, NA.
+    let capture = SourceCapture::start(&lab);
     lab.start_cluster().unwrap();
     let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
     wait_for_holder_on_any_link(&lab, ip(vip), "alpha", Duration::from_secs(3));
@@ -1626,6 +1728,38 @@ fn vmac_failover(tag: &str, vip: &str, written: &str, link_name: &str, vmac: &st
         Some(vmac)
     );
     assert_ne!(lab.mac_of(beta), vmac);
+    // RFC 9568 7.3: the adverts (alpha's, then beta's) and the announcements leave from the
+    // virtual MAC, never from a node's own.
+    std::thread::sleep(Duration::from_millis(300));
+    let frames = capture.finish();
+    let adverts: Vec<&CapturedFrame> = frames.iter().filter(|f| f.vrid == Some(51)).collect();
+    assert!(adverts.len() > 10, "adverts seen: {frames:?}");
+    assert!(
+        adverts.iter().all(|f| f.source == vmac),
+        "adverts from {:?}",
+        adverts
+            .iter()
+            .map(|f| &f.source)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    let announcements: Vec<&CapturedFrame> = frames
+        .iter()
+        .filter(|f| f.announces.as_deref() == Some(vip))
+        .collect();
+    assert!(!announcements.is_empty(), "no ARP/NA for {vip}: {frames:?}");
+    assert!(
+        announcements.iter().all(|f| f.source == vmac),
+        "ARP/NA for {vip} from {:?}",
+        announcements
+            .iter()
+            .map(|f| &f.source)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    eprintln!(
+        "{} adverts and {} ARP/NA for {vip}, all from {vmac}",
+        adverts.len(),
+        announcements.len()
+    );
     if v4 {
         let replies = arp_replies_for(&lab, vip);
         assert!(
@@ -1723,5 +1857,164 @@ fn with_vmac_a_restart_after_sigkill_reuses_the_link_and_empties_it_first() {
         .unwrap();
     assert!(on_link.contains("192.0.2.100/24"), "{on_link}");
     drop(lab);
+    drop(guard);
+}
+
+/// How a handover is asked for in [`handover_in_one_subnet`].
+#[derive(Clone, Copy, Debug)]
+enum Leave {
+    /// SIGTERM: priority 0, addresses released.
+    Stop,
+    /// `vipd drain`: make-before-break for every group.
+    Drain,
+}
+
+/// What a client and a sampler saw while `count` IPv4 groups in 198.51.100.0/24 (alpha 200,
+/// beta 100) moved from alpha to beta: each probe's outage (first, middle and last address),
+/// the most addresses on no node and on both nodes at one sample, and how often alpha said
+/// someone else removed an address.
+struct SubnetHandover {
+    outages: Vec<Duration>,
+    most_on_none: usize,
+    most_on_both: usize,
+    put_back: usize,
+}
+
+fn handover_in_one_subnet(count: usize, leave: Leave) -> SubnetHandover {
+    let mut groups = String::new();
+    for i in 0..count {
+        groups.push_str(&format!(
+            "[[group]]\nname = \"g{i}\"\nvrid = {}\naddresses = [\"198.51.100.{}/24\"]\n\
+             priority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    let toml = vipd::lab::cluster_file(2, &groups);
+    let mut lab = Lab::new("subnet", &toml, env!("CARGO_BIN_EXE_vipd").as_ref())
+        .unwrap_or_else(|e| panic!("lab: {e}"));
+    // The client on the virtual addresses' subnet too.
+    lab.exec(
+        &lab.client,
+        &["ip", "addr", "add", "198.51.100.254/24", "dev", "eth0"],
+    )
+    .unwrap();
+    lab.start_cluster().unwrap();
+    let (alpha, beta) = (lab.node("alpha"), lab.node("beta"));
+    let virtuals = |lab: &Lab, node: usize| -> std::collections::HashSet<IpAddr> {
+        lab.addresses(node)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.to_string().starts_with("198.51.100."))
+            .collect()
+    };
+    let start = Instant::now();
+    while virtuals(&lab, alpha).len() < count || !virtuals(&lab, beta).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut targets = vec![1, count / 2 + 1, count];
+    targets.dedup();
+    let probes: Vec<_> = targets
+        .iter()
+        .map(|n| {
+            lab.start_probe(ip(&format!("198.51.100.{n}")), Duration::from_millis(2500))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let asked_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    match leave {
+        Leave::Stop => lab
+            .send_signal(alpha, nix::sys::signal::Signal::SIGTERM)
+            .unwrap(),
+        Leave::Drain => {
+            let _ = lab
+                .vipd(alpha, &["drain"])
+                .map(|o| assert!(o.status.success(), "{o:?}"));
+        }
+    }
+    // Alpha is read before beta: while the groups move from alpha to beta, an address seen
+    // on neither was on neither for the whole time between the two reads.
+    let (mut most_on_none, mut most_on_both) = (0, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        let on_alpha = virtuals(&lab, alpha);
+        let on_beta = virtuals(&lab, beta);
+        let on_alpha_after = virtuals(&lab, alpha);
+        let none = (1..=count)
+            .map(|n| ip(&format!("198.51.100.{n}")))
+            .filter(|a| !on_alpha.contains(a) && !on_beta.contains(a))
+            .count();
+        let both = on_beta
+            .iter()
+            .filter(|a| on_alpha.contains(*a) && on_alpha_after.contains(*a))
+            .count();
+        most_on_none = most_on_none.max(none);
+        most_on_both = most_on_both.max(both);
+    }
+    let outages = probes
+        .into_iter()
+        .zip(&targets)
+        .map(|(probe, n)| {
+            let answers = lab.finish_probe(probe).unwrap();
+            probe::handover(&answers, asked_us)
+                .unwrap_or_else(|| panic!("198.51.100.{n}: no move seen\n{}", lab.logs()))
+                .outage()
+        })
+        .collect();
+    assert_eq!(virtuals(&lab, beta).len(), count, "{}", lab.logs());
+    let put_back = lab.log(alpha).matches("putting it back").count();
+    SubnetHandover {
+        outages,
+        most_on_none,
+        most_on_both,
+        put_back,
+    }
+}
+
+/// Issue 11: every group's handover at 250 groups in one /24 as clean as one group's (the
+/// kernel's promote_secondaries default once deleted every secondary with its primary: a
+/// graceful stop left 249-250 addresses on no node for 28-32 ms, a probe lost 52-62 ms, and
+/// the node giving way logged "putting it back" up to 383 times). Three trials of each, a
+/// client probing the first, middle and last address every millisecond.
+#[test]
+fn a_handover_of_250_groups_in_one_subnet_is_as_clean_as_one() {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let only = std::env::var("VIPD_LAB_LEAVE").unwrap_or_default();
+    for leave in [Leave::Stop, Leave::Drain] {
+        if !only.is_empty() && !format!("{leave:?}").eq_ignore_ascii_case(&only) {
+            continue;
+        }
+        for count in [1, 250] {
+            let trials: Vec<SubnetHandover> = (0..3)
+                .map(|_| handover_in_one_subnet(count, leave))
+                .collect();
+            let mut outages: Vec<Duration> =
+                trials.iter().flat_map(|t| t.outages.clone()).collect();
+            outages.sort();
+            let ms = |d: &Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+            eprintln!(
+                "{leave:?}, {count} group(s): outages (ms) {}; median {} worst {}; \
+                 most on no node {:?}, on both {:?}, put back {:?}",
+                outages.iter().map(ms).collect::<Vec<_>>().join(" "),
+                ms(&outages[outages.len() / 2]),
+                ms(outages.last().unwrap()),
+                trials.iter().map(|t| t.most_on_none).collect::<Vec<_>>(),
+                trials.iter().map(|t| t.most_on_both).collect::<Vec<_>>(),
+                trials.iter().map(|t| t.put_back).collect::<Vec<_>>(),
+            );
+            // One group loses a few milliseconds in this lab (debug build, shared cores);
+            // the 250 groups' addresses must not lose tens as they did.
+            assert!(
+                *outages.last().unwrap() < Duration::from_millis(30),
+                "{leave:?}, {count} groups: {outages:?}"
+            );
+            assert!(trials.iter().all(|t| t.put_back == 0));
+        }
+    }
     drop(guard);
 }

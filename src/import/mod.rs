@@ -109,6 +109,8 @@ struct Instance {
     announce_count: Option<u32>,
     announce_refresh_s: Option<u64>,
     resources: Vec<Resource>,
+    /// `use_vmac`: the group's addresses on a virtual-MAC link (`vmac = true`).
+    vmac: bool,
     /// track_script entries: (script name, weight).
     track_scripts: Vec<(String, i64)>,
     /// track_interface entries: (interface, weight).
@@ -378,6 +380,7 @@ struct Written {
     unicast_peers: Vec<(IpAddr, usize)>,
     announce_count: Option<u32>,
     announce_refresh_s: Option<u64>,
+    vmac: bool,
     /// track_script entries: script name, weight written there, reverse, line.
     scripts: Vec<(String, Option<i64>, bool, usize)>,
     /// track_interface entries: interface, weight, reverse, line.
@@ -451,6 +454,7 @@ fn read_instance(statement: &Statement, notes: &mut Notes) -> Result<Written, St
         unicast_peers: Vec::new(),
         announce_count: None,
         announce_refresh_s: None,
+        vmac: false,
         scripts: Vec::new(),
         interfaces: Vec::new(),
         notify: Notify::default(),
@@ -534,8 +538,14 @@ fn read_instance(statement: &Statement, notes: &mut Notes) -> Result<Written, St
                 notes.add(line, at(what));
             }
             "use_vmac" => {
-                let what = "use_vmac: vipd has no virtual MAC (macvlan) yet; not carried over";
-                notes.add(line, at(what));
+                w.vmac = true;
+                if !arg.is_empty() {
+                    let what = format!(
+                        "use_vmac {arg}: carried over as vmac = true; vipd names the link \
+                         itself (vrrp.<vrid>, vrrp6.<vrid>)"
+                    );
+                    notes.add(line, at(&what));
+                }
             }
             other => notes.add(line, at(&format!("`{other}` not carried over"))),
         }
@@ -748,6 +758,7 @@ fn finish_instance(w: Written, node: NodeSoFar, notes: &mut Notes) -> Option<Ins
         announce_count: w.announce_count,
         announce_refresh_s: w.announce_refresh_s,
         resources,
+        vmac: w.vmac,
         track_scripts,
         track_interfaces,
     })
@@ -1202,6 +1213,9 @@ pub fn convert(inputs: &[Input], options: &Options) -> Result<Imported, ImportEr
         }
         if group.unicast {
             out.push_str("unicast = true\n");
+        }
+        if first.vmac {
+            out.push_str("vmac = true\n");
         }
         if let Some(count) = first.announce_count {
             out.push_str(&format!("announce_count = {}\n", count.min(100)));

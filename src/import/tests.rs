@@ -439,3 +439,34 @@ fn files_that_cannot_be_converted_say_why() {
         "bad.conf:1: this block is never closed (a `}` is missing)"
     );
 }
+
+#[test]
+fn use_vmac_becomes_vmac_true() {
+    let text = "vrrp_instance V1 {\n interface eth0\n virtual_router_id 51\n use_vmac vrrp51\n \
+                unicast_src_ip 192.0.2.11\n virtual_ipaddress {\n  192.0.2.100/24\n }\n}\n\
+                vrrp_instance V2 {\n interface eth0\n virtual_router_id 52\n \
+                virtual_ipaddress {\n  192.0.2.101/24\n }\n}\n";
+    let imported = convert(
+        &[Input {
+            file: "k".into(),
+            text: text.into(),
+        }],
+        &Options::default(),
+    )
+    .unwrap();
+    let config = Config::parse("t.toml", &imported.toml).unwrap();
+    assert!(config.groups[0].vmac, "{}", imported.toml);
+    assert!(!config.groups[1].vmac, "{}", imported.toml);
+    assert!(has_note(
+        &imported.notes,
+        "k",
+        4,
+        "vipd names the link itself"
+    ));
+    assert!(
+        !imported
+            .notes
+            .iter()
+            .any(|n| n.message.contains("no virtual MAC"))
+    );
+}

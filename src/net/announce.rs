@@ -41,6 +41,29 @@ impl Announcer {
         }
     }
 
+    /// Sends a VRRP advert to a multicast `destination` as a whole frame from this link's
+    /// MAC (a virtual-MAC link's: RFC 9568 section 7.3). Ok(false), nothing sent, when the
+    /// destination is not multicast (unicast adverts go through the VRRP socket).
+    pub fn send_advert(
+        &self,
+        source: IpAddr,
+        destination: IpAddr,
+        message: &[u8],
+    ) -> io::Result<bool> {
+        let Some(frame) = announce::vrrp_frame(self.mac, source, destination, message) else {
+            return Ok(false);
+        };
+        let ethertype = if destination.is_ipv4() {
+            0x0800
+        } else {
+            0x86dd
+        };
+        let to = announce::multicast_mac(destination).expect("a multicast destination");
+        self.socket
+            .send_to(&frame, &self.link_address(to, ethertype))?;
+        Ok(true)
+    }
+
     /// Announces `address`: gratuitous ARP, or an unsolicited NA from `link_local`.
     pub fn announce(&self, address: IpAddr, link_local: Option<Ipv6Addr>) -> io::Result<()> {
         match address {

@@ -5,14 +5,22 @@
 //! gratuitous ARP / unsolicited NA leave from it, so a client's neighbour entry never
 //! changes MAC on a failover.
 //!
-//! Private mode: the macvlan neither talks to sibling macvlans of the same parent nor
-//! (as every macvlan) to the parent itself; the node's own traffic to a virtual address
-//! goes through the local table anyway.
+//! The adverts leave from the virtual MAC too (built whole and sent through the link's
+//! packet socket, `Announcer::send_advert`). VEPA mode, not private: a multicast frame
+//! whose source MAC is that of a macvlan of the receiving node (every node has the group's
+//! link, with the same MAC) is, in private mode, handed to that macvlan alone and never
+//! reaches the parent, where the VRRP sockets listen: a backup would hear no advert from
+//! the master and take over. In VEPA mode the parent gets it as well. Like private mode,
+//! VEPA sends everything out through the parent (no traffic between sibling macvlans or to
+//! the parent itself inside the node); the node's own traffic to a virtual address goes
+//! through the local table anyway.
 
 use super::netlink::NetlinkError;
 use crate::wire::Family;
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage, MacVlanMode};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo, LinkMessage, MacVlanMode,
+};
 use rtnetlink::{Handle, LinkMacVlan, LinkUnspec};
 use tracing::{info, warn};
 
@@ -33,25 +41,38 @@ pub fn mac(family: Family, vrid: u8) -> [u8; 6] {
     [0x00, 0x00, 0x5e, 0x00, kind, vrid]
 }
 
-/// What a link message says of a macvlan: its parent index and MAC.
-fn macvlan_of(message: &LinkMessage) -> Option<(u32, Vec<u8>)> {
+/// The macvlan mode of the virtual-MAC links (see the module's text).
+const MODE: MacVlanMode = MacVlanMode::Vepa;
+
+/// What a link message says of a macvlan: its parent index, MAC and mode.
+fn macvlan_of(message: &LinkMessage) -> Option<(u32, Vec<u8>, Option<MacVlanMode>)> {
     let mut parent = None;
     let mut mac = Vec::new();
     let mut is_macvlan = false;
+    let mut mode = None;
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::Link(index) => parent = Some(*index),
             LinkAttribute::Address(bytes) => mac = bytes.clone(),
             LinkAttribute::LinkInfo(infos) => {
-                is_macvlan = infos
-                    .iter()
-                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::MacVlan)));
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(InfoKind::MacVlan) => is_macvlan = true,
+                        LinkInfo::Data(InfoData::MacVlan(data)) => {
+                            mode = data.iter().find_map(|d| match d {
+                                InfoMacVlan::Mode(m) => Some(*m),
+                                _ => None,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
             }
             _ => {}
         }
     }
     if is_macvlan {
-        parent.map(|p| (p, mac))
+        parent.map(|p| (p, mac, mode))
     } else {
         None
     }
@@ -71,13 +92,13 @@ pub async fn ensure(
     if let Some(message) = get(handle, &name).await? {
         let index = message.header.index;
         match macvlan_of(&message) {
-            Some((p, m)) if p == parent && m == want => {
+            Some((p, m, mode)) if p == parent && m == want && mode == Some(MODE) => {
                 info!("{name}: reusing the existing virtual-MAC link (index {index})");
                 configure_and_up(handle, &name, family, index).await?;
                 return Ok(index);
             }
-            Some((p, _)) if p == parent => {
-                warn!("{name}: a macvlan of that name with another MAC: deleting it");
+            Some((p, _, _)) if p == parent => {
+                warn!("{name}: a macvlan of that name with another MAC or mode: deleting it");
                 handle.link().del(index).execute().await?;
             }
             _ => {
@@ -90,7 +111,7 @@ pub async fn ensure(
     handle
         .link()
         .add(
-            LinkMacVlan::new(&name, parent, MacVlanMode::Private)
+            LinkMacVlan::new(&name, parent, MODE)
                 .address(want.to_vec())
                 .build(),
         )
@@ -104,9 +125,7 @@ pub async fn ensure(
     // switch would learn it at the backup's port), and IPv6 would give both nodes' links the
     // same EUI-64 link-local at once.
     configure_and_up(handle, &name, family, index).await?;
-    info!(
-        "{name}: virtual-MAC link created on parent index {parent} (index {index}, private mode)"
-    );
+    info!("{name}: virtual-MAC link created on parent index {parent} (index {index}, VEPA mode)");
     Ok(index)
 }
 
@@ -131,7 +150,7 @@ async fn configure_and_up(
 
 pub async fn remove_named(handle: &Handle, name: &str, parent: u32) -> Result<bool, NetlinkError> {
     match get(handle, name).await? {
-        Some(message) if macvlan_of(&message).is_some_and(|(p, _)| p == parent) => {
+        Some(message) if macvlan_of(&message).is_some_and(|(p, _, _)| p == parent) => {
             handle.link().del(message.header.index).execute().await?;
             info!("{name}: virtual-MAC link deleted");
             Ok(true)

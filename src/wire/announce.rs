@@ -9,7 +9,7 @@ use pnet_packet::icmpv6::ndp::{MutableNeighborAdvertPacket, NeighborAdvertFlags}
 use pnet_packet::icmpv6::{self, Icmpv6Code, Icmpv6Packet, Icmpv6Types};
 use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::ipv6::MutableIpv6Packet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const ETHERNET_HEADER_LEN: usize = 14;
 pub const GARP_LEN: usize = ETHERNET_HEADER_LEN + 28;
@@ -85,6 +85,58 @@ pub fn unsolicited_na(
     );
     payload[2..4].copy_from_slice(&sum.to_be_bytes());
     frame
+}
+
+/// The Ethernet address an IP multicast group maps to (RFC 1112 section 6.4: 01:00:5e and
+/// the low 23 bits; RFC 2464 section 7: 33:33 and the low 32 bits). None for unicast.
+pub fn multicast_mac(group: IpAddr) -> Option<[u8; 6]> {
+    match group {
+        IpAddr::V4(v4) if v4.is_multicast() => {
+            let o = v4.octets();
+            Some([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
+        }
+        IpAddr::V6(v6) if v6.is_multicast() => {
+            let o = v6.octets();
+            Some([0x33, 0x33, o[12], o[13], o[14], o[15]])
+        }
+        _ => None,
+    }
+}
+
+/// A VRRP advert to a multicast group as a whole Ethernet frame from `source_mac` (the
+/// virtual MAC: RFC 9568 section 7.3 wants adverts sent from it): IPv4 with TTL 255, or
+/// IPv6 with hop limit 255, protocol 112, around `message` (checksummed already for these
+/// ends). None when the ends are not one family or `destination` is not multicast.
+pub fn vrrp_frame(
+    source_mac: [u8; 6],
+    source: IpAddr,
+    destination: IpAddr,
+    message: &[u8],
+) -> Option<Vec<u8>> {
+    let destination_mac = multicast_mac(destination)?;
+    let mut frame = Vec::with_capacity(ETHERNET_HEADER_LEN + 40 + message.len());
+    frame.extend_from_slice(&destination_mac);
+    frame.extend_from_slice(&source_mac);
+    match (source, destination) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            frame.extend_from_slice(&0x0800u16.to_be_bytes());
+            frame.extend_from_slice(&super::ipv4::emit_header(src, dst, 255, message.len()));
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            frame.extend_from_slice(&0x86ddu16.to_be_bytes());
+            // Version 6, traffic class 0xc0 (network control, as the kernel's VRRP sockets),
+            // no flow label.
+            frame.extend_from_slice(&[0x6c, 0x00, 0x00, 0x00]);
+            frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+            frame.push(super::checksum::PROTOCOL_VRRP);
+            frame.push(255);
+            frame.extend_from_slice(&src.octets());
+            frame.extend_from_slice(&dst.octets());
+        }
+        _ => return None,
+    }
+    frame.extend_from_slice(message);
+    Some(frame)
 }
 
 /// Who claims an address on the link: the sender of an ARP packet (a gratuitous ARP, a
@@ -166,6 +218,64 @@ mod tests {
     use crate::wire::checksum;
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+
+    #[test]
+    fn a_vrrp_frame_from_the_virtual_mac_carries_the_advert_to_the_multicast_group() {
+        let vmac = [0x00, 0x00, 0x5e, 0x00, 0x01, 51];
+        let message = [0x31, 51, 200, 1, 0, 10, 0, 0, 192, 0, 2, 100];
+        let v4 = vrrp_frame(
+            vmac,
+            "192.0.2.11".parse().unwrap(),
+            "224.0.0.18".parse().unwrap(),
+            &message,
+        )
+        .unwrap();
+        assert_eq!(&v4[..6], &[0x01, 0x00, 0x5e, 0, 0, 0x12]);
+        assert_eq!(&v4[6..12], &vmac);
+        assert_eq!(&v4[12..14], &[0x08, 0x00]);
+        let (header, payload) = crate::wire::ipv4::split_vrrp(&v4[14..]).unwrap();
+        assert_eq!(header.ttl, 255);
+        assert_eq!(payload, &message);
+        assert_eq!(checksum::plain(&v4[14..34]), 0, "header checksum");
+
+        let vmac6 = [0x00, 0x00, 0x5e, 0x00, 0x02, 51];
+        let v6 = vrrp_frame(
+            vmac6,
+            "fe80::11".parse().unwrap(),
+            "ff02::12".parse().unwrap(),
+            &message,
+        )
+        .unwrap();
+        assert_eq!(&v6[..6], &[0x33, 0x33, 0, 0, 0, 0x12]);
+        assert_eq!(&v6[6..12], &vmac6);
+        assert_eq!(&v6[12..14], &[0x86, 0xdd]);
+        assert_eq!(v6[14] >> 4, 6);
+        assert_eq!(&v6[18..20], &(message.len() as u16).to_be_bytes());
+        assert_eq!(
+            (v6[20], v6[21]),
+            (112, 255),
+            "next header VRRP, hop limit 255"
+        );
+        assert_eq!(
+            &v6[22..38],
+            &"fe80::11".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(
+            &v6[38..54],
+            &"ff02::12".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(&v6[54..], &message);
+        // Unicast adverts are left to the kernel (the peer's MAC is its business).
+        assert!(
+            vrrp_frame(
+                vmac,
+                "192.0.2.11".parse().unwrap(),
+                "192.0.2.12".parse().unwrap(),
+                &message
+            )
+            .is_none()
+        );
+    }
 
     #[test]
     fn gratuitous_arp_layout() {

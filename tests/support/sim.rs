@@ -146,6 +146,9 @@ pub struct Sim {
     /// What one IPv6 address costs the claiming node's shell (added, then waited for until
     /// usable): effects after it in the queue wait that long, as in the daemon. Zero: free.
     pub claim_cost_v6: Duration,
+    /// Nodes start with an empty neighbour table (as fresh hosts do): no MAC of any member
+    /// is known until the facts are fed. False: every fact is fed at start.
+    pub empty_neighbour_tables: bool,
     pub rng: Rng,
     in_flight: BinaryHeap<Reverse<(Instant, u64)>>,
     packets: std::collections::HashMap<u64, Flight>,
@@ -242,6 +245,7 @@ impl Sim {
             block_family: None,
             failing_claims: BTreeSet::new(),
             claim_cost_v6: Duration::ZERO,
+            empty_neighbour_tables: false,
             rng: Rng::new(0),
             in_flight: BinaryHeap::new(),
             packets: std::collections::HashMap::new(),
@@ -488,7 +492,9 @@ impl Sim {
         let n = &mut self.nodes[node];
         n.node = Some(started);
         n.holds.clear();
-        self.feed_neighbours(node);
+        if !self.empty_neighbour_tables {
+            self.feed_neighbours(node);
+        }
         self.drain(node);
     }
 
