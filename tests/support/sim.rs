@@ -171,6 +171,10 @@ pub struct Sim {
     pub fenced: Vec<(Duration, usize, String)>,
     /// Frozen nodes (SIGSTOP): they take no input and no timer, and keep what they hold.
     pub frozen: BTreeSet<usize>,
+    /// Names of the file's quorum groups (checked after every event).
+    quorum_groups: BTreeSet<String>,
+    /// Group name → index in the file.
+    group_index: std::collections::HashMap<String, usize>,
     /// Nodes that no longer read heartbeats (a daemon past its event loop, stopping).
     pub deaf: BTreeSet<usize>,
     /// (node, LAN segment) whose link is down (segment 0 follows `SimNode::link_up`).
@@ -223,6 +227,18 @@ impl Sim {
     pub fn new(toml: &str) -> Sim {
         let config = Config::parse("sim.toml", toml).unwrap_or_else(|e| panic!("{e}"));
         let start = Instant::now();
+        let quorum_groups = config
+            .groups
+            .iter()
+            .filter(|g| g.quorum)
+            .map(|g| g.name.clone())
+            .collect();
+        let group_index = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), i))
+            .collect();
         let nodes = config
             .nodes
             .iter()
@@ -272,6 +288,8 @@ impl Sim {
             frozen: BTreeSet::new(),
             lan_links_down: BTreeSet::new(),
             deaf: BTreeSet::new(),
+            quorum_groups,
+            group_index,
             boots: 0,
         }
     }
@@ -381,18 +399,18 @@ impl Sim {
     /// Records two nodes running one group's service, or holding a quorum group's
     /// addresses, if they do now.
     fn check_services(&mut self) {
+        // Only clusters with services or quorum groups have anything to check (the check
+        // runs after every event: keep it free for the others).
+        if self.services.is_empty() && self.quorum_groups.is_empty() {
+            return;
+        }
         let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
         for (_, group) in &self.services {
             *seen.entry(group.clone()).or_default() += 1;
         }
         for n in self.nodes.iter().filter(|n| n.running()) {
             for (group, family) in &n.holds {
-                let quorum = self
-                    .config
-                    .groups
-                    .iter()
-                    .any(|g| g.name == *group && g.quorum);
-                if quorum {
+                if self.quorum_groups.contains(group) {
                     *seen
                         .entry(format!("addresses of {group} {family}"))
                         .or_default() += 1;
@@ -607,6 +625,18 @@ impl Sim {
     pub fn reload_all(&mut self, toml: &str) -> Vec<Result<Vec<String>, String>> {
         let config = Config::parse("sim.toml", toml).unwrap_or_else(|e| panic!("{e}"));
         self.config = config.clone();
+        self.quorum_groups = config
+            .groups
+            .iter()
+            .filter(|g| g.quorum)
+            .map(|g| g.name.clone())
+            .collect();
+        self.group_index = config
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.clone(), i))
+            .collect();
         let mut outcomes = Vec::new();
         for node in 0..self.nodes.len() {
             let now = self.now;
@@ -901,10 +931,18 @@ impl Sim {
         datagrams: Vec<(IpAddr, Vec<u8>)>,
         busy: Duration,
     ) {
-        let Some(group) = self.config.groups.iter().find(|g| g.name == group).cloned() else {
+        let Some(&index) = self.group_index.get(group) else {
             return;
         };
+        let group = &self.config.groups[index];
         let from_lan = group.lan_of(&self.config.nodes[from]);
+        // Per node: its interface on the group's segment, and its address there.
+        let segment: Vec<Option<(usize, Option<IpAddr>)>> = (0..self.nodes.len())
+            .map(|to| {
+                let lan = self.config.nodes[to].lan_index(group.interface.as_deref())?;
+                Some((lan, plan::group_source(&self.config, group, to, family)))
+            })
+            .collect();
         let up = |sim: &Sim, node: usize, lan: usize| {
             if lan == 0 {
                 sim.nodes[node].link_up
@@ -917,13 +955,12 @@ impl Sim {
         }
         let src = sim_source_on(&self.config, from, from_lan, family);
         for (dst, message) in datagrams {
-            for to in 0..self.nodes.len() {
+            for (to, on_segment) in segment.iter().enumerate() {
                 // Only nodes on the group's LAN segment hear it, on their interface there.
-                let Some(lan) = self.config.nodes[to].lan_index(group.interface.as_deref()) else {
+                let Some((lan, address)) = *on_segment else {
                     continue;
                 };
-                let reaches = dst.is_multicast()
-                    || plan::group_source(&self.config, &group, to, family) == Some(dst);
+                let reaches = dst.is_multicast() || address == Some(dst);
                 if to == from
                     || !up(self, to, lan)
                     || !reaches
