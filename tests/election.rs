@@ -380,11 +380,19 @@ fn link_down_gives_up_the_group_and_link_up_comes_back_through_backup() {
     sim.run_until(sim.at(Duration::from_millis(2050)));
     sim.set_link(alpha, true);
     assert_eq!(sim.state(alpha, 0, V4), Some(State::Backup));
+    // link_hold (by default three advert intervals): no preempt while the link may flap...
     sim.run_for(200 * MS);
     assert_eq!(
         sim.masters(0, V4),
+        vec![beta],
+        "held after the link returns"
+    );
+    // ...then back at beta's next advert.
+    sim.run_for(300 * MS);
+    assert_eq!(
+        sim.masters(0, V4),
         vec![alpha],
-        "preempts back after the link returns"
+        "preempts back once the link has stayed up"
     );
 }
 

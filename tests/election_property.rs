@@ -125,7 +125,8 @@ fn run(seed: u64, verbose: bool) -> Result<(), String> {
         }
     }
     // Make the LAN whole, then stay quiet for the longest Master_Down_Interval, plus one
-    // advert interval for a split brain to meet its better master, plus the latency.
+    // advert interval for a split brain to meet its better master, plus the link hold of a
+    // node whose link just came back, plus the latency.
     sim.heal();
     for node in 0..nodes {
         if !sim.nodes[node].link_up {
@@ -137,7 +138,7 @@ fn run(seed: u64, verbose: bool) -> Result<(), String> {
         .config
         .groups
         .iter()
-        .map(|g| 4 * g.advert_interval + g.advert_interval + 2 * sim.delay)
+        .map(|g| 4 * g.advert_interval + g.advert_interval + g.link_hold + 2 * sim.delay)
         .max()
         .unwrap();
     sim.run_for(settle);

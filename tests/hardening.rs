@@ -367,8 +367,18 @@ fn flap(group_extra: &str) -> (Duration, usize, Option<Duration>, Sim) {
 
 #[test]
 fn a_flapping_link_does_not_pull_the_group_back_until_it_has_been_up_for_link_hold() {
-    let (lost_before, moves_before, _, _) = flap("");
+    let (lost_before, moves_before, _, _) = flap("link_hold = \"0s\"");
     let (lost, moves, back, sim) = flap("link_hold = \"2s\"");
+    // The default (three advert intervals) already keeps the group from ping-ponging.
+    let (lost_default, moves_default, _, _) = flap("");
+    assert_eq!(
+        moves_default, 2,
+        "{moves_default} moves with the default hold"
+    );
+    assert!(
+        lost_default < lost_before,
+        "{lost_default:?} lost, {lost_before:?} without a hold"
+    );
     let alpha = sim.node("alpha");
     eprintln!(
         "without link_hold: {lost_before:?} without a holder, {moves_before} moves; \

@@ -118,16 +118,8 @@ fn nodes(
             ));
         }
         let interface = raw.interface.get_ref();
-        if interface.is_empty()
-            || interface.len() > MAX_INTERFACE_NAME
-            || interface.contains(['/', ' '])
-        {
-            return Err(source.error(
-                raw.interface.span(),
-                at("interface"),
-                format!("`{interface}` is not a Linux interface name (1 to 15 characters, no '/' or space)"),
-            ));
-        }
+        interface_name(interface)
+            .map_err(|why| source.error(raw.interface.span(), at("interface"), why))?;
         let address = *raw.address.get_ref();
         if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
             return Err(source.error(
@@ -210,16 +202,8 @@ fn nodes(
                 )
             };
             let lan_interface = lan.interface.get_ref();
-            if lan_interface.is_empty()
-                || lan_interface.len() > MAX_INTERFACE_NAME
-                || lan_interface.contains(['/', ' '])
-            {
-                return Err(source.error(
-                    lan.interface.span(),
-                    at("interface"),
-                    format!("`{lan_interface}` is not a Linux interface name (1 to 15 characters, no '/' or space)"),
-                ));
-            }
+            interface_name(lan_interface)
+                .map_err(|why| source.error(lan.interface.span(), at("interface"), why))?;
             if lans.iter().any(|l| l.interface == *lan_interface) {
                 return Err(source.error(
                     lan.interface.span(),
@@ -275,6 +259,16 @@ fn nodes(
         });
     }
     Ok(nodes)
+}
+
+/// A name Linux accepts for an interface.
+fn interface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_INTERFACE_NAME || name.contains(['/', ' ']) {
+        return Err(format!(
+            "`{name}` is not a Linux interface name (1 to 15 characters, no '/' or space)"
+        ));
+    }
+    Ok(())
 }
 
 fn families_of(addresses: &[VirtualAddress]) -> Vec<Family> {

@@ -146,23 +146,11 @@ pub async fn run_fence(
     command: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .env("VIPD_NODE", me)
-        .env("VIPD_FENCE_NODE", node)
-        .env("VIPD_FENCE_ADDRESS", address.to_string())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!("`{command}` {status}")),
-        Ok(Err(e)) => Err(format!("`{command}`: {e}")),
-        Err(_) => {
-            let _ = child.kill().await;
-            Err(format!("`{command}` did not finish within {timeout:?}"))
-        }
-    }
+    let address = address.to_string();
+    let env = [
+        ("VIPD_NODE", me),
+        ("VIPD_FENCE_NODE", node),
+        ("VIPD_FENCE_ADDRESS", address.as_str()),
+    ];
+    super::resources::run_command(command, timeout, &env).await
 }

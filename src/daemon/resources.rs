@@ -29,13 +29,26 @@ async fn run(
     context: &Context,
     resource: &str,
 ) -> Result<(), String> {
+    let env = [
+        ("VIPD_GROUP", context.group.as_str()),
+        ("VIPD_NODE", context.node.as_str()),
+        ("VIPD_ADDRESSES", context.addresses.as_str()),
+        ("VIPD_RESOURCE", resource),
+    ];
+    run_command(command, timeout, &env).await
+}
+
+/// Runs `sh -c command` with `env` added, within `timeout`; the child is killed (by its own
+/// pid) when it overruns. Success is exit status 0.
+pub async fn run_command(
+    command: &str,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
-        .env("VIPD_GROUP", &context.group)
-        .env("VIPD_NODE", &context.node)
-        .env("VIPD_ADDRESSES", &context.addresses)
-        .env("VIPD_RESOURCE", resource)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()

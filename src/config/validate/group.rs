@@ -52,7 +52,7 @@ pub(super) fn group(
     let priorities = check.priorities(&addresses)?;
     let advert_interval = check.advert_interval(version)?;
     let preempt_delay = check.preempt_delay()?;
-    let link_hold = check.link_hold()?;
+    let link_hold = check.link_hold(advert_interval)?;
     let unicast = check.unicast(&addresses, &priorities)?;
     check.accept_mode()?;
     let (announce, dns_ttl) = check.announce_and_ttl()?;
@@ -393,9 +393,12 @@ impl<'a> GroupCheck<'a> {
         })
     }
 
-    fn link_hold(&self) -> Checked<Duration> {
+    /// Default: three advert intervals (the master-down interval): one link fault is
+    /// recovered from (preempt back) a moment after the link returns, a flapping link never
+    /// pulls the group back until it stays up.
+    fn link_hold(&self, advert_interval: Duration) -> Checked<Duration> {
         Ok(match &self.raw.link_hold {
-            None => Duration::ZERO,
+            None => 3 * advert_interval,
             Some(spanned) if spanned.get_ref().0 > MAX_LINK_HOLD => {
                 return Err(self.source.error(
                     spanned.span(),
