@@ -15,7 +15,8 @@ fn main() -> ExitCode {
             control,
             state_dir,
             control_group,
-        } => run(config, node, control, state_dir, control_group),
+            rt_priority,
+        } => run(config, node, control, state_dir, control_group, rt_priority),
         Command::Reload(target) => ask(&target, control::Command::Reload),
         Command::Handover { group, to, target } => {
             ask(&target, control::Command::Handover { group, to })
@@ -133,6 +134,7 @@ fn run(
     control: Option<PathBuf>,
     state_dir: PathBuf,
     control_group: Option<String>,
+    rt_priority: u8,
 ) -> ExitCode {
     init_log();
     let Some(node) = node.or_else(hostname) else {
@@ -161,6 +163,7 @@ fn run(
         control,
         state_dir,
         control_group,
+        rt_priority,
     };
     match runtime().block_on(vipd::daemon::run(options)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,6 +42,32 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Members of this group (gid) may use the control socket, beside root.
     pub control_group: Option<u32>,
+    /// SCHED_RR priority of the event loop (0: normal scheduling).
+    pub rt_priority: u8,
+}
+
+/// Puts the calling thread (the event loop) under SCHED_RR at `priority`, with
+/// SCHED_RESET_ON_FORK so that threads and processes it starts later (resource commands,
+/// fences, checks) get normal scheduling. A refusal (no CAP_SYS_NICE) is logged, not fatal.
+fn set_realtime(priority: u8) {
+    if priority == 0 {
+        return;
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: sched_setscheduler reads `param` only; pid 0 is the calling thread.
+    let result =
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param) };
+    if result == 0 {
+        info!(priority, "event loop runs under SCHED_RR");
+    } else {
+        warn!(
+            priority,
+            "cannot run the event loop under SCHED_RR ({}): CPU-bound neighbours may delay adverts",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +254,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     }
     info!(node = %options.node, control = %options.control.display(), "vipd {} running", env!("CARGO_PKG_VERSION"));
     notify(&[sd_notify::NotifyState::Ready]);
+    set_realtime(options.rt_priority);
     let result = daemon.run(listener, status_requests).await;
     let _ = std::fs::remove_file(&options.control);
     result
