@@ -42,8 +42,9 @@ pub enum Command {
         /// Real-time priority (SCHED_RR, 1-99) of the event loop that sends and hears the
         /// adverts, so that CPU-bound neighbours cannot delay them past a master-down
         /// interval (keepalived's vrrp_rt_priority); its children and the DNS threads keep
-        /// normal scheduling. 0: normal scheduling.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=99))]
+        /// normal scheduling. Default 0: normal scheduling (a busy real-time loop starves
+        /// the kernel's own workers, which add the addresses).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=99))]
         rt_priority: u8,
     },
     /// Show the groups, their state, owner, priorities and last transitions.
