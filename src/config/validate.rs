@@ -163,17 +163,9 @@ fn nodes(
                 ),
             ));
         }
-        if let Some(link_local) = &raw.link_local
-            && !link_local.get_ref().is_unicast_link_local()
-        {
-            return Err(source.error(
-                link_local.span(),
-                at("link_local"),
-                format!(
-                    "{} is not an IPv6 link-local address (fe80::/10)",
-                    link_local.get_ref()
-                ),
-            ));
+        if let Some(link_local) = &raw.link_local {
+            link_local_address(link_local.get_ref())
+                .map_err(|why| source.error(link_local.span(), at("link_local"), why))?;
         }
         let fence = match &raw.fence {
             Some(fence) if fence.get_ref().trim().is_empty() => {
@@ -230,17 +222,9 @@ fn nodes(
                     format!("address {lan_address} is already an address of node \"{other}\""),
                 ));
             }
-            if let Some(link_local) = &lan.link_local
-                && !link_local.get_ref().is_unicast_link_local()
-            {
-                return Err(source.error(
-                    link_local.span(),
-                    at("link_local"),
-                    format!(
-                        "{} is not an IPv6 link-local address (fe80::/10)",
-                        link_local.get_ref()
-                    ),
-                ));
+            if let Some(link_local) = &lan.link_local {
+                link_local_address(link_local.get_ref())
+                    .map_err(|why| source.error(link_local.span(), at("link_local"), why))?;
             }
             lans.push(Lan {
                 interface: lan_interface.clone(),
@@ -259,6 +243,16 @@ fn nodes(
         });
     }
     Ok(nodes)
+}
+
+/// An address that can be a node's IPv6 link-local advert source.
+fn link_local_address(address: &Ipv6Addr) -> Result<(), String> {
+    if !address.is_unicast_link_local() {
+        return Err(format!(
+            "{address} is not an IPv6 link-local address (fe80::/10)"
+        ));
+    }
+    Ok(())
 }
 
 /// A name Linux accepts for an interface.

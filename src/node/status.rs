@@ -454,37 +454,31 @@ impl Collector for Snapshot {
                     })
                     .collect(),
             )?;
-            family(
-                e,
-                "fence_runs",
-                "Fence commands this node ran, by the node fenced.",
-                None,
+            let per_fence = |count: &dyn Fn(&super::quorum::FenceStatus) -> u64| {
                 quorum
                     .fences
                     .iter()
                     .map(|f| {
                         (
                             vec![("node", node), ("target", f.node.as_str())],
-                            ConstCounter::new(f.runs),
+                            ConstCounter::new(count(f)),
                         )
                     })
-                    .collect(),
+                    .collect::<Vec<_>>()
+            };
+            family(
+                e,
+                "fence_runs",
+                "Fence commands this node ran, by the node fenced.",
+                None,
+                per_fence(&|f| f.runs),
             )?;
             family(
                 e,
                 "fence_failures",
                 "Fence commands that failed or overran their time-out, by the node fenced.",
                 None,
-                quorum
-                    .fences
-                    .iter()
-                    .map(|f| {
-                        (
-                            vec![("node", node), ("target", f.node.as_str())],
-                            ConstCounter::new(f.failures),
-                        )
-                    })
-                    .collect(),
+                per_fence(&|f| f.failures),
             )?;
             family(
                 e,
