@@ -282,10 +282,12 @@ fn preempt_delay_holds_the_preferred_node_back() {
     sim.start_node(beta);
     sim.run_until(sim.at(Duration::from_millis(1050)));
     sim.start_node(alpha);
-    // beta became master at 300 ms + its skew, and adverts every 100 ms from there. The
-    // first that alpha hears starts the delay; the one 2 s later is no longer tolerated.
-    let first_heard = 300 * MS + skew(100) + 7 * 100 * MS;
-    assert!(first_heard > Duration::from_millis(1050) && first_heard < Duration::from_millis(1150));
+    // beta became master at 300 ms + its skew (360.9 ms), and adverts every 100 ms from
+    // there, on the node's 10 ms grid from the second on (460 ms, 560 ms, ...). The first
+    // that alpha hears starts the delay; the one 2 s later is no longer tolerated.
+    let became = 300 * MS + skew(100);
+    assert_eq!(became.as_micros(), 360_937);
+    let first_heard = 460 * MS + 6 * 100 * MS;
     assert_master_exactly_at(&mut sim, alpha, first_heard + Duration::from_secs(2));
     sim.run_for(MS);
     assert_eq!(sim.masters(0, V4), vec![alpha]);

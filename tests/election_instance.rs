@@ -310,3 +310,58 @@ fn a_master_that_cannot_add_its_addresses_gives_the_group_up_and_retries_later()
         "but it takes over when the master leaves"
     );
 }
+
+#[test]
+fn a_masters_adverts_land_on_the_nodes_grid_at_the_exact_interval_however_late_the_loop() {
+    let epoch = Instant::now();
+    let mut me = Instance::new(config(200, false));
+    me.set_advert_grid(epoch, 10 * MS);
+    // Started off the grid; the loop handles every timer 0.7 ms late.
+    me.start(epoch + 3 * MS + Duration::from_micros(300));
+    let mut sent = Vec::new();
+    for _ in 0..40 {
+        let due = me.poll_timeout().unwrap();
+        me.handle_timeout(due + Duration::from_micros(700));
+        if drain(&mut me)
+            .iter()
+            .any(|a| matches!(a, Action::SendAdvert { .. }))
+        {
+            sent.push(due - epoch);
+        }
+    }
+    assert_eq!(me.state(), State::Master);
+    assert!(sent.len() > 20, "{sent:?}");
+    // The first advert goes out on becoming master (off the grid), the second an interval
+    // after it was sent, the third at most one step early, and every one after it on the
+    // grid, exactly an interval apart.
+    assert!(sent[0].as_nanos() % (10 * MS).as_nanos() != 0, "{sent:?}");
+    let third = sent[2] - sent[1];
+    assert!(third <= 100 * MS && third > 90 * MS, "{sent:?}");
+    for pair in sent[2..].windows(2) {
+        assert_eq!(pair[0].as_nanos() % (10 * MS).as_nanos(), 0, "{sent:?}");
+        assert_eq!(pair[1] - pair[0], 100 * MS, "{sent:?}");
+    }
+}
+
+#[test]
+fn without_a_grid_adverts_keep_the_interval_from_when_they_were_due() {
+    let t0 = Instant::now();
+    let mut me = Instance::new(config(200, false));
+    me.start(t0);
+    let mut sent = Vec::new();
+    for _ in 0..20 {
+        let due = me.poll_timeout().unwrap();
+        me.handle_timeout(due + Duration::from_micros(700));
+        if drain(&mut me)
+            .iter()
+            .any(|a| matches!(a, Action::SendAdvert { .. }))
+        {
+            sent.push(due);
+        }
+    }
+    // The loop's lateness does not add up from one periodic advert to the next (the first
+    // after becoming master counts from when that one was sent).
+    for pair in sent[1..].windows(2) {
+        assert_eq!(pair[1] - pair[0], 100 * MS, "{sent:?}");
+    }
+}

@@ -5,7 +5,7 @@
 use super::{Action, Advert, Ignored, Instance, InstanceConfig, Reason, State};
 use crate::wire::Family;
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -110,6 +110,13 @@ impl Group {
             i.set_priority(now, priority);
             i.set_track_fault(now, fault);
         });
+    }
+
+    /// See [`Instance::set_advert_grid`].
+    pub fn set_advert_grid(&mut self, epoch: Instant, step: Duration) {
+        for instance in &mut self.instances {
+            instance.set_advert_grid(epoch, step);
+        }
     }
 
     /// See [`Instance::set_drained`].

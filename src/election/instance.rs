@@ -223,12 +223,16 @@ pub struct Instance {
     /// it yet; a takeover due meanwhile waits here and happens once the gate opens.
     claim_blocked: bool,
     claim_deferred: Option<Reason>,
+    /// A master's periodic adverts fall on this grid (epoch, step) shared by the node's
+    /// groups (see [`Instance::set_advert_grid`]).
+    advert_grid: Option<(Instant, Duration)>,
 }
 
 impl Instance {
     pub fn new(config: InstanceConfig) -> Instance {
         let master_adver_interval = config.advert_interval;
         Instance {
+            advert_grid: None,
             priority: config.priority,
             track_fault: false,
             heard: vec![None; config.peers.len()],
@@ -857,8 +861,12 @@ impl Instance {
         {
             self.become_backup(now, Reason::Retry, self.config.advert_interval);
         }
-        if self.timers.expire(Timer::Advert, now) {
+        if let Some(due) = self.timers.get(Timer::Advert)
+            && due <= now
+        {
             self.send_advert(now);
+            self.timers
+                .set(Timer::Advert, self.next_periodic_advert(due, now));
         }
         if self.timers.expire(Timer::Announce, now) {
             self.actions.push_back(Action::Announce);
@@ -1042,6 +1050,40 @@ impl Instance {
             }
             self.actions.push_back(Action::Release);
         }
+    }
+
+    /// Puts a master's periodic adverts on a grid of `step` from `epoch`, shared by every
+    /// group of the node: their timers then expire together, and the loop wakes once per
+    /// step for all of them instead of once per group (1000 groups at 100 ms woke it about
+    /// 1000 times a second, and the wake-ups were the largest cost). An advert goes out at
+    /// most one step early, once, when its group first lands on the grid; afterwards at the
+    /// exact interval.
+    pub fn set_advert_grid(&mut self, epoch: Instant, step: Duration) {
+        self.advert_grid = (!step.is_zero()).then_some((epoch, step));
+    }
+
+    /// When the periodic advert after the one due at `due` (sent at `now`) goes out: one
+    /// interval after it was due (the loop's lateness does not accumulate), on the grid when
+    /// the interval is a whole number of steps.
+    fn next_periodic_advert(&self, due: Instant, now: Instant) -> Instant {
+        let interval = self.config.advert_interval;
+        let mut next = due + interval;
+        if next <= now {
+            // Far behind (a stalled loop): start again from now.
+            next = now + interval;
+        }
+        if let Some((epoch, step)) = self.advert_grid
+            && step <= interval
+            && interval.as_nanos().is_multiple_of(step.as_nanos())
+            && next > epoch
+        {
+            let since = (next - epoch).as_nanos();
+            let aligned = epoch + Duration::from_nanos((since - since % step.as_nanos()) as u64);
+            if aligned > now {
+                next = aligned;
+            }
+        }
+        next
     }
 
     fn send_advert(&mut self, now: Instant) {

@@ -75,6 +75,8 @@ pub struct LabNode {
     pub mac: [u8; 6],
     /// Port on the lab's bridge, in the switch namespace.
     pub port: String,
+    /// Its ports on the other LAN segments' bridges (`[[node.lan]]`), in the switch namespace.
+    pub segment_ports: Vec<String>,
     pub vipd: Option<Child>,
     responder: Option<Child>,
     /// Crashed: off the LAN, and what its kernel still holds does not count.
@@ -282,14 +284,9 @@ impl Lab {
                 let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
                 let mac = [0x02, 0, 0, k as u8 + 1, 0x01, 0x10 + i as u8];
                 let namespace = self.nodes[i].namespace.clone();
-                self.attach_to(
-                    &namespace,
-                    &format!("p{i}s{}", k + 1),
-                    &bridge,
-                    interface,
-                    &mac,
-                    &refs,
-                )?;
+                let port = format!("p{i}s{}", k + 1);
+                self.nodes[i].segment_ports.push(port.clone());
+                self.attach_to(&namespace, &port, &bridge, interface, &mac, &refs)?;
             }
             if let Some(address) = client_address {
                 let client = self.client.clone();
@@ -360,6 +357,7 @@ impl Lab {
                 namespace,
                 mac,
                 port,
+                segment_ports: Vec::new(),
                 vipd: None,
                 responder: None,
                 crashed: false,
@@ -500,13 +498,17 @@ impl Lab {
         Ok(Instant::now())
     }
 
-    /// Sets the bridge ports of `nodes` up or down with one `ip -batch` (at one instant).
+    /// Sets the bridge ports of `nodes` (on every segment) up or down with one `ip -batch`
+    /// (at one instant).
     pub fn set_ports(&self, nodes: Vec<usize>, up: bool) -> io::Result<()> {
         let batch = self.dir.join("ports.batch");
         let state = if up { "up" } else { "down" };
         let lines: String = nodes
             .iter()
-            .map(|n| format!("link set {} {state}\n", self.nodes[*n].port))
+            .flat_map(|n| {
+                std::iter::once(&self.nodes[*n].port).chain(&self.nodes[*n].segment_ports)
+            })
+            .map(|port| format!("link set {port} {state}\n"))
             .collect();
         std::fs::write(&batch, lines)?;
         sh(&[
@@ -555,6 +557,9 @@ impl Lab {
 
     /// Starts a probe responder that answers with the node's name.
     pub fn start_responder(&mut self, node: usize) -> io::Result<()> {
+        if self.nodes[node].responder.is_some() {
+            return Ok(());
+        }
         let child = Command::new("ip")
             .args(["netns", "exec", &self.nodes[node].namespace])
             .arg(&self.vipd_binary)
@@ -700,18 +705,22 @@ impl Lab {
         mac_text(&self.nodes[node].mac)
     }
 
-    /// Takes the node's port on the bridge down or up: its eth0 loses or regains carrier.
+    /// Takes the node's ports on the bridges down or up: its eth0 (and its interfaces on
+    /// the other segments) lose or regain carrier.
     pub fn set_port(&self, node: usize, up: bool) -> io::Result<()> {
-        sh(&[
-            "ip",
-            "-n",
-            &self.switch,
-            "link",
-            "set",
-            &self.nodes[node].port,
-            if up { "up" } else { "down" },
-        ])?;
-        Ok(())
+        if self.nodes[node].segment_ports.is_empty() {
+            sh(&[
+                "ip",
+                "-n",
+                &self.switch,
+                "link",
+                "set",
+                &self.nodes[node].port,
+                if up { "up" } else { "down" },
+            ])?;
+            return Ok(());
+        }
+        self.set_ports(vec![node], up)
     }
 
     /// The node's log so far (for failure messages).

@@ -134,11 +134,14 @@ impl GroupRuntime {
         config: &Config,
         me: usize,
         instances: Vec<crate::election::InstanceConfig>,
+        advert_epoch: Instant,
     ) -> Self {
+        let mut election = Group::new(instances);
+        election.set_advert_grid(advert_epoch, ADVERT_GRID);
         GroupRuntime {
             index,
             name: Arc::from(config.groups[index].name.as_str()),
-            election: Group::new(instances),
+            election,
             claimed: Vec::new(),
             transitions: VecDeque::new(),
             mastership: 0,
@@ -162,6 +165,10 @@ impl GroupRuntime {
         self.election.start(now);
     }
 }
+
+/// The grid of masters' periodic adverts (see [`crate::election::Instance::set_advert_grid`]):
+/// VRRPv3's unit of time, so every interval is a whole number of steps.
+pub const ADVERT_GRID: Duration = Duration::from_millis(10);
 
 pub struct Node {
     config: Config,
@@ -310,7 +317,8 @@ impl Node {
         node.membership = Node::membership_for(&node.config, me, setup, now);
         node.zone_serial = node.unix_seconds(now);
         for plan in plan::for_node_with(&node.config, me, &node.sources) {
-            let mut runtime = GroupRuntime::new(plan.group, &node.config, me, plan.instances);
+            let mut runtime =
+                GroupRuntime::new(plan.group, &node.config, me, plan.instances, node.started);
             node.apply_tracking_to(now, &mut runtime);
             let up = node.links_up.get(runtime.lan).copied().unwrap_or(true);
             runtime.start(now, up, drained);
@@ -992,7 +1000,8 @@ impl Node {
         self.tracking.reload(&self.config, Some(&old_config));
         self.apply_tracking(now);
         for (index, instances) in fresh {
-            let mut runtime = GroupRuntime::new(index, &self.config, self.me, instances);
+            let mut runtime =
+                GroupRuntime::new(index, &self.config, self.me, instances, self.started);
             self.apply_tracking_to(now, &mut runtime);
             let up = self.links_up.get(runtime.lan).copied().unwrap_or(true);
             runtime.start(now, up, self.drained);
