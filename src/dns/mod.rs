@@ -11,5 +11,6 @@ pub mod framing;
 pub mod ratelimit;
 pub mod serve;
 pub mod server;
+pub mod socket_set;
 pub mod update;
 pub mod zone;

@@ -6,6 +6,7 @@ use super::answer::Reply;
 use super::forward::{self, Forwarder};
 use super::framing::{Framer, frame};
 use super::server::{AnswerCache, Server, bump};
+use super::socket_set::SocketSet;
 use hickory_server::net::xfer::Protocol;
 use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
@@ -103,23 +104,15 @@ fn spawn_thread(
                 }
             };
             runtime.block_on(async move {
-                let mut udp_sockets = Vec::new();
-                let mut listeners = Vec::new();
-                for (udp, tcp) in sockets {
-                    match UdpSocket::from_std(udp.into()) {
-                        Ok(udp) => udp_sockets.push(Arc::new(udp)),
-                        Err(e) => warn!("DNS UDP socket: {e}"),
-                    }
-                    match tcp.map(|tcp| TcpListener::from_std(tcp.into())) {
-                        Some(Ok(tcp)) => listeners.push(Arc::new(tcp)),
-                        Some(Err(e)) => warn!("DNS TCP socket: {e}"),
-                        None => {}
-                    }
-                }
-                // One task for all the thread's UDP sockets and one for its listeners, not
-                // one per address: a node listens on every virtual address of its groups.
+                let (udp, tcp): (Vec<Socket>, Vec<Option<Socket>>) = sockets.into_iter().unzip();
+                let udp: Vec<std::net::UdpSocket> = udp.into_iter().map(Into::into).collect();
+                let listeners: Vec<std::net::TcpListener> =
+                    tcp.into_iter().flatten().map(Into::into).collect();
+                // One task for all the thread's UDP sockets and one for its listeners, each
+                // waiting on an epoll set of them, not one per address: a node listens on
+                // every virtual address of its groups.
                 let tcp = tokio::spawn(serve_tcp(server.clone(), listeners));
-                serve_udp(server, udp_sockets).await;
+                serve_udp(server, udp).await;
                 let _ = tcp.await;
             });
         })?;
@@ -150,11 +143,10 @@ enum UdpStep {
     Nothing,
 }
 
-/// Reads one datagram and answers it from the zone (no await: the thread's scratch is
-/// borrowed only here).
-fn udp_step(server: &Server, socket: &UdpSocket) -> UdpStep {
+/// Reads one datagram and answers it from the zone.
+fn udp_step(server: &Server, socket: &std::net::UdpSocket) -> UdpStep {
     UDP_SCRATCH.with_borrow_mut(|scratch| {
-        let (len, client) = match socket.try_recv_from(&mut scratch.buffer) {
+        let (len, client) = match socket.recv_from(&mut scratch.buffer) {
             Ok(received) => received,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return UdpStep::Wait,
             Err(e) => {
@@ -171,49 +163,51 @@ fn udp_step(server: &Server, socket: &UdpSocket) -> UdpStep {
     })
 }
 
-/// The socket at `index` is readable.
-async fn readable(socket: Arc<UdpSocket>, index: usize) -> usize {
-    let _ = socket.readable().await;
-    index
-}
-
-/// Serves a thread's UDP sockets: each that becomes readable is drained (at most a batch at
-/// a time under a flood, so the others have their turn), then waited on again.
-async fn serve_udp(server: Arc<Server>, sockets: Vec<Arc<UdpSocket>>) {
-    use futures::StreamExt;
-    let mut ready: futures::stream::FuturesUnordered<_> = sockets
-        .iter()
-        .enumerate()
-        .map(|(index, socket)| readable(socket.clone(), index))
-        .collect();
-    while let Some(index) = ready.next().await {
-        let socket = &sockets[index];
-        for _ in 0..64 {
-            match udp_step(&server, socket) {
-                UdpStep::Wait => break,
-                UdpStep::Send(bytes, client) => {
-                    if let Err(e) = socket.try_send_to(&bytes, client)
-                        && e.kind() == io::ErrorKind::WouldBlock
-                    {
-                        let _ = socket.send_to(&bytes, client).await;
+/// Serves a thread's UDP sockets: each that has input is drained (at most a batch at a time
+/// under a flood, so the others have their turn). An answer that finds the socket's send
+/// buffer full is dropped, as the kernel drops datagrams: the client asks again.
+async fn serve_udp(server: Arc<Server>, sockets: Vec<std::net::UdpSocket>) {
+    let sockets: Vec<Arc<std::net::UdpSocket>> = sockets.into_iter().map(Arc::new).collect();
+    let mut set = match SocketSet::new(&sockets) {
+        Ok(set) => set,
+        Err(e) => {
+            warn!("DNS UDP sockets: {e}");
+            return;
+        }
+    };
+    loop {
+        let ready = match set.ready().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                warn!("DNS UDP sockets: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        for index in ready {
+            let socket = &sockets[index];
+            for _ in 0..64 {
+                match udp_step(&server, socket) {
+                    UdpStep::Wait => break,
+                    UdpStep::Send(bytes, client) => {
+                        let _ = socket.send_to(&bytes, client);
                     }
+                    UdpStep::Forward(query, client) => {
+                        // The lookup runs on the resolver's thread (bounded in number
+                        // there); this task only waits for it.
+                        let (server, socket) = (server.clone(), socket.clone());
+                        tokio::spawn(async move {
+                            if let Some(answer) =
+                                forward::resolve(&server, &query, client, Protocol::Udp).await
+                            {
+                                let _ = socket.send_to(&answer, client);
+                            }
+                        });
+                    }
+                    UdpStep::Nothing => {}
                 }
-                UdpStep::Forward(query, client) => {
-                    // The lookup runs on the resolver's thread (bounded in number there);
-                    // this task only waits for it.
-                    let (server, socket) = (server.clone(), socket.clone());
-                    tokio::spawn(async move {
-                        if let Some(answer) =
-                            forward::resolve(&server, &query, client, Protocol::Udp).await
-                        {
-                            let _ = socket.send_to(&answer, client).await;
-                        }
-                    });
-                }
-                UdpStep::Nothing => {}
             }
         }
-        ready.push(readable(socket.clone(), index));
         tokio::task::yield_now().await;
     }
 }
@@ -312,52 +306,63 @@ fn lock(table: &Table) -> std::sync::MutexGuard<'_, Connections> {
     table.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The next connection on the listener at `index`.
-async fn accept(
-    listener: Arc<TcpListener>,
-    index: usize,
-) -> (usize, io::Result<(TcpStream, SocketAddr)>) {
-    (index, listener.accept().await)
-}
-
 /// Accepts on a thread's listeners, each with its own table of connections and limits.
-async fn serve_tcp(server: Arc<Server>, listeners: Vec<Arc<TcpListener>>) {
-    use futures::StreamExt;
+async fn serve_tcp(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) {
     let tables: Vec<Table> = listeners.iter().map(|_| Table::default()).collect();
-    let mut accepting: futures::stream::FuturesUnordered<_> = listeners
-        .iter()
-        .enumerate()
-        .map(|(index, listener)| accept(listener.clone(), index))
-        .collect();
-    while let Some((index, accepted)) = accepting.next().await {
-        let (stream, client) = match accepted {
-            Ok(accepted) => accepted,
+    let mut set = match SocketSet::new(&listeners) {
+        Ok(set) => set,
+        Err(e) => {
+            warn!("DNS TCP sockets: {e}");
+            return;
+        }
+    };
+    loop {
+        let ready: Vec<usize> = match set.ready().await {
+            Ok(ready) => ready.collect(),
             Err(e) => {
-                // Out of descriptors, say: do not spin.
-                debug!("DNS TCP accept: {e}");
+                warn!("DNS TCP sockets: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                accepting.push(accept(listeners[index].clone(), index));
                 continue;
             }
         };
-        accepting.push(accept(listeners[index].clone(), index));
-        let table = &tables[index];
-        let (admission, admitted) = lock(table).admit(client.ip());
-        match admission {
-            Admission::Admitted => {}
-            Admission::Evicted => bump(&server.counters.tcp_evicted),
-            Admission::Refused => bump(&server.counters.tcp_refused),
+        for index in ready {
+            let accepted = listeners[index].accept().and_then(|(stream, client)| {
+                stream.set_nonblocking(true)?;
+                Ok((TcpStream::from_std(stream)?, client))
+            });
+            let (stream, client) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    // Out of descriptors, say: do not spin.
+                    debug!("DNS TCP accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            admit(&server, &tables[index], stream, client);
         }
-        let Some((id, close)) = admitted else {
-            continue;
-        };
-        bump(&server.counters.tcp_connections);
-        let (server, table) = (server.clone(), table.clone());
-        tokio::spawn(async move {
-            let _ = serve_connection(&server, stream, client, &table, id, &close).await;
-            lock(&table).remove(id);
-        });
     }
+}
+
+/// A new connection: admitted within the listener's limits (see [`Connections::admit`]),
+/// then served by a task of its own.
+fn admit(server: &Arc<Server>, table: &Table, stream: TcpStream, client: SocketAddr) {
+    let (admission, admitted) = lock(table).admit(client.ip());
+    match admission {
+        Admission::Admitted => {}
+        Admission::Evicted => bump(&server.counters.tcp_evicted),
+        Admission::Refused => bump(&server.counters.tcp_refused),
+    }
+    let Some((id, close)) = admitted else {
+        return;
+    };
+    bump(&server.counters.tcp_connections);
+    let (server, table) = (server.clone(), table.clone());
+    tokio::spawn(async move {
+        let _ = serve_connection(&server, stream, client, &table, id, &close).await;
+        lock(&table).remove(id);
+    });
 }
 
 /// Writes one framed message; a client that does not read gets cut off after TCP_WRITE.
