@@ -3,9 +3,12 @@
 //!
 //!     cargo bench --bench dns       # as root; VIPD_BENCH_SECONDS=N per run (default 5)
 //!
-//! VIPD_BENCH_DNSPERF="-c 20 -q 200 -T 2" changes dnsperf's clients, outstanding queries and
-//! threads (default "-c 8 -q 500 -T 1"); KNOT_UDP_WORKERS=1 sets knot's UDP workers (default 2;
-//! 1 is knot's best setting on 2 cores).
+//! Knot runs twice, with one UDP worker and with two. Each dnsperf load of the sweep (clients,
+//! outstanding queries, threads; VIPD_BENCH_DNSPERF="-c 20 -q 200 -T 2;-c 8 -q 500 -T 1"
+//! replaces the default list) is run against the three servers in turn, twice; knot's best
+//! (server and load) is where vipd is compared. Then latency at a fixed rate (dnsperf -Q, every
+//! query's latency from -v: percentiles), and the election's adverts (every 10 ms) captured by
+//! tshark on the client while vipd's DNS is saturated: the largest gap between two adverts.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ fn cluster() -> String {
     vipd::lab::cluster_file(
         1,
         "[[group]]\nname = \"master-server\"\nvrid = 51\naddresses = [\"192.0.2.100/24\", \"2001:db8::100/64\"]\n\
-         names = [\"nbu-master\"]\npriority = { alpha = 200 }\nadvert_interval = \"100ms\"\n",
+         names = [\"nbu-master\"]\npriority = { alpha = 200 }\nadvert_interval = \"10ms\"\n",
     )
 }
 
@@ -41,43 +44,68 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Queries per second, and queries per CPU second of the server process.
-fn measure(lab: &Lab, server: &str, pid: u32, seconds: u64) -> (f64, f64) {
+fn measure(lab: &Lab, server: &str, pid: u32, seconds: u64, load: &str) -> (f64, f64) {
     let before = cpu_seconds(pid);
-    let qps = dnsperf(lab, server, seconds);
+    let out = dnsperf(lab, server, seconds, load);
     let cpu = cpu_seconds(pid) - before;
+    let qps = queries_per_second(&out);
     (qps, qps * seconds as f64 / cpu.max(0.01))
 }
 
-fn dnsperf(lab: &Lab, server: &str, seconds: u64) -> f64 {
-    let queries = lab.dir.join("queries.txt");
-    std::fs::write(&queries, QUERIES).unwrap();
-    let load: Vec<String> = std::env::var("VIPD_BENCH_DNSPERF")
-        .unwrap_or_else(|_| "-c 8 -q 500 -T 1".into())
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let out = lab
-        .exec(
-            &lab.client,
-            &[
-                "dnsperf",
-                "-s",
-                server,
-                "-d",
-                queries.to_str().unwrap(),
-                "-l",
-                &seconds.to_string(),
-            ]
-            .into_iter()
-            .chain(load.iter().map(String::as_str))
-            .collect::<Vec<_>>(),
-        )
-        .unwrap_or_else(|e| panic!("dnsperf (apt-get install dnsperf): {e}"));
+fn queries_per_second(out: &str) -> f64 {
     let line = out
         .lines()
         .find(|l| l.contains("Queries per second"))
         .unwrap_or_else(|| panic!("{out}"));
     line.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+/// Runs dnsperf from the client with `load` (its options) for `seconds`; its output.
+fn dnsperf(lab: &Lab, server: &str, seconds: u64, load: &str) -> String {
+    let queries = lab.dir.join("queries.txt");
+    std::fs::write(&queries, QUERIES).unwrap();
+    let load: Vec<&str> = load.split_whitespace().collect();
+    lab.exec(
+        &lab.client,
+        &[
+            "dnsperf",
+            "-s",
+            server,
+            "-d",
+            queries.to_str().unwrap(),
+            "-l",
+            &seconds.to_string(),
+        ]
+        .into_iter()
+        .chain(load.iter().copied())
+        .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|e| panic!("dnsperf (apt-get install dnsperf): {e}"))
+}
+
+/// Latency percentiles (50, 99, 99.9, in µs) at a fixed rate, from dnsperf -v's line per query
+/// (`> NOERROR name type latency`).
+fn latency(lab: &Lab, server: &str, seconds: u64, rate: u64) -> [f64; 3] {
+    let out = dnsperf(
+        lab,
+        server,
+        seconds,
+        &format!("-c 8 -q 100 -T 1 -v -Q {rate}"),
+    );
+    let mut latencies: Vec<f64> = out
+        .lines()
+        .filter(|l| l.starts_with('>'))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .map(|s| s * 1e6)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    [at(0.5), at(0.99), at(0.999)]
 }
 
 fn main() {
@@ -102,80 +130,170 @@ fn main() {
     )
     .unwrap();
 
-    let namespace = lab.add_host("knot", &["192.0.2.53/24"]).unwrap();
     let zone_file = lab.dir.join("cluster.example.zone");
     std::fs::write(&zone_file, ZONE).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/knot/run-knot.sh");
-    let log = std::fs::File::create(lab.dir.join("knot.log")).unwrap();
-    let knot_pid = lab
-        .spawn(
-            Command::new("bash")
-                .arg(script)
-                .arg(&namespace)
-                .arg(lab.dir.join("knot"))
-                .arg("192.0.2.53")
-                .arg("cluster.example.")
-                .arg(&zone_file)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-        )
-        .unwrap();
-    let start = Instant::now();
-    while !lab
-        .exec(
-            &lab.client,
-            &[
-                "dig",
-                "+short",
-                "+time=1",
-                "@192.0.2.53",
-                "cluster.example.",
-                "SOA",
-            ],
-        )
-        .is_ok_and(|o| !o.trim().is_empty())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "knot did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    // Knot with one UDP worker at .53, with two at .54.
+    let mut knots = Vec::new();
+    for (workers, address) in [(1, "192.0.2.53"), (2, "192.0.2.54")] {
+        let name = format!("knot{workers}");
+        let namespace = lab.add_host(&name, &[&format!("{address}/24")]).unwrap();
+        let log = std::fs::File::create(lab.dir.join(format!("{name}.log"))).unwrap();
+        let pid = lab
+            .spawn(
+                Command::new("bash")
+                    .arg(script)
+                    .arg(&namespace)
+                    .arg(lab.dir.join(&name))
+                    .arg(address)
+                    .arg("cluster.example.")
+                    .arg(&zone_file)
+                    .env("KNOT_UDP_WORKERS", workers.to_string())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log),
+            )
+            .unwrap();
+        let start = Instant::now();
+        while !lab
+            .exec(
+                &lab.client,
+                &[
+                    "dig",
+                    "+short",
+                    "+time=1",
+                    &format!("@{address}"),
+                    "cluster.example.",
+                    "SOA",
+                ],
+            )
+            .is_ok_and(|o| !o.trim().is_empty())
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "knot did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        knots.push((format!("knot 3.2, {workers} UDP worker(s)"), address, pid));
     }
     let vipd_pid = lab.vipd_pid(0).unwrap();
-    let load = std::env::var("VIPD_BENCH_DNSPERF").unwrap_or_else(|_| "-c 8 -q 500 -T 1".into());
+    let loads: Vec<String> = std::env::var("VIPD_BENCH_DNSPERF")
+        .unwrap_or_else(|_| {
+            if smoke {
+                "-c 8 -q 100 -T 1".into()
+            } else {
+                "-c 8 -q 500 -T 1;-c 20 -q 200 -T 2;-c 40 -q 500 -T 2".into()
+            }
+        })
+        .split(';')
+        .map(|l| l.trim().to_string())
+        .collect();
     println!(
-        "DNS by dnsperf ({load}, {seconds} s per run, 3 runs each, alternating) on this 2-core machine,"
+        "DNS by dnsperf from the client namespace, {seconds} s per run, 2 runs each (the median of 2 is their mean), servers in turn; 2 cores shared by dnsperf and the server"
     );
-    println!(
-        "where dnsperf shares the cores: queries per CPU second of the server is the fairer number"
-    );
-    let (mut vipd, mut knot) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        vipd.push(measure(&lab, "192.0.2.100", vipd_pid, seconds));
-        knot.push(measure(&lab, "192.0.2.53", knot_pid, seconds));
+    let mut servers = vec![(
+        "vipd (at the virtual address)".to_string(),
+        "192.0.2.100",
+        vipd_pid,
+    )];
+    servers.extend(knots.iter().cloned());
+    // rows[load][server] = runs of (q/s, q per CPU s)
+    let mut rows: Vec<Vec<Vec<(f64, f64)>>> = vec![vec![Vec::new(); servers.len()]; loads.len()];
+    for _ in 0..2 {
+        for (l, load) in loads.iter().enumerate() {
+            for (s, (_, address, pid)) in servers.iter().enumerate() {
+                rows[l][s].push(measure(&lab, address, *pid, seconds, load));
+            }
+        }
     }
-    let median = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
-        let mut values: Vec<f64> = v.iter().map(pick).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
+    let mean = |runs: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        runs.iter().map(pick).sum::<f64>() / runs.len().max(1) as f64
     };
-    let (vq, kq) = (median(&vipd, |m| m.0), median(&knot, |m| m.0));
-    let (vc, kc) = (median(&vipd, |m| m.1), median(&knot, |m| m.1));
     println!(
-        "{:<28} {:>14} {:>22}",
-        "", "queries/s", "queries per CPU second"
+        "{:<22} {:<30} {:>11} {:>22}",
+        "dnsperf load", "server", "queries/s", "queries per CPU second"
+    );
+    for (l, load) in loads.iter().enumerate() {
+        for (s, (name, _, _)) in servers.iter().enumerate() {
+            println!(
+                "{load:<22} {name:<30} {:>11.0} {:>22.0}",
+                mean(&rows[l][s], |m| m.0),
+                mean(&rows[l][s], |m| m.1)
+            );
+        }
+    }
+    // Knot's best: the (load, knot) with the most queries per second.
+    let (best_load, best_knot) = (0..loads.len())
+        .flat_map(|l| (1..servers.len()).map(move |s| (l, s)))
+        .max_by(|a, b| mean(&rows[a.0][a.1], |m| m.0).total_cmp(&mean(&rows[b.0][b.1], |m| m.0)))
+        .unwrap();
+    let (kq, kc) = (
+        mean(&rows[best_load][best_knot], |m| m.0),
+        mean(&rows[best_load][best_knot], |m| m.1),
+    );
+    let (vq, vc) = (
+        mean(&rows[best_load][0], |m| m.0),
+        mean(&rows[best_load][0], |m| m.1),
     );
     println!(
-        "{:<28} {vq:>14.0} {vc:>22.0}",
-        "vipd (at the virtual address)"
-    );
-    let workers = std::env::var("KNOT_UDP_WORKERS").unwrap_or_else(|_| "2".into());
-    let knot_name = format!("knot 3.2 ({workers} UDP workers)");
-    println!("{knot_name:<28} {kq:>14.0} {kc:>22.0}");
-    println!(
-        "{:<28} {:>14.2} {:>22.2}",
-        "ratio vipd / knot",
+        "knot's best: {} at `{}`: {kq:.0} q/s; vipd at the same load {vq:.0} q/s: ratio {:.2} (per CPU second {:.2})",
+        servers[best_knot].0,
+        loads[best_load],
         vq / kq,
         vc / kc
+    );
+
+    // Latency at a fixed rate, well below both servers' peak.
+    let rate = if smoke { 1000 } else { 20_000 };
+    let latency_seconds = if smoke { 1 } else { 3 };
+    println!("latency at {rate} queries/s (dnsperf -Q {rate}, every query's latency), µs:");
+    println!("{:<30} {:>8} {:>8} {:>8}", "server", "p50", "p99", "p99.9");
+    for (name, address, _) in [&servers[0], &servers[best_knot]] {
+        let [p50, p99, p999] = latency(&lab, address, latency_seconds, rate);
+        println!("{name:<30} {p50:>8.0} {p99:>8.0} {p999:>8.0}");
+    }
+
+    // The election while the DNS threads are saturated: adverts every 10 ms, seen on the wire.
+    let capture = lab.dir.join("adverts.txt");
+    let tshark = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            "tshark",
+            "-i",
+            "eth0",
+            "-f",
+            "ip proto 112",
+        ])
+        .args(["-T", "fields", "-e", "frame.time_epoch", "-a"])
+        .arg(format!("duration:{}", seconds + 2))
+        .stdout(std::fs::File::create(&capture).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tshark (apt-get install tshark)");
+    std::thread::sleep(Duration::from_millis(1500));
+    let saturated = measure(&lab, "192.0.2.100", vipd_pid, seconds, &loads[best_load]);
+    let _ = tshark.wait_with_output();
+    let times: Vec<f64> = std::fs::read_to_string(&capture)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]) * 1000.0).collect();
+    gaps.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        gaps.get(((gaps.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "adverts every 10 ms while vipd answered {:.0} q/s (`{}`): {} adverts, gap median {:.2} ms, p99 {:.2} ms, largest {:.2} ms",
+        saturated.0,
+        loads[best_load],
+        times.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
     );
 }

@@ -306,6 +306,9 @@ const QUEUED_AT_MOST: usize = 16384;
 const RECEIVE_BUFFER: usize = 4200;
 
 /// A socket's receive buffers and what the last batch read into them.
+/// A VRRP socket: (LAN segment, family).
+type SocketKey = (usize, Family);
+
 /// How long after start-up or a reload the heap is trimmed.
 const TRIM_AFTER: Duration = Duration::from_secs(10);
 
@@ -1088,7 +1091,13 @@ impl Daemon {
         let mut starts = Vec::new();
         let mut unsettled: Vec<(u32, IpAddr)> = Vec::new();
         let mut announcements: Vec<Effect> = Vec::new();
+        // Adverts in a row (a timer step's, for every group due) go out together; any
+        // other effect sends them first, so the order between effects is kept.
+        let mut sends: Vec<Effect> = Vec::new();
         while let Some(effect) = self.node.poll_effect() {
+            if !matches!(effect, Effect::Send { .. } | Effect::StartResources { .. }) {
+                self.send_adverts(&mut sends);
+            }
             match effect {
                 start @ Effect::StartResources { .. } => starts.push(start),
                 Effect::Claim {
@@ -1109,8 +1118,8 @@ impl Daemon {
                 send @ Effect::Send { .. } if !announcements.is_empty() => {
                     announcements.push(send);
                 }
-                effect @ (Effect::Send { .. }
-                | Effect::Heartbeat { .. }
+                send @ Effect::Send { .. } => sends.push(send),
+                effect @ (Effect::Heartbeat { .. }
                 | Effect::Transition { .. }
                 | Effect::Mastership { .. }
                 | Effect::Resolve { .. }
@@ -1121,6 +1130,7 @@ impl Daemon {
                 }
             }
         }
+        self.send_adverts(&mut sends);
         self.settle(&mut unsettled, &mut announcements).await;
         for start in starts {
             let Effect::StartResources {
@@ -1139,51 +1149,113 @@ impl Daemon {
         }
     }
 
-    async fn perform(&mut self, effect: Effect) {
-        match effect {
-            Effect::Send {
+    /// The VRRP socket for `family` on LAN segment `lan`.
+    fn vrrp_socket(&self, lan: usize, family: Family) -> Option<&VrrpSocket> {
+        if lan == 0 {
+            self.sockets.iter().find(|s| s.family() == family)
+        } else {
+            self.extra_lans.get(lan - 1).and_then(|l| {
+                l.sockets
+                    .iter()
+                    .find(|s| s.family() == family)
+                    .map(|s| s.as_ref())
+            })
+        }
+    }
+
+    /// Sends the adverts of `sends` (emptied), socket by socket with sendmmsg; a group with
+    /// a virtual MAC sends its own (whole frames from the macvlan).
+    fn send_adverts(&mut self, sends: &mut Vec<Effect>) {
+        if sends.is_empty() {
+            return;
+        }
+        let mut by_socket: Vec<(SocketKey, Vec<(IpAddr, &[u8])>)> = Vec::new();
+        let mut one_by_one = Vec::new();
+        for effect in sends.iter() {
+            let Effect::Send {
                 group,
                 lan,
                 family,
                 datagrams,
                 ..
-            } => {
-                let socket = if lan == 0 {
-                    self.sockets.iter().find(|s| s.family() == family)
-                } else {
-                    self.extra_lans.get(lan - 1).and_then(|l| {
-                        l.sockets
-                            .iter()
-                            .find(|s| s.family() == family)
-                            .map(|s| s.as_ref())
-                    })
-                };
-                let Some(socket) = socket else {
-                    return;
-                };
-                // With a virtual MAC, multicast adverts leave from it (RFC 9568 7.3). The
-                // virtual-MAC links live on the node's interface (segment 0).
-                let vmac = self
-                    .vmacs
-                    .get(&(group.to_string(), family))
-                    .filter(|_| lan == 0);
-                let source = socket.source();
-                for (destination, message) in datagrams {
-                    if let Some(vmac) = vmac {
-                        match vmac.announcer.send_advert(source, destination, &message) {
-                            Ok(true) => continue,
-                            Ok(false) => {}
-                            Err(e) => {
-                                debug!(%group, "sending advert from the virtual MAC: {e}");
-                                continue;
-                            }
-                        }
-                    }
-                    if let Err(e) = socket.send(destination, &message) {
-                        debug!(%group, "sending advert to {destination}: {e}");
+            } = effect
+            else {
+                continue;
+            };
+            if *lan == 0
+                && !self.vmacs.is_empty()
+                && self.vmacs.contains_key(&(group.to_string(), *family))
+            {
+                one_by_one.push(effect.clone());
+                continue;
+            }
+            let key = (*lan, *family);
+            let index = match by_socket.iter().position(|(k, _)| *k == key) {
+                Some(index) => index,
+                None => {
+                    by_socket.push((key, Vec::new()));
+                    by_socket.len() - 1
+                }
+            };
+            by_socket[index]
+                .1
+                .extend(datagrams.iter().map(|(to, bytes)| (*to, bytes.as_slice())));
+        }
+        for ((lan, family), datagrams) in &by_socket {
+            if let Some(socket) = self.vrrp_socket(*lan, *family) {
+                socket.send_many(datagrams);
+            }
+        }
+        drop(by_socket);
+        sends.clear();
+        for effect in one_by_one {
+            self.perform_send(effect);
+        }
+    }
+
+    /// Sends one group's adverts (from its virtual MAC when it has one).
+    fn perform_send(&self, effect: Effect) {
+        let Effect::Send {
+            group,
+            lan,
+            family,
+            datagrams,
+            ..
+        } = effect
+        else {
+            return;
+        };
+        let socket = self.vrrp_socket(lan, family);
+        let Some(socket) = socket else {
+            return;
+        };
+        // With a virtual MAC, multicast adverts leave from it (RFC 9568 7.3). The
+        // virtual-MAC links live on the node's interface (segment 0).
+        let vmac = self
+            .vmacs
+            .get(&(group.to_string(), family))
+            .filter(|_| lan == 0);
+        let source = socket.source();
+        for (destination, message) in datagrams {
+            if let Some(vmac) = vmac {
+                match vmac.announcer.send_advert(source, destination, &message) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        debug!(%group, "sending advert from the virtual MAC: {e}");
+                        continue;
                     }
                 }
             }
+            if let Err(e) = socket.send(destination, &message) {
+                debug!(%group, "sending advert to {destination}: {e}");
+            }
+        }
+    }
+
+    async fn perform(&mut self, effect: Effect) {
+        match effect {
+            send @ Effect::Send { .. } => self.perform_send(send),
             Effect::Claim {
                 group,
                 family,

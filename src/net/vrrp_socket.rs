@@ -151,6 +151,162 @@ impl VrrpSocket {
         Ok(())
     }
 
+    /// Sends many VRRP messages with as few system calls as the kernel allows (sendmmsg,
+    /// 64 at a time), from this node's source address on this interface. A master of many
+    /// groups sends its adverts of one timer step this way: one call instead of one per
+    /// group, and the receivers it wakes do not preempt it between adverts. Returns how many
+    /// could not be sent (each is logged at debug level).
+    pub fn send_many(&self, datagrams: &[(IpAddr, &[u8])]) -> usize {
+        const CHUNK: usize = 64;
+        let fd = self.fd.get_ref().as_raw_fd();
+        // One control message for all: the same source address and interface.
+        let mut control = [0u64; 8];
+        let control_len = self.packet_info(&mut control);
+        let mut failed = 0;
+        for chunk in datagrams.chunks(CHUNK) {
+            let mut names: Vec<libc::sockaddr_storage> = Vec::with_capacity(chunk.len());
+            let mut iovecs: Vec<libc::iovec> = Vec::with_capacity(chunk.len());
+            for (destination, message) in chunk {
+                names.push(self.socket_address(*destination));
+                iovecs.push(libc::iovec {
+                    iov_base: message.as_ptr() as *mut libc::c_void,
+                    iov_len: message.len(),
+                });
+            }
+            let mut headers: Vec<libc::mmsghdr> = (0..chunk.len())
+                .map(|i| {
+                    // SAFETY: an all-zero msghdr is valid; the fields are set below.
+                    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+                    header.msg_name = &mut names[i] as *mut _ as *mut libc::c_void;
+                    header.msg_namelen = match chunk[i].0 {
+                        IpAddr::V4(_) => std::mem::size_of::<libc::sockaddr_in>(),
+                        IpAddr::V6(_) => std::mem::size_of::<libc::sockaddr_in6>(),
+                    } as libc::socklen_t;
+                    header.msg_iov = &mut iovecs[i];
+                    header.msg_iovlen = 1;
+                    if control_len > 0 {
+                        header.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+                        header.msg_controllen = control_len as _;
+                    }
+                    libc::mmsghdr {
+                        msg_hdr: header,
+                        msg_len: 0,
+                    }
+                })
+                .collect();
+            let mut offset = 0;
+            while offset < headers.len() {
+                // SAFETY: every header points into names, iovecs, control and the messages,
+                // all alive for the call.
+                let sent = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        headers[offset..].as_mut_ptr(),
+                        (headers.len() - offset) as libc::c_uint,
+                        0,
+                    )
+                };
+                if sent > 0 {
+                    offset += sent as usize;
+                } else {
+                    // The message at `offset` failed: skip it and go on with the others.
+                    let e = io::Error::last_os_error();
+                    tracing::debug!("sending an advert to {}: {e}", chunk[offset].0);
+                    failed += 1;
+                    offset += 1;
+                }
+            }
+        }
+        failed
+    }
+
+    /// The IP_PKTINFO / IPV6_PKTINFO control message naming this socket's source address
+    /// and interface, written into `buffer`; its length (0 for mismatched families).
+    fn packet_info(&self, buffer: &mut [u64; 8]) -> usize {
+        let bytes = buffer.as_mut_ptr() as *mut u8;
+        // SAFETY: the buffer is 64 bytes, aligned for cmsghdr, more than CMSG_SPACE of
+        // either structure; CMSG_DATA points inside it.
+        unsafe {
+            let header = bytes as *mut libc::cmsghdr;
+            match self.source {
+                IpAddr::V4(src) if self.family == Family::V4 => {
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: self.ifindex as i32,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(src).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    let size = std::mem::size_of::<libc::in_pktinfo>() as u32;
+                    (*header).cmsg_level = libc::IPPROTO_IP;
+                    (*header).cmsg_type = libc::IP_PKTINFO;
+                    (*header).cmsg_len = libc::CMSG_LEN(size) as _;
+                    std::ptr::write_unaligned(
+                        libc::CMSG_DATA(header) as *mut libc::in_pktinfo,
+                        info,
+                    );
+                    libc::CMSG_SPACE(size) as usize
+                }
+                IpAddr::V6(src) if self.family == Family::V6 => {
+                    let info = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: src.octets(),
+                        },
+                        ipi6_ifindex: self.ifindex,
+                    };
+                    let size = std::mem::size_of::<libc::in6_pktinfo>() as u32;
+                    (*header).cmsg_level = libc::IPPROTO_IPV6;
+                    (*header).cmsg_type = libc::IPV6_PKTINFO;
+                    (*header).cmsg_len = libc::CMSG_LEN(size) as _;
+                    std::ptr::write_unaligned(
+                        libc::CMSG_DATA(header) as *mut libc::in6_pktinfo,
+                        info,
+                    );
+                    libc::CMSG_SPACE(size) as usize
+                }
+                _ => 0,
+            }
+        }
+    }
+
+    /// `destination` as a socket address (IPv6 scoped to this interface).
+    fn socket_address(&self, destination: IpAddr) -> libc::sockaddr_storage {
+        // SAFETY: an all-zero sockaddr_storage is valid, and large enough for either.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        match destination {
+            IpAddr::V4(v4) => {
+                let address = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(v4).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than sockaddr_in and aligned for it.
+                unsafe {
+                    std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, address)
+                };
+            }
+            IpAddr::V6(v6) => {
+                let address = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: 0,
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: v6.octets(),
+                    },
+                    sin6_scope_id: self.ifindex,
+                };
+                // SAFETY: as above, for sockaddr_in6.
+                unsafe {
+                    std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, address)
+                };
+            }
+        }
+        storage
+    }
+
     /// Waits for datagrams and reads at most one per buffer. Readiness is kept while more
     /// may be queued, so a flood is read in bounded batches between the loop's other work
     /// (timers, adverts) instead of starving it.
