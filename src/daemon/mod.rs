@@ -309,6 +309,9 @@ const RECEIVE_BUFFER: usize = 4200;
 /// A VRRP socket: (LAN segment, family).
 type SocketKey = (usize, Family);
 
+/// Adverts for one socket: (destination, message).
+type Outgoing<'a> = Vec<(IpAddr, &'a [u8])>;
+
 /// How long after start-up or a reload the heap is trimmed.
 const TRIM_AFTER: Duration = Duration::from_secs(10);
 
@@ -1169,7 +1172,7 @@ impl Daemon {
         if sends.is_empty() {
             return;
         }
-        let mut by_socket: Vec<(SocketKey, Vec<(IpAddr, &[u8])>)> = Vec::new();
+        let mut by_socket: Vec<(SocketKey, Outgoing)> = Vec::new();
         let mut one_by_one = Vec::new();
         for effect in sends.iter() {
             let Effect::Send {
