@@ -12,5 +12,6 @@ pub mod ratelimit;
 pub mod serve;
 pub mod server;
 pub mod socket_set;
+pub mod udp_batch;
 pub mod update;
 pub mod zone;
