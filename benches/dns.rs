@@ -11,7 +11,7 @@
 //! tshark on the client while vipd's DNS is saturated: the largest gap between two adverts.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vipd::lab::Lab;
 
 fn cluster() -> String {
@@ -130,50 +130,16 @@ fn main() {
     )
     .unwrap();
 
-    let zone_file = lab.dir.join("cluster.example.zone");
-    std::fs::write(&zone_file, ZONE).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/knot/run-knot.sh");
     // Knot with one UDP worker at .53, with two at .54.
     let mut knots = Vec::new();
     for (workers, address) in [(1, "192.0.2.53"), (2, "192.0.2.54")] {
         let name = format!("knot{workers}");
         let namespace = lab.add_host(&name, &[&format!("{address}/24")]).unwrap();
-        let log = std::fs::File::create(lab.dir.join(format!("{name}.log"))).unwrap();
         let pid = lab
-            .spawn(
-                Command::new("bash")
-                    .arg(script)
-                    .arg(&namespace)
-                    .arg(lab.dir.join(&name))
-                    .arg(address)
-                    .arg("cluster.example.")
-                    .arg(&zone_file)
-                    .env("KNOT_UDP_WORKERS", workers.to_string())
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log),
-            )
+            .start_knot(&name, &namespace, address, ZONE, Some(workers))
             .unwrap();
-        let start = Instant::now();
-        while !lab
-            .exec(
-                &lab.client,
-                &[
-                    "dig",
-                    "+short",
-                    "+time=1",
-                    &format!("@{address}"),
-                    "cluster.example.",
-                    "SOA",
-                ],
-            )
-            .is_ok_and(|o| !o.trim().is_empty())
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "knot did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        lab.wait_for_dns(address, Duration::from_secs(10))
+            .expect("knot did not start");
         knots.push((format!("knot 3.2, {workers} UDP worker(s)"), address, pid));
     }
     let vipd_pid = lab.vipd_pid(0).unwrap();

@@ -14,14 +14,15 @@
 //! up on the new owner; a client probes the last group every millisecond for the outage it
 //! sees.
 
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use vipd::lab::Lab;
 
 /// Groups per LAN segment (VRIDs 1..=250 on each).
-const PER_SEGMENT: usize = 250;
+const PER_SEGMENT: usize = vipd::lab::GROUPS_PER_SEGMENT;
+
+use vipd::lab::{many_group as group, segments_for as segments};
 
 fn interval_ms() -> u64 {
     std::env::var("VIPD_BENCH_INTERVAL_MS")
@@ -31,53 +32,8 @@ fn interval_ms() -> u64 {
         .unwrap_or(100)
 }
 
-/// Group `g` (0-based): its segment, VRID and virtual address.
-fn group(g: usize, v6: bool) -> (usize, usize, String) {
-    let (segment, vrid) = (g / PER_SEGMENT, g % PER_SEGMENT + 1);
-    let address = if v6 {
-        format!("2001:db8:{:x}::{vrid:x}", 0x100 + segment)
-    } else {
-        format!("198.51.100.{vrid}")
-    };
-    (segment, vrid, address)
-}
-
-fn segments(groups: usize) -> usize {
-    groups.div_ceil(PER_SEGMENT)
-}
-
 fn cluster(groups: usize, v6: bool) -> String {
-    let mut text = String::from("[cluster]\nname = \"lab\"\nzone = \"cluster.example.\"\n");
-    for (n, name) in ["alpha", "beta"].iter().enumerate() {
-        let _ = write!(
-            text,
-            "\n[[node]]\nname = \"{name}\"\ninterface = \"eth0\"\naddress = \"192.0.2.{}\"\n",
-            11 + n
-        );
-        for segment in 1..segments(groups) {
-            let _ = write!(
-                text,
-                "[[node.lan]]\ninterface = \"eth{segment}\"\naddress = \"2001:db8:{segment}::{:x}\"\nlink_local = \"fe80::{segment}:{:x}\"\n",
-                0x11 + n,
-                0x11 + n
-            );
-        }
-    }
-    for g in 0..groups {
-        let (segment, vrid, address) = group(g, v6);
-        let interface = if segment == 0 {
-            String::new()
-        } else {
-            format!("interface = \"eth{segment}\"\n")
-        };
-        let _ = write!(
-            text,
-            "\n[[group]]\nname = \"g{g}\"\nvrid = {vrid}\n{interface}addresses = [\"{address}/{}\"]\npriority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"{}ms\"\n",
-            if v6 { 128 } else { 32 },
-            interval_ms()
-        );
-    }
-    text
+    vipd::lab::many_groups(groups, v6, interval_ms())
 }
 
 fn keepalived(groups: usize, v6: bool, priority: u8) -> String {
@@ -281,36 +237,9 @@ fn print_anonymous_mappings(pid: u32) {
 
 /// `perf record` of the master for `seconds`; prints the report's top entries.
 fn profile(lab: &Lab, pid: u32, seconds: u64) {
-    let data = lab.dir.join("perf.data");
-    let _ = Command::new("perf")
-        .args(["record", "-g", "-o"])
-        .arg(&data)
-        .args(["-p", &pid.to_string(), "--", "sleep", &seconds.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if let Ok(report) = Command::new("perf")
-        .args([
-            "report",
-            "--stdio",
-            "--no-children",
-            "--percent-limit",
-            "1.5",
-            "-g",
-            "none",
-            "-i",
-        ])
-        .arg(&data)
-        .output()
-    {
-        println!("perf profile of the master vipd (entries above 1.5 %):");
-        for line in String::from_utf8_lossy(&report.stdout)
-            .lines()
-            .filter(|l| l.contains('%') && !l.starts_with('#'))
-            .take(40)
-        {
-            println!("  {line}");
-        }
+    println!("perf profile of the master vipd (entries above 1.5 %):");
+    for line in vipd::lab::perf_profile(pid, seconds, &lab.dir.join("perf.data"), 1.5) {
+        println!("  {line}");
     }
 }
 
@@ -548,7 +477,7 @@ fn main() {
             m.master_wakeups
         );
     }
-    let ratio = |a: f64, b: f64| a / b.max(1e-9);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     println!(
         "ratio      {:>11.2} {:>11.2} {:>22} {:>11.2} {:>11.2} {:>9.2}",
         ratio(vipd.usage[0].0, keepalived.usage[0].0),

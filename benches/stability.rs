@@ -9,6 +9,8 @@
 //!     cargo bench --bench stability   # as root; VIPD_STABILITY_SECONDS (default 600),
 //!                                     # VIPD_BENCH_TRIALS (crashes, default 10),
 //!                                     # VIPD_BENCH_INTERVAL_MS (default 10),
+//!                                     # VIPD_BENCH_RT_PRIORITY=N: vipd run --rt-priority N,
+//!                                     # VIPD_BENCH_ONLY=vipd: without keepalived,
 //!                                     # VIPD_BENCH_PERF=1: perf profile of the master vipd
 
 use std::net::IpAddr;
@@ -100,45 +102,11 @@ fn masterships(lab: &Lab, daemon: Daemon) -> u64 {
 /// Starts the load on the master: a DNS flood from the client, two busy loops on its cores.
 fn load(lab: &mut Lab, daemon: Daemon, seconds: u64) {
     if daemon == Daemon::Keepalived {
-        let zone = lab.dir.join("cluster.example.zone");
-        std::fs::write(&zone, ZONE).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/knot/run-knot.sh");
         let namespace = lab.nodes[0].namespace.clone();
-        let log = std::fs::File::create(lab.dir.join("knot.log")).unwrap();
-        lab.spawn(
-            Command::new("bash")
-                .arg(script)
-                .arg(&namespace)
-                .arg(lab.dir.join("knot"))
-                .arg(ALPHA)
-                .arg("cluster.example.")
-                .arg(&zone)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-        )
-        .unwrap();
+        lab.start_knot("knot", &namespace, ALPHA, ZONE, None)
+            .unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !lab
-        .exec(
-            &lab.client,
-            &[
-                "dig",
-                "+short",
-                "+time=1",
-                "@192.0.2.11",
-                "cluster.example.",
-                "SOA",
-            ],
-        )
-        .is_ok_and(|o| !o.trim().is_empty())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no DNS server answers at {ALPHA}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    lab.wait_for_dns(ALPHA, Duration::from_secs(10)).unwrap();
     let namespace = lab.nodes[0].namespace.clone();
     for _ in 0..2 {
         let bound = format!(
@@ -211,6 +179,9 @@ fn run(daemon: Daemon, soak: Duration, trials: usize, smoke: bool) -> Outcome {
     let vip: IpAddr = VIP.parse().unwrap();
     let mut lab = Lab::new("stab", &cluster(), env!("CARGO_BIN_EXE_vipd").as_ref())
         .expect("lab (run as root)");
+    if let Ok(priority) = std::env::var("VIPD_BENCH_RT_PRIORITY") {
+        lab.vipd_args = vec!["--rt-priority".into(), priority];
+    }
     for node in 0..3 {
         lab.start_responder(node).unwrap();
         start(&mut lab, daemon, node);
@@ -226,35 +197,11 @@ fn run(daemon: Daemon, soak: Duration, trials: usize, smoke: bool) -> Outcome {
     std::thread::sleep(Duration::from_secs(1));
     let before = masterships(&lab, daemon);
     if std::env::var_os("VIPD_BENCH_PERF").is_some() && daemon == Daemon::Vipd && !smoke {
-        let pid = lab.vipd_pid(0).unwrap().to_string();
+        let pid = lab.vipd_pid(0).unwrap();
         let data = lab.dir.join("perf.data");
-        let seconds = soak.as_secs().min(30).to_string();
-        let _ = Command::new("perf")
-            .args(["record", "-g", "-o"])
-            .arg(&data)
-            .args(["-p", &pid, "--", "sleep", &seconds])
-            .output();
-        if let Ok(report) = Command::new("perf")
-            .args([
-                "report",
-                "--stdio",
-                "--no-children",
-                "--percent-limit",
-                "2",
-                "-i",
-            ])
-            .arg(&data)
-            .output()
-        {
-            let text = String::from_utf8_lossy(&report.stdout);
-            println!("perf profile of the master vipd under load (entries above 2 %):");
-            for line in text
-                .lines()
-                .filter(|l| l.contains('%') && !l.starts_with('#'))
-                .take(25)
-            {
-                println!("  {line}");
-            }
+        println!("perf profile of the master vipd under load (entries above 2 %):");
+        for line in vipd::lab::perf_profile(pid, soak.as_secs().min(30), &data, 2.0) {
+            println!("  {line}");
         }
     }
     let profiled = if std::env::var_os("VIPD_BENCH_PERF").is_some() && !smoke {
@@ -323,7 +270,11 @@ fn main() {
         "", "false transitions", "crash median", "crash worst", "DNS queries/s (flood)"
     );
     let mut medians = Vec::new();
+    let only_vipd = std::env::var("VIPD_BENCH_ONLY").is_ok_and(|o| o == "vipd");
     for daemon in [Daemon::Vipd, Daemon::Keepalived] {
+        if only_vipd && daemon == Daemon::Keepalived {
+            continue;
+        }
         let outcome = run(daemon, soak, trials, smoke);
         let worst = outcome.outages.iter().max().copied().unwrap_or_default();
         println!(
@@ -342,8 +293,10 @@ fn main() {
         println!("  {} outages (ms): {}", daemon.name(), all.join(" "));
         medians.push(median(&outcome.outages));
     }
-    println!(
-        "crash ratio vipd / keepalived: {:.2}",
-        medians[0].as_secs_f64() / medians[1].as_secs_f64().max(1e-9)
-    );
+    if let [vipd, keepalived] = medians[..] {
+        println!(
+            "crash ratio vipd / keepalived: {:.2}",
+            vipd.as_secs_f64() / keepalived.as_secs_f64().max(1e-9)
+        );
+    }
 }

@@ -1,7 +1,6 @@
 //! What 1000 groups cost in memory on the node layer, counted by the allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use vipd::config::Config;
@@ -35,43 +34,10 @@ fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// The scale benchmark's file: 1000 IPv6 groups, 250 on each of four segments.
-fn cluster(groups: usize) -> String {
-    let mut text = String::from("[cluster]\nname = \"lab\"\nzone = \"cluster.example.\"\n");
-    for (n, name) in ["alpha", "beta"].iter().enumerate() {
-        let _ = write!(
-            text,
-            "\n[[node]]\nname = \"{name}\"\ninterface = \"eth0\"\naddress = \"192.0.2.{}\"\n",
-            11 + n
-        );
-        for segment in 1..groups.div_ceil(250) {
-            let _ = write!(
-                text,
-                "[[node.lan]]\ninterface = \"eth{segment}\"\naddress = \"2001:db8:{segment}::{:x}\"\nlink_local = \"fe80::{segment}:{:x}\"\n",
-                0x11 + n,
-                0x11 + n
-            );
-        }
-    }
-    for g in 0..groups {
-        let (segment, vrid) = (g / 250, g % 250 + 1);
-        let interface = if segment == 0 {
-            String::new()
-        } else {
-            format!("interface = \"eth{segment}\"\n")
-        };
-        let _ = write!(
-            text,
-            "\n[[group]]\nname = \"g{g}\"\nvrid = {vrid}\n{interface}addresses = [\"2001:db8:{:x}::{vrid:x}/128\"]\npriority = {{ alpha = 200, beta = 100 }}\nadvert_interval = \"100ms\"\n",
-            0x100 + segment
-        );
-    }
-    text
-}
-
 #[test]
 fn a_thousand_groups_cost_the_node_layer_under_3_kib_each() {
-    let text = cluster(1000);
+    // The scale benchmark's file: 1000 IPv6 groups, 250 on each of four segments.
+    let text = vipd::lab::many_groups(1000, true, 100);
     let base = live();
     let config = Config::parse("scale.toml", &text).unwrap();
     let after_config = live();

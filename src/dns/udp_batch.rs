@@ -1,6 +1,7 @@
 //! Datagrams read and answers sent many at a time (recvmmsg and sendmmsg), as knot does: under
 //! load a DNS thread makes two system calls per batch instead of two per query.
 
+use crate::net::mmsg;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -43,16 +44,12 @@ impl Received {
             .collect();
         let mut headers: Vec<libc::mmsghdr> = (0..BATCH)
             .map(|i| {
-                // SAFETY: an all-zero msghdr is valid; the fields are set below.
-                let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-                header.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
-                header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-                header.msg_iov = &mut iovecs[i];
-                header.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: header,
-                    msg_len: 0,
-                }
+                mmsg::header(
+                    &mut self.names[i] as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+                    &mut iovecs[i],
+                    (std::ptr::null_mut(), 0),
+                )
             })
             .collect();
         // SAFETY: the headers point into names, iovecs and buffers, alive for the call.
@@ -115,8 +112,10 @@ fn socket_address(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 /// network drops datagrams: the client asks again.
 pub fn send_all(socket: &impl AsRawFd, answers: &[(Vec<u8>, SocketAddr)]) {
     for chunk in answers.chunks(BATCH) {
-        let mut names: Vec<socket2::SockAddr> =
-            chunk.iter().map(|(_, to)| socket2::SockAddr::from(*to)).collect();
+        let mut names: Vec<socket2::SockAddr> = chunk
+            .iter()
+            .map(|(_, to)| socket2::SockAddr::from(*to))
+            .collect();
         let mut iovecs: Vec<libc::iovec> = chunk
             .iter()
             .map(|(bytes, _)| libc::iovec {
@@ -126,32 +125,17 @@ pub fn send_all(socket: &impl AsRawFd, answers: &[(Vec<u8>, SocketAddr)]) {
             .collect();
         let mut headers: Vec<libc::mmsghdr> = (0..chunk.len())
             .map(|i| {
-                // SAFETY: an all-zero msghdr is valid; the fields are set below.
-                let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-                header.msg_name = names[i].as_ptr() as *mut libc::c_void;
-                header.msg_namelen = names[i].len();
-                header.msg_iov = &mut iovecs[i];
-                header.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: header,
-                    msg_len: 0,
-                }
+                mmsg::header(
+                    names[i].as_ptr() as *mut libc::c_void,
+                    names[i].len(),
+                    &mut iovecs[i],
+                    (std::ptr::null_mut(), 0),
+                )
             })
             .collect();
-        let mut offset = 0;
-        while offset < headers.len() {
-            // SAFETY: the headers point into names, iovecs and the answers, alive here.
-            let sent = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    headers[offset..].as_mut_ptr(),
-                    (headers.len() - offset) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            // On an error, the answer at `offset` is dropped and the rest still go.
-            offset += if sent > 0 { sent as usize } else { 1 };
-        }
+        // SAFETY: the headers point into names, iovecs and the answers, alive here. An
+        // answer the kernel refuses is dropped and the rest still go.
+        unsafe { mmsg::send_all(socket.as_raw_fd(), &mut headers, |_, _| {}) };
         names.clear();
     }
 }

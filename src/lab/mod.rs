@@ -10,6 +10,7 @@ mod keepalived;
 pub mod probe;
 pub mod query;
 pub mod seed;
+mod tools;
 
 use crate::config::Config;
 use std::io;
@@ -19,8 +20,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub use cluster_file::{NODE_NAMES, cluster_file, with_foreign};
+pub use cluster_file::{
+    GROUPS_PER_SEGMENT, NODE_NAMES, cluster_file, many_group, many_groups, segments_for,
+    with_foreign,
+};
 pub use keepalived::keepalived_conf;
+pub use tools::perf_profile;
 
 /// The client's addresses on the lab LAN.
 pub const CLIENT_V4: &str = "192.0.2.200/24";
@@ -97,6 +102,8 @@ pub struct Lab {
     namespaces: Vec<String>,
     /// Other processes the lab started (DNS servers, ...), ended by pid on drop.
     others: Vec<Child>,
+    /// Extra arguments for every `vipd run` the lab starts (a benchmark's knob).
+    pub vipd_args: Vec<String>,
 }
 
 fn mac_text(mac: &[u8; 6]) -> String {
@@ -138,6 +145,7 @@ impl Lab {
             vipd_binary: vipd_binary.to_path_buf(),
             namespaces: Vec::new(),
             others: Vec::new(),
+            vipd_args: Vec::new(),
         };
         // From here on, Drop cleans up whatever was made.
         lab.build()?;
@@ -451,6 +459,7 @@ impl Lab {
             // State (the drain mark) stays in the lab's folder, never the host's.
             .arg("--state-dir")
             .arg(&self.dir)
+            .args(&self.vipd_args)
             .env("VIPD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -3,6 +3,7 @@
 
 pub mod announce;
 pub mod claims;
+pub mod mmsg;
 pub mod netlink;
 pub mod resolve;
 pub mod sysctl;

@@ -2,6 +2,7 @@
 //! TTL / hop limit 255 from the node's own address, receive what arrives on that interface
 //! only, with what the checks need (source, destination, TTL).
 
+use super::mmsg;
 use crate::wire::Family;
 use crate::wire::checksum::PROTOCOL_VRRP;
 use nix::sys::socket::{
@@ -173,49 +174,29 @@ impl VrrpSocket {
                     iov_len: message.len(),
                 });
             }
+            let control = (control.as_mut_ptr() as *mut libc::c_void, control_len);
             let mut headers: Vec<libc::mmsghdr> = (0..chunk.len())
                 .map(|i| {
-                    // SAFETY: an all-zero msghdr is valid; the fields are set below.
-                    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-                    header.msg_name = &mut names[i] as *mut _ as *mut libc::c_void;
-                    header.msg_namelen = match chunk[i].0 {
+                    let name_len = match chunk[i].0 {
                         IpAddr::V4(_) => std::mem::size_of::<libc::sockaddr_in>(),
                         IpAddr::V6(_) => std::mem::size_of::<libc::sockaddr_in6>(),
-                    } as libc::socklen_t;
-                    header.msg_iov = &mut iovecs[i];
-                    header.msg_iovlen = 1;
-                    if control_len > 0 {
-                        header.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-                        header.msg_controllen = control_len as _;
-                    }
-                    libc::mmsghdr {
-                        msg_hdr: header,
-                        msg_len: 0,
-                    }
+                    };
+                    mmsg::header(
+                        &mut names[i] as *mut _ as *mut libc::c_void,
+                        name_len as libc::socklen_t,
+                        &mut iovecs[i],
+                        control,
+                    )
                 })
                 .collect();
-            let mut offset = 0;
-            while offset < headers.len() {
-                // SAFETY: every header points into names, iovecs, control and the messages,
-                // all alive for the call.
-                let sent = unsafe {
-                    libc::sendmmsg(
-                        fd,
-                        headers[offset..].as_mut_ptr(),
-                        (headers.len() - offset) as libc::c_uint,
-                        0,
-                    )
-                };
-                if sent > 0 {
-                    offset += sent as usize;
-                } else {
-                    // The message at `offset` failed: skip it and go on with the others.
-                    let e = io::Error::last_os_error();
-                    tracing::debug!("sending an advert to {}: {e}", chunk[offset].0);
+            // SAFETY: every header points into names, iovecs, control and the messages, all
+            // alive for the call.
+            unsafe {
+                mmsg::send_all(fd, &mut headers, |index, e| {
+                    tracing::debug!("sending an advert to {}: {e}", chunk[index].0);
                     failed += 1;
-                    offset += 1;
-                }
-            }
+                })
+            };
         }
         failed
     }
