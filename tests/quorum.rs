@@ -156,6 +156,31 @@ fn a_graceful_stop_hands_the_group_over_without_waiting_for_the_lease() {
 }
 
 #[test]
+fn a_stopping_node_says_leaving_before_its_priority_zero_goes_out() {
+    let mut sim = started(&two_and_a_witness());
+    let alpha = sim.node("alpha");
+    let mut order = Vec::new();
+    sim.input(alpha, |n, now| {
+        n.shutdown(now);
+        while let Some(effect) = n.poll_effect() {
+            match effect {
+                vipd::node::Effect::Heartbeat { .. } => order.push("heartbeat"),
+                vipd::node::Effect::Send { priority: 0, .. } => order.push("priority 0"),
+                _ => {}
+            }
+        }
+    });
+    // The other order has the peers drop the advert as forged (they know of no leaving),
+    // and the next owner waits for the next heartbeat: 300 ms instead of 10 in the lab.
+    let first_advert = order.iter().position(|e| *e == "priority 0");
+    let first_heartbeat = order.iter().position(|e| *e == "heartbeat");
+    assert!(
+        first_advert.is_some() && first_heartbeat < first_advert,
+        "{order:?}"
+    );
+}
+
+#[test]
 fn a_handover_of_a_quorum_group_breaks_before_it_makes() {
     let mut sim = started(&two_and_a_witness());
     let (alpha, beta) = (sim.node("alpha"), sim.node("beta"));

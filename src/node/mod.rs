@@ -739,10 +739,16 @@ impl Node {
         // Every group's priority 0 before any release: the shell releases one group after the
         // other, and with the adverts in between the last groups' takers heard of the stop
         // only once all the earlier addresses were gone.
+        // The heartbeats that say "leaving" stay ahead of the adverts: a peer that hears a
+        // priority 0 before them drops it as forged, and waits for the next heartbeat.
         let batch: Vec<Effect> = self.effects.drain(first..).collect();
+        let (heartbeats, batch): (Vec<Effect>, Vec<Effect>) = batch
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Heartbeat { .. }));
         let (adverts, rest): (Vec<Effect>, Vec<Effect>) = batch
             .into_iter()
             .partition(|e| matches!(e, Effect::Send { priority: 0, .. }));
+        self.effects.extend(heartbeats);
         self.effects.extend(adverts);
         self.effects.extend(rest);
     }
