@@ -184,14 +184,7 @@ async fn serve_udp(server: Arc<Server>, sockets: Vec<std::net::UdpSocket>) {
         }
     };
     loop {
-        let ready = match set.ready().await {
-            Ok(ready) => ready,
-            Err(e) => {
-                warn!("DNS UDP sockets: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let ready = set.ready().await;
         for index in ready {
             let socket = &sockets[index];
             for _ in 0..4 {
@@ -321,14 +314,7 @@ async fn serve_tcp(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) {
         }
     };
     loop {
-        let ready: Vec<usize> = match set.ready().await {
-            Ok(ready) => ready.collect(),
-            Err(e) => {
-                warn!("DNS TCP sockets: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let ready: Vec<usize> = set.ready().await.collect();
         for index in ready {
             let accepted = listeners[index].accept().and_then(|(stream, client)| {
                 stream.set_nonblocking(true)?;

@@ -40,20 +40,31 @@ impl SocketSet {
     }
 
     /// Waits until at least one socket has input; returns the indexes of those that have
-    /// (some of them: at most 64 at a time; the others come next time).
-    pub async fn ready(&mut self) -> io::Result<impl Iterator<Item = usize> + '_> {
+    /// (some of them: at most 64 at a time; the others come next time). An error of the set
+    /// itself is logged and waited out, not spun on.
+    pub async fn ready(&mut self) -> impl Iterator<Item = usize> + '_ {
         loop {
-            let mut guard = self.set.readable().await?;
-            let n = guard
-                .get_inner()
-                .0
-                .wait(&mut self.events, EpollTimeout::ZERO)?;
-            if n == 0 {
-                // Nothing left: wait for the set's next wake-up.
-                guard.clear_ready();
-                continue;
+            match self.poll_ready().await {
+                Ok(0) => {}
+                Ok(n) => return self.events[..n].iter().map(|e| e.data() as usize),
+                Err(e) => {
+                    tracing::warn!("DNS sockets: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
             }
-            return Ok(self.events[..n].iter().map(|e| e.data() as usize));
         }
+    }
+
+    /// How many sockets have input (0: none left, the set waits for its next wake-up).
+    async fn poll_ready(&mut self) -> io::Result<usize> {
+        let mut guard = self.set.readable().await?;
+        let n = guard
+            .get_inner()
+            .0
+            .wait(&mut self.events, EpollTimeout::ZERO)?;
+        if n == 0 {
+            guard.clear_ready();
+        }
+        Ok(n)
     }
 }

@@ -34,24 +34,19 @@ impl Default for Received {
 impl Received {
     /// Reads what is queued, up to a batch; `WouldBlock` when nothing is.
     pub fn receive(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
-        let mut iovecs: Vec<libc::iovec> = self
-            .buffers
-            .chunks_mut(DATAGRAM)
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut headers: Vec<libc::mmsghdr> = (0..BATCH)
-            .map(|i| {
-                mmsg::header(
-                    &mut self.names[i] as *mut _ as *mut libc::c_void,
-                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
-                    &mut iovecs[i],
-                    (std::ptr::null_mut(), 0),
-                )
-            })
-            .collect();
+        // On the stack: this runs once per batch under load.
+        let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
+            iov_base: self.buffers[i * DATAGRAM..].as_mut_ptr() as *mut libc::c_void,
+            iov_len: DATAGRAM,
+        });
+        let mut headers: [libc::mmsghdr; BATCH] = std::array::from_fn(|i| {
+            mmsg::header(
+                &mut self.names[i] as *mut _ as *mut libc::c_void,
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+                &mut iovecs[i],
+                (std::ptr::null_mut(), 0),
+            )
+        });
         // SAFETY: the headers point into names, iovecs and buffers, alive for the call.
         let n = unsafe {
             libc::recvmmsg(
